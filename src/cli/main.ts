@@ -1,0 +1,31 @@
+/**
+ * The `bbn` command. Thin: it parses arguments and calls the layers below. Every expected failure
+ * (bad config, bad data) is printed as one clear line and exits with status 2.
+ */
+import { Command } from 'commander';
+import { ConfigError } from '../core/config.ts';
+
+const program = new Command()
+  .name('bbn')
+  .description('Train BBN (Bilateral-Branch Network) on long-tailed data, on one machine or a cluster')
+  .showHelpAfterError();
+
+/** Errors whose message is the whole story for a user; anything else is a bug and keeps its stack. */
+function isUserError(err: unknown): err is Error {
+  return (
+    err instanceof Error &&
+    (err instanceof ConfigError ||
+      (err as { userFacing?: boolean }).userFacing === true ||
+      ['DataError', 'CheckpointError', 'CoreValueError'].includes(err.name))
+  );
+}
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (isUserError(err)) {
+    process.stderr.write(`bbn: ${err.message}\n`);
+    process.exit(2);
+  }
+  throw err;
+}
