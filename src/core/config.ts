@@ -231,19 +231,26 @@ function formatIssues(error: z.ZodError): string[] {
     if (i.code === 'unrecognized_keys') {
       return `${path === '(root)' ? '' : `${path}.`}${i.keys.join(', ')}: unknown key (check the spelling)`;
     }
-    return `${path}: ${i.message}`;
+    const got =
+      'input' in i && i.input !== undefined && typeof i.input !== 'object'
+        ? ` (got ${JSON.stringify(i.input)})`
+        : '';
+    return `${path}: ${i.message}${got}`;
   });
 }
 
 /** Validates a parsed config object; throws `ConfigError` naming every bad field. */
 export function parseRunConfig(raw: unknown, source = 'config'): RunConfig {
-  const result = runConfigSchema.safeParse(raw);
+  const result = runConfigSchema.safeParse(raw, { reportInput: true });
   if (!result.success) {
     const issues = formatIssues(result.error);
     throw new ConfigError(`${source} is invalid:\n  ${issues.join('\n  ')}`, issues);
   }
-  return result.data;
+  // A deep copy, so that no two configs share a default array or object.
+  return structuredClone(result.data);
 }
+
+const FORBIDDEN_KEYS = new Set(['__proto__', 'prototype', 'constructor']);
 
 /**
  * Applies `KEY=VALUE` overrides (dotted paths, YAML scalar values) to a raw config object,
@@ -257,6 +264,8 @@ export function applyOverrides(raw: unknown, overrides: readonly string[]): Reco
     const path = item.slice(0, eq).split('.');
     if (path.some((p) => p.length === 0))
       throw new ConfigError(`override "${item}" has an empty key segment`);
+    if (path.some((p) => FORBIDDEN_KEYS.has(p)))
+      throw new ConfigError(`override "${item}" names a forbidden key`);
     const value = parseYamlScalar(item.slice(eq + 1));
     let node = root;
     for (const key of path.slice(0, -1)) {

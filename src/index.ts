@@ -1,0 +1,2 @@
+/** Public entry of the package (`exports["."]`): the pure core API. */
+export * from './core/index.ts';
