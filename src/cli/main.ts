@@ -4,11 +4,14 @@
  */
 import { Command } from 'commander';
 import { ConfigError } from '../core/config.ts';
+import { registerDataCommand } from './data-command.ts';
 
 const program = new Command()
   .name('bbn')
   .description('Train BBN (Bilateral-Branch Network) on long-tailed data, on one machine or a cluster')
   .showHelpAfterError();
+
+registerDataCommand(program);
 
 /** Errors whose message is the whole story for a user; anything else is a bug and keeps its stack. */
 function isUserError(err: unknown): err is Error {

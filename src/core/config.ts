@@ -57,7 +57,7 @@ const datasetSchema = z
     stepMinorFraction: z.number().gt(0).lt(1).default(0.5),
     /** Seed of the long-tail subsampling (the official code uses 0). */
     subsampleSeed: z.number().int().nonnegative().default(0),
-    /** MNIST only: digits per class kept for the balanced test split (the rest form the training pool). */
+    /** MNIST and synthetic: images per class in the balanced test split (MNIST: the rest form the training pool). */
     testPerClass: positiveInt.default(200),
     /** Synthetic only: classes, images per class before the long tail, image side and channels. */
     numClasses: positiveInt.optional(),
