@@ -4,7 +4,11 @@
  */
 import { Command } from 'commander';
 import { ConfigError } from '../core/config.ts';
+import { registerCoordinatorCommand } from './coordinator-command.ts';
 import { registerDataCommand } from './data-command.ts';
+import { registerEvalCommand } from './eval-command.ts';
+import { registerReportCommand } from './report-command.ts';
+import { registerTrainCommand } from './train-command.ts';
 
 const program = new Command()
   .name('bbn')
@@ -12,6 +16,10 @@ const program = new Command()
   .showHelpAfterError();
 
 registerDataCommand(program);
+registerTrainCommand(program);
+registerEvalCommand(program);
+registerReportCommand(program);
+registerCoordinatorCommand(program);
 
 /** Errors whose message is the whole story for a user; anything else is a bug and keeps its stack. */
 function isUserError(err: unknown): err is Error {
@@ -19,7 +27,14 @@ function isUserError(err: unknown): err is Error {
     err instanceof Error &&
     (err instanceof ConfigError ||
       (err as { userFacing?: boolean }).userFacing === true ||
-      ['DataError', 'CheckpointError', 'CoreValueError'].includes(err.name))
+      [
+        'DataError',
+        'CheckpointError',
+        'CoreValueError',
+        'ModelError',
+        'BackendError',
+        'InvalidRequestError',
+      ].includes(err.name))
   );
 }
 

@@ -43,7 +43,8 @@ export function createProgress(stream: NodeJS.WriteStream = process.stderr, ever
         if (!bar) {
           bar = new SingleBar({
             stream,
-            format: 'epoch {ep} [{bar}] {value}/{total} | loss {loss} acc {acc} | α {alpha} lr {lr} | {sps} steps/s',
+            format:
+              'epoch {ep} [{bar}] {value}/{total} | loss {loss} acc {acc} | α {alpha} lr {lr} | {sps} steps/s',
             hideCursor: true,
             clearOnComplete: true,
           });

@@ -29,6 +29,7 @@ export {
   shardOf,
   shardRange,
 } from './epoch-plan.ts';
+export { epochSchedule, planFor } from './epoch-schedule.ts';
 export { powCorrectlyRounded } from './exact-pow.ts';
 export { type LrOptions, lrAt } from './lr.ts';
 export {

@@ -29,7 +29,7 @@ import { join } from 'node:path';
 
 const MAGIC = Buffer.from('BBNCKPT1', 'latin1');
 const DIGEST_BYTES = 32;
-const FILE_PATTERN = /^ckpt-e(\d{6})\.bbnckpt$/;
+const FILE_PATTERN = /^ckpt-e\d{6}-s\d{7}\.bbnckpt$/;
 
 /** A checkpoint that cannot be used: unreadable, corrupt, truncated, or from another model/run. */
 export class CheckpointError extends Error {
@@ -38,8 +38,10 @@ export class CheckpointError extends Error {
 
 /** What a checkpoint describes besides its tensors. */
 export interface CheckpointMeta {
-  /** Last completed epoch (1-based); training resumes at epoch + 1. */
+  /** Last completed epoch (1-based, 0 before the first); training resumes in epoch + 1. */
   readonly epoch: number;
+  /** Steps of epoch + 1 already done (0 at an epoch boundary; > 0 for a checkpoint taken on a stop request). */
+  readonly step: number;
   /** Architecture signature of the model; a checkpoint of another model is refused. */
   readonly modelSignature: string;
   /** The resolved run configuration that produced it. */
@@ -60,9 +62,9 @@ interface CheckpointHeader {
   readonly sections: readonly { readonly name: string; readonly length: number }[];
 }
 
-/** File name of the checkpoint of `epoch` (sortable by name). */
-export function checkpointFileName(epoch: number): string {
-  return `ckpt-e${String(epoch).padStart(6, '0')}.bbnckpt`;
+/** File name of the checkpoint taken after `epoch` full epochs and `step` steps of the next (sortable by name). */
+export function checkpointFileName(epoch: number, step = 0): string {
+  return `ckpt-e${String(epoch).padStart(6, '0')}-s${String(step).padStart(7, '0')}.bbnckpt`;
 }
 
 /** Serialises a checkpoint to bytes (header, payload, trailing SHA-256). */
@@ -111,7 +113,12 @@ export function decodeCheckpoint(bytes: Buffer, source: string): Checkpoint {
   } catch (err) {
     throw new CheckpointError(`${source} has an unreadable header: ${(err as Error).message}`);
   }
-  if (header?.format !== 1 || !Array.isArray(header.sections) || typeof header.meta?.epoch !== 'number') {
+  if (
+    header?.format !== 1 ||
+    !Array.isArray(header.sections) ||
+    typeof header.meta?.epoch !== 'number' ||
+    typeof header.meta?.step !== 'number'
+  ) {
     throw new CheckpointError(`${source} has a header of an unknown format`);
   }
   const sections: Record<string, Float32Array> = {};
@@ -133,12 +140,12 @@ export function decodeCheckpoint(bytes: Buffer, source: string): Checkpoint {
 }
 
 /**
- * Writes `ckpt` atomically as `dir/<checkpointFileName(epoch)>` (temporary file, fsync, rename,
+ * Writes `ckpt` atomically as `dir/<checkpointFileName(epoch, step)>` (temporary file, fsync, rename,
  * directory fsync), then deletes all but the newest `keep` checkpoints. Returns the file path.
  */
 export async function writeCheckpoint(dir: string, ckpt: Checkpoint, keep: number): Promise<string> {
   await mkdir(dir, { recursive: true });
-  const final = join(dir, checkpointFileName(ckpt.meta.epoch));
+  const final = join(dir, checkpointFileName(ckpt.meta.epoch, ckpt.meta.step));
   const temporary = `${final}.tmp-${process.pid}`;
   const bytes = encodeCheckpoint(ckpt);
   const fd = openSync(temporary, 'w');

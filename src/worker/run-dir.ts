@@ -9,7 +9,16 @@
  * Small files are written atomically too (temporary file + rename), so a crash never leaves a
  * half-written summary or config behind.
  */
-import { appendFileSync, closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import {
+  appendFileSync,
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import type { AccuracyReport } from '../core/metrics.ts';
@@ -140,6 +149,8 @@ export function writeSummary(dir: string, summary: RunSummary): void {
 }
 
 /** Copies the report's many/medium/few and per-class numbers into a metrics row's fields. */
-export function shotFields(r: AccuracyReport): Pick<EpochMetrics, 'testTop1' | 'perClass' | 'many' | 'medium' | 'few'> {
+export function shotFields(
+  r: AccuracyReport,
+): Pick<EpochMetrics, 'testTop1' | 'perClass' | 'many' | 'medium' | 'few'> {
   return { testTop1: r.top1, perClass: r.perClass, many: r.many, medium: r.medium, few: r.few };
 }

@@ -17,7 +17,7 @@ import {
 function sample(epoch: number, size = 1000): Checkpoint {
   const params = new Float32Array(size).map((_, i) => Math.sin(i + epoch));
   return {
-    meta: { epoch, modelSignature: 'net-A', config: { seed: 1 }, extra: { best: 0.5 } },
+    meta: { epoch, step: 0, modelSignature: 'net-A', config: { seed: 1 }, extra: { best: 0.5 } },
     sections: { params, momentum: new Float32Array(7).fill(epoch), empty: new Float32Array(0) },
   };
 }
@@ -83,7 +83,7 @@ describe('checkpoint files', () => {
       `import { writeCheckpoint } from ${JSON.stringify(join(process.cwd(), 'src/worker/checkpoint.ts'))};
        const dir = process.argv[2];
        for (let e = 1; ; e++) {
-         await writeCheckpoint(dir, { meta: { epoch: e, modelSignature: 'net-A', config: {}, extra: {} },
+         await writeCheckpoint(dir, { meta: { epoch: e, step: 0, modelSignature: 'net-A', config: {}, extra: {} },
            sections: { params: new Float32Array(2_000_000).fill(e) } }, 3);
          if (e === 2) process.send?.('written');
        }`,

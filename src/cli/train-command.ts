@@ -1,0 +1,117 @@
+/**
+ * `bbn train --config FILE [KEY=VALUE …] --out DIR` trains and evaluates one run in this process;
+ * `bbn train --resume DIR` continues it from its last good checkpoint. Ctrl-C stops after the
+ * current step with a checkpoint (a second Ctrl-C exits at once).
+ */
+import { existsSync } from 'node:fs';
+import type { Command } from 'commander';
+import { ConfigError, type RunConfig } from '../core/config.ts';
+import { selectBackend } from '../model/backend.ts';
+import { type RunOutcome, runTraining } from '../worker/run.ts';
+import { runPaths } from '../worker/run-dir.ts';
+import { loadRunConfig } from './config-file.ts';
+import { log } from './log.ts';
+import { createProgress } from './progress.ts';
+import { formatShotTable } from './report-command.ts';
+
+const pct = (x: number | null) => (x === null ? '   -  ' : `${(100 * x).toFixed(2).padStart(6)}`);
+
+/** Runs one training in this process, printing progress; resolves with how it ended. */
+export async function trainLocally(cfg: RunConfig, outDir: string, resume: boolean): Promise<RunOutcome> {
+  const backend = await selectBackend(cfg.compute.backend, { threads: cfg.compute.threads });
+  log.info({ backend: backend.name, tried: backend.tried }, backend.reason);
+  process.stderr.write(`backend: ${backend.name} (${backend.reason})\n`);
+  const progress = createProgress();
+  let stopRequested = false;
+  const onSigint = () => {
+    if (stopRequested) process.exit(130);
+    stopRequested = true;
+    process.stderr.write('\nstopping after this step with a checkpoint (Ctrl-C again to exit now)\n');
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    return await runTraining(cfg, outDir, {
+      resume,
+      backend: backend.name,
+      hooks: {
+        onStart({ data, model, resumedFrom, startEpoch }) {
+          const counts = data.trainCounts;
+          process.stderr.write(
+            `data: ${data.train.name} ${data.train.size} train / ${data.test.size} test images, ${counts.length} classes, ` +
+              `imbalance ${Math.max(...counts)}:${Math.min(...counts)} (${data.profile})\n` +
+              `model: ${cfg.method} ${model.signature.split('#')[0]}, ${model.numParams.toLocaleString('en-US')} parameters\n`,
+          );
+          if (resumedFrom) {
+            for (const r of resumedFrom.rejected)
+              process.stderr.write(`skipped bad checkpoint: ${r.reason}\n`);
+            process.stderr.write(`resuming from ${resumedFrom.path} (epoch ${startEpoch})\n`);
+          }
+        },
+        onStep(r, epochs) {
+          progress.step({
+            ...r,
+            epochs,
+            stepsPerSecond: 1 / Math.max(1e-9, r.computeSeconds + r.reduceSeconds),
+          });
+        },
+        onEpoch(m, epochs) {
+          progress.endEpoch(
+            `epoch ${m.epoch}/${epochs} loss ${m.trainLoss.toFixed(4)} train-acc ${pct(m.trainAccuracy).trim()}% ` +
+              `top1 ${pct(m.testTop1).trim()}% many ${pct(m.many).trim()} medium ${pct(m.medium).trim()} few ${pct(m.few).trim()} ` +
+              `alpha ${m.alpha === null ? '-' : m.alpha.toFixed(4)} lr ${m.lr.toExponential(2)} ${m.seconds.toFixed(1)}s`,
+          );
+        },
+        shouldStop: () => stopRequested,
+      },
+    });
+  } finally {
+    progress.close();
+    process.off('SIGINT', onSigint);
+  }
+}
+
+/** Prints how a run ended: the final table, or how to resume. */
+export function printOutcome(outcome: RunOutcome, outDir: string): void {
+  if (outcome.kind === 'stopped') {
+    process.stdout.write(
+      `stopped at epoch ${outcome.epoch + 1} step ${outcome.step}; checkpoint ${outcome.checkpoint}\n` +
+        `resume with: bbn train --resume ${outDir}\n`,
+    );
+    return;
+  }
+  const s = outcome.summary;
+  process.stdout.write(`\n${formatShotTable([{ label: `${s.name} (${s.method})`, summary: s }])}\n`);
+  const p = runPaths(outDir);
+  process.stdout.write(`metrics: ${p.metrics}\nsummary: ${p.summary}\ncheckpoints: ${p.checkpoints}\n`);
+}
+
+/** Registers `bbn train`. */
+export function registerTrainCommand(program: Command): void {
+  program
+    .command('train')
+    .description('train and evaluate a run (BBN or a baseline) on this machine')
+    .option('-c, --config <file>', 'YAML run config (see configs/)')
+    .option('-o, --out <dir>', 'run directory for config, metrics, checkpoints and summary')
+    .option('--resume <dir>', 'continue the run in <dir> from its last good checkpoint')
+    .argument('[overrides...]', 'KEY=VALUE config overrides, e.g. train.epochs=5 method=ce')
+    .action(async (overrides: string[], opts: { config?: string; out?: string; resume?: string }) => {
+      let cfg: RunConfig;
+      let outDir: string;
+      if (opts.resume) {
+        outDir = opts.resume;
+        const saved = runPaths(outDir).config;
+        if (!existsSync(saved)) {
+          throw new ConfigError(
+            `--resume ${outDir}: no ${saved}; is this a run directory made by bbn train?`,
+          );
+        }
+        cfg = loadRunConfig(opts.config ?? saved, overrides);
+      } else {
+        if (!opts.config) throw new ConfigError('bbn train needs --config FILE (or --resume DIR)');
+        cfg = loadRunConfig(opts.config, overrides);
+        outDir = opts.out ?? `runs/${cfg.name}`;
+      }
+      const outcome = await trainLocally(cfg, outDir, !!opts.resume);
+      printOutcome(outcome, outDir);
+    });
+}

@@ -1,0 +1,182 @@
+/**
+ * One training run in one process, end to end: data, model, epochs, evaluation, metrics,
+ * checkpoints and the summary, into a run directory (see run-dir.ts). `bbn train` calls this; the
+ * distributed worker of rank 0 reuses its pieces (`modelSpecFor`, `saveCheckpoint`, `restoreFrom`).
+ */
+import { ConfigError, type RunConfig } from '../core/config.ts';
+import { Rng } from '../core/rng.ts';
+import type { LoadedData } from '../data/api.ts';
+import { loadData } from '../data/load.ts';
+import type { Model, ModelSpec } from '../model/api.ts';
+import { createModel } from '../model/factory.ts';
+import { type LatestCheckpoint, loadLatestGood, writeCheckpoint } from './checkpoint.ts';
+import {
+  appendMetrics,
+  type EpochMetrics,
+  initRunDir,
+  type RunSummary,
+  readMetrics,
+  rewriteMetrics,
+  runPaths,
+  shotFields,
+  summarise,
+  writeSummary,
+} from './run-dir.ts';
+import { type StepReport, Trainer, type TrainerState } from './trainer.ts';
+
+/** The model a run of `cfg` trains on `data`. */
+export function modelSpecFor(cfg: RunConfig, data: LoadedData): ModelSpec {
+  const [h, w, c] = data.augment ? outputShapeOf(data) : data.train.imageShape;
+  return {
+    variant: cfg.method === 'bbn' ? 'bbn' : 'single',
+    backbone: cfg.model.backbone,
+    depth: cfg.model.backbone === 'resnet50' ? 50 : cfg.model.depth,
+    baseWidth: cfg.model.backbone === 'resnet50' ? 64 : cfg.model.baseWidth,
+    numClasses: data.train.numClasses,
+    inputShape: [h, w, c],
+    bnGammaInit: cfg.model.bnGammaInit,
+  };
+}
+
+function outputShapeOf(data: LoadedData): readonly [number, number, number] {
+  const t = data.augment.test;
+  return t.kind === 'resize_center_crop' ? [t.size, t.size, data.train.imageShape[2]] : data.train.imageShape;
+}
+
+/** Writes the checkpoint of a run's current state (after `epoch` full epochs and `step` steps of the next). */
+export async function saveCheckpoint(
+  dir: string,
+  cfg: RunConfig,
+  model: Model,
+  trainer: Trainer,
+  position: { epoch: number; step: number },
+  extra: Record<string, unknown> = {},
+): Promise<string> {
+  const state = model.getState();
+  const t: TrainerState = trainer.state();
+  return writeCheckpoint(
+    runPaths(dir).checkpoints,
+    {
+      meta: {
+        ...position,
+        modelSignature: state.signature,
+        config: cfg,
+        extra: { ...extra, optimizer: t.optimizer, partial: t.partial },
+      },
+      sections: { params: state.params, buffers: state.buffers, momentum: t.momentum },
+    },
+    cfg.checkpoint.keep,
+  );
+}
+
+/** Sets model and trainer from a checkpoint. */
+export function restoreFrom(latest: LatestCheckpoint, model: Model, trainer: Trainer): void {
+  const { meta, sections } = latest.checkpoint;
+  model.setState({ signature: meta.modelSignature, params: sections.params, buffers: sections.buffers });
+  const extra = meta.extra as { optimizer: TrainerState['optimizer']; partial: TrainerState['partial'] };
+  trainer.restore({ momentum: sections.momentum, optimizer: extra.optimizer, partial: extra.partial });
+}
+
+/** Callbacks and controls of a run. */
+export interface RunHooks {
+  /** Called before training with what was loaded (for the long-tail profile and the backend line). */
+  onStart?(info: {
+    data: LoadedData;
+    model: Model;
+    resumedFrom?: LatestCheckpoint;
+    startEpoch: number;
+  }): void;
+  onStep?(r: StepReport, epochs: number): void;
+  onEpoch?(m: EpochMetrics, epochs: number): void;
+  /** Polled between steps: true stops the run after the current step, with a checkpoint. */
+  shouldStop?(): boolean;
+}
+
+/** How a run ended. */
+export type RunOutcome =
+  | { readonly kind: 'finished'; readonly summary: RunSummary }
+  | { readonly kind: 'stopped'; readonly checkpoint: string; readonly epoch: number; readonly step: number };
+
+/**
+ * Trains `cfg` into `outDir`. With `resume`, continues from the newest good checkpoint in
+ * `outDir` (same config), dropping metrics rows of epochs after it.
+ */
+export async function runTraining(
+  cfg: RunConfig,
+  outDir: string,
+  opts: { resume?: boolean; backend: string; hooks?: RunHooks; data?: LoadedData },
+): Promise<RunOutcome> {
+  const started = performance.now();
+  const hooks = opts.hooks ?? {};
+  const data = opts.data ?? (await loadData(cfg.dataset));
+  if (cfg.train.batchSize > data.train.size) {
+    throw new ConfigError(
+      `train.batchSize (${cfg.train.batchSize}) is larger than the training set (${data.train.size} images of ${data.train.name})`,
+    );
+  }
+  const model = createModel(modelSpecFor(cfg, data), Rng.fromSeed(cfg.seed).split('init'));
+  try {
+    const trainer = new Trainer(cfg, data, model);
+    let startEpoch = 1;
+    let fromStep = 0;
+    let partial: TrainerState['partial'] | undefined;
+    let latest: LatestCheckpoint | undefined;
+    if (opts.resume) {
+      latest = loadLatestGood(runPaths(outDir).checkpoints, model.signature);
+      if (latest) {
+        restoreFrom(latest, model, trainer);
+        startEpoch = latest.checkpoint.meta.epoch + 1;
+        fromStep = latest.checkpoint.meta.step;
+        partial = trainer.state().partial;
+        rewriteMetrics(outDir, readMetrics(outDir, latest.checkpoint.meta.epoch));
+      }
+    } else {
+      initRunDir(outDir, cfg);
+      rewriteMetrics(outDir, []);
+    }
+    hooks.onStart?.({ data, model, resumedFrom: latest, startEpoch });
+    const epochs = trainer.epochs;
+    for (let epoch = startEpoch; epoch <= epochs; epoch++) {
+      const result = await trainer.trainEpoch(epoch, {
+        fromStep,
+        partial,
+        onStep: (r) => hooks.onStep?.(r, epochs),
+        shouldStop: hooks.shouldStop,
+      });
+      fromStep = 0;
+      partial = undefined;
+      if (!result.complete) {
+        const position = { epoch: epoch - 1, step: result.stepsDone };
+        const checkpoint = await saveCheckpoint(outDir, cfg, model, trainer, position);
+        return { kind: 'stopped', checkpoint, ...position };
+      }
+      const report = await trainer.evaluate();
+      const row: EpochMetrics = {
+        epoch,
+        stage: result.stage,
+        alpha: result.alpha,
+        lr: result.lr,
+        trainLoss: result.trainLoss,
+        trainAccuracy: result.trainAccuracy,
+        ...shotFields(report),
+        seconds: result.seconds,
+        stepsPerSecond: result.steps / result.seconds,
+      };
+      appendMetrics(outDir, row);
+      hooks.onEpoch?.(row, epochs);
+      if (epoch % cfg.checkpoint.everyEpochs === 0 || epoch === epochs) {
+        await saveCheckpoint(outDir, cfg, model, trainer, { epoch, step: 0 });
+      }
+    }
+    const summary = summarise(readMetrics(outDir), {
+      name: cfg.name,
+      method: cfg.method,
+      seconds: (performance.now() - started) / 1000,
+      backend: opts.backend,
+    });
+    writeSummary(outDir, summary);
+    return { kind: 'finished', summary };
+  } finally {
+    model.dispose();
+  }
+}

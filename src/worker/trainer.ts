@@ -1,0 +1,319 @@
+/**
+ * The training loop every worker runs: one rank's view of data-parallel BBN (or baseline)
+ * training. With a world of one it is the single-process trainer of `bbn train`.
+ *
+ * One step, on every rank alike:
+ *   1. take this rank's rows of the epoch plan's global batch (uniform and reversed indices);
+ *   2. read and augment them; row r of the global batch is augmented by an Rng derived from
+ *      (seed, epoch, global slot), so the data does not depend on the world size;
+ *   3. compute the gradient of the SUM of the per-sample losses (nothing is applied);
+ *   4. allreduce [gradient | Σ loss weights | Σ loss | Σ correct | rows] across ranks;
+ *   5. divide by the global loss normaliser (the global batch, or Σ w_y with class weights) and
+ *      apply the same SGD update (Nesterov, weight decay on all parameters) as every other rank.
+ * With one rank, step 4 is the identity and this is exactly PyTorch's mean-loss step.
+ *
+ * Everything random derives from the run seed by (purpose, epoch, step, slot), so a run resumed
+ * from a checkpoint taken at any step continues with the same batches and the same numbers.
+ */
+import { alphaAt, isPerBatchAlpha } from '../core/alpha.ts';
+import type { RunConfig } from '../core/config.ts';
+import { type EpochPlan, shardOf } from '../core/epoch-plan.ts';
+import { epochSchedule, planFor } from '../core/epoch-schedule.ts';
+import { type EpochPolicy, epochPolicy, totalEpochs } from '../core/methods.ts';
+import type { AccuracyReport } from '../core/metrics.ts';
+import { Rng } from '../core/rng.ts';
+import type { LoadedData } from '../data/api.ts';
+import { assembleBatch } from '../data/batch.ts';
+import type { Model } from '../model/api.ts';
+import { Sgd, type SgdState } from '../model/optimizer.ts';
+import { evaluateModel } from './evaluate.ts';
+
+/** Sums a buffer across all ranks in place (the ring allreduce; the identity for one rank). */
+export type Reducer = (data: Float32Array, tag: { epoch: number; step: number }) => Promise<void>;
+
+/** Where this rank sits in the world. */
+export interface RankInfo {
+  readonly rank: number;
+  readonly worldSize: number;
+}
+
+/** Per-step progress for bars, metrics and heartbeats. */
+export interface StepReport {
+  readonly epoch: number;
+  readonly step: number;
+  readonly steps: number;
+  readonly loss: number;
+  readonly accuracy: number;
+  readonly alpha: number | null;
+  readonly lr: number;
+  readonly computeSeconds: number;
+  readonly reduceSeconds: number;
+}
+
+/** What one epoch of training produced (global numbers: identical on every rank). */
+export interface EpochResult {
+  readonly epoch: number;
+  readonly stage: 1 | 2;
+  readonly alpha: number | null;
+  readonly lr: number;
+  readonly steps: number;
+  readonly trainLoss: number;
+  readonly trainAccuracy: number;
+  readonly seconds: number;
+  /** False when the epoch was interrupted by `shouldStop`; `stepsDone` says how far it got. */
+  readonly complete: boolean;
+  readonly stepsDone: number;
+}
+
+/** Trainer state that checkpoints carry besides the model's own. */
+export interface TrainerState {
+  readonly momentum: Float32Array;
+  readonly optimizer: Omit<SgdState, 'momentum'>;
+  /** Running sums of the interrupted epoch (zero at a boundary). */
+  readonly partial: { lossSum: number; accSum: number; steps: number };
+}
+
+/** Rows of one step for this rank: the uniform rows and (BBN, or balanced batches) the second stream. */
+export interface StepRows {
+  readonly offset: number;
+  readonly uniform: Int32Array;
+  readonly reversed: Int32Array;
+}
+
+/** One rank's trainer. The caller owns the model and the data; `dispose` frees nothing it did not make. */
+export class Trainer {
+  private readonly params: Float32Array;
+  private optimizer: Sgd;
+  private readonly rootRng: Rng;
+  /** Number of extra reduced values appended after the gradient. */
+  private static readonly EXTRA = 4;
+
+  constructor(
+    private readonly cfg: RunConfig,
+    private readonly data: LoadedData,
+    readonly model: Model,
+    private readonly rank: RankInfo = { rank: 0, worldSize: 1 },
+    private readonly reduce: Reducer = async () => {},
+  ) {
+    this.params = model.getParams();
+    this.optimizer = this.makeOptimizer(epochPolicy(cfg, 1, data.trainCounts));
+    this.rootRng = Rng.fromSeed(cfg.seed);
+  }
+
+  /** Total epochs of the run. */
+  get epochs(): number {
+    return totalEpochs(this.cfg);
+  }
+
+  private makeOptimizer(policy: EpochPolicy): Sgd {
+    return new Sgd(this.model.numParams, {
+      momentum: this.cfg.train.momentum,
+      nesterov: this.cfg.train.nesterov,
+      weightDecay: this.cfg.train.weightDecay,
+      range: policy.trainable === 'classifier' ? this.model.classifierRange() : undefined,
+    });
+  }
+
+  /** The policy of an epoch for this run. */
+  policy(epoch: number): EpochPolicy {
+    return epochPolicy(this.cfg, epoch, this.data.trainCounts);
+  }
+
+  /** The epoch's global plan (the coordinator serves the same one). */
+  plan(epoch: number): EpochPlan {
+    return planFor(this.cfg, this.policy(epoch), epoch, this.data.train.labels, this.data.train.numClasses);
+  }
+
+  /**
+   * Trains one epoch from step `fromStep` (> 0 when resuming mid-epoch). `rowsOf(step)` gives this
+   * rank's rows (by default from the locally computed plan). Stops early, after a whole step,
+   * when `shouldStop()` turns true.
+   */
+  async trainEpoch(
+    epoch: number,
+    opts: {
+      fromStep?: number;
+      partial?: TrainerState['partial'];
+      rowsOf?: (step: number) => StepRows | Promise<StepRows>;
+      steps?: number;
+      onStep?: (r: StepReport) => void;
+      shouldStop?: () => boolean;
+    } = {},
+  ): Promise<EpochResult> {
+    const started = performance.now();
+    const policy = this.policy(epoch);
+    if (policy.resetClassifier && (opts.fromStep ?? 0) === 0) this.resetClassifier(epoch);
+    if (policy.trainable === 'classifier' && this.optimizer.range.offset === 0) {
+      this.optimizer = this.makeOptimizer(policy);
+    }
+    const { alpha: epochAlpha, lr } = epochSchedule(this.cfg, epoch);
+    let plan: EpochPlan | undefined;
+    const rowsOf =
+      opts.rowsOf ??
+      ((step: number) => {
+        plan ??= this.plan(epoch);
+        const shard = shardOf(plan, step, this.rank.rank, this.rank.worldSize);
+        return { offset: shard.offset, uniform: shard.uniform, reversed: shard.reversed };
+      });
+    const steps = opts.steps ?? (plan ??= this.plan(epoch)).steps;
+    const B = this.cfg.train.batchSize;
+    const n = this.model.numParams;
+    const buf = new Float32Array(n + Trainer.EXTRA);
+    const grads = buf.subarray(0, n);
+    let { lossSum, accSum, steps: done } = opts.partial ?? { lossSum: 0, accSum: 0, steps: 0 };
+    let step = opts.fromStep ?? 0;
+    for (; step < steps; step++) {
+      if (opts.shouldStop?.()) break;
+      const t0 = performance.now();
+      const rows = await rowsOf(step);
+      const alpha = this.stepAlpha(epoch, step, epochAlpha);
+      const result = await this.computeStep(epoch, step, policy, rows, alpha, grads);
+      buf[n] = result.normalizer;
+      buf[n + 1] = result.lossSum;
+      buf[n + 2] = result.correct;
+      buf[n + 3] = result.count;
+      const t1 = performance.now();
+      await this.reduce(buf, { epoch, step });
+      const t2 = performance.now();
+      const norm = buf[n];
+      if (!(norm > 0) || buf[n + 3] !== B) {
+        throw new Error(`epoch ${epoch} step ${step}: reduced batch has ${buf[n + 3]} rows, expected ${B}`);
+      }
+      for (let i = 0; i < n; i++) grads[i] /= norm;
+      this.optimizer.step(this.params, grads, lr);
+      this.model.setParams(this.params);
+      const loss = buf[n + 1] / norm;
+      const accuracy = buf[n + 2] / B;
+      lossSum += loss;
+      accSum += accuracy;
+      done++;
+      opts.onStep?.({
+        epoch,
+        step: step + 1,
+        steps,
+        loss,
+        accuracy,
+        alpha,
+        lr,
+        computeSeconds: (t1 - t0) / 1000,
+        reduceSeconds: (t2 - t1) / 1000,
+      });
+    }
+    this.lastPartial = { lossSum, accSum, steps: done };
+    return {
+      epoch,
+      stage: policy.stage,
+      alpha: epochAlpha,
+      lr,
+      steps,
+      trainLoss: done > 0 ? lossSum / done : Number.NaN,
+      trainAccuracy: done > 0 ? accSum / done : Number.NaN,
+      seconds: (performance.now() - started) / 1000,
+      complete: step >= steps,
+      stepsDone: step,
+    };
+  }
+
+  /** Running sums of the last (possibly interrupted) epoch, for a mid-epoch checkpoint. */
+  private lastPartial: TrainerState['partial'] = { lossSum: 0, accSum: 0, steps: 0 };
+
+  private stepAlpha(epoch: number, step: number, epochAlpha: number | null): number | null {
+    if (epochAlpha === null) return null;
+    const a = this.cfg.train.alpha;
+    if (!isPerBatchAlpha(a.schedule)) return epochAlpha;
+    return alphaAt(
+      epoch,
+      { schedule: a.schedule, maxEpoch: this.cfg.train.epochs, betaShape: a.betaShape },
+      this.rootRng.split('alpha').split(epoch).split(step),
+    );
+  }
+
+  /** Per-row augmentation generators: row `offset+i` of stream `stream` in this step. */
+  private rowRngs(epoch: number, step: number, offset: number, count: number, stream: number): Rng[] {
+    const base = this.rootRng.split('augment').split(epoch).split(step).split(stream);
+    return Array.from({ length: count }, (_, i) => base.split(offset + i));
+  }
+
+  private async computeStep(
+    epoch: number,
+    step: number,
+    policy: EpochPolicy,
+    rows: StepRows,
+    alpha: number | null,
+    out: Float32Array,
+  ): Promise<{ normalizer: number; lossSum: number; correct: number; count: number }> {
+    const { train, augment } = this.data;
+    const weights = policy.classWeights ?? undefined;
+    const count = rows.uniform.length;
+    if (this.model.variant === 'bbn') {
+      const [u, r] = await Promise.all([
+        assembleBatch(train, rows.uniform, {
+          train: true,
+          spec: augment,
+          rngs: this.rowRngs(epoch, step, rows.offset, count, 0),
+        }),
+        assembleBatch(train, rows.reversed, {
+          train: true,
+          spec: augment,
+          rngs: this.rowRngs(epoch, step, rows.offset, count, 1),
+        }),
+      ]);
+      const res = this.model.step({ xu: u.x, yu: u.y, xr: r.x, yr: r.y }, alpha ?? 0.5, {
+        normalizer: 1,
+        trainable: policy.trainable,
+        out,
+      });
+      return { normalizer: count, lossSum: res.loss, correct: res.correct, count };
+    }
+    const source = policy.batchSource === 'balanced' ? rows.reversed : rows.uniform;
+    const b = await assembleBatch(train, source, {
+      train: true,
+      spec: augment,
+      rngs: this.rowRngs(epoch, step, rows.offset, count, 0),
+    });
+    const res = this.model.step(
+      { x: b.x, y: b.y },
+      { normalizer: 1, classWeights: weights, trainable: policy.trainable, out },
+    );
+    let normalizer = count;
+    if (weights) {
+      normalizer = 0;
+      for (let i = 0; i < b.y.length; i++) normalizer += weights[b.y[i]];
+    }
+    return { normalizer, lossSum: res.loss, correct: res.correct, count };
+  }
+
+  /** Decoupling stage 2: a fresh classifier, W and b ~ U(±1/√fan_in) as PyTorch's Linear. */
+  private resetClassifier(epoch: number): void {
+    const { offset, length } = this.model.classifierRange();
+    const fanIn = this.model.featureDim * (this.model.variant === 'bbn' ? 2 : 1);
+    const bound = 1 / Math.sqrt(fanIn);
+    const rng = this.rootRng.split('reset-classifier').split(epoch);
+    for (let i = offset; i < offset + length; i++) this.params[i] = rng.uniform(-bound, bound);
+    this.model.setParams(this.params);
+  }
+
+  /** Evaluates on the test set (see evaluate.ts). */
+  evaluate(): Promise<AccuracyReport & { predictions: Int32Array }> {
+    return evaluateModel(this.model, this.data, this.cfg);
+  }
+
+  /** Optimizer and partial-epoch state for a checkpoint. */
+  state(): TrainerState {
+    const { momentum, ...optimizer } = this.optimizer.getState();
+    return { momentum, optimizer, partial: { ...this.lastPartial } };
+  }
+
+  /** Restores the optimizer (with the range it was saved with) after the caller set the model's state. */
+  restore(state: TrainerState): void {
+    this.params.set(this.model.getParams());
+    this.optimizer = new Sgd(this.model.numParams, {
+      momentum: this.cfg.train.momentum,
+      nesterov: this.cfg.train.nesterov,
+      weightDecay: this.cfg.train.weightDecay,
+      range: state.optimizer.range,
+    });
+    this.optimizer.setState({ ...state.optimizer, momentum: state.momentum });
+    this.lastPartial = { ...state.partial };
+  }
+}
