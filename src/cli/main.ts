@@ -9,6 +9,8 @@ import { registerDataCommand } from './data-command.ts';
 import { registerEvalCommand } from './eval-command.ts';
 import { registerReportCommand } from './report-command.ts';
 import { registerTrainCommand } from './train-command.ts';
+import { registerRunsCommand, registerWatchCommand } from './watch-command.ts';
+import { registerWorkerCommand } from './worker-command.ts';
 
 const program = new Command()
   .name('bbn')
@@ -20,6 +22,9 @@ registerTrainCommand(program);
 registerEvalCommand(program);
 registerReportCommand(program);
 registerCoordinatorCommand(program);
+registerWatchCommand(program);
+registerRunsCommand(program);
+registerWorkerCommand(program);
 
 /** Errors whose message is the whole story for a user; anything else is a bug and keeps its stack. */
 function isUserError(err: unknown): err is Error {

@@ -6,6 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { ConfigError } from '../core/config.ts';
 import { type EpochMetrics, type RunSummary, readMetrics, runPaths } from '../worker/run-dir.ts';
+import { HTML_REPORT_OPTION, NO_PNG_OPTION, writeReportFiles } from './html-report.ts';
 
 const pct = (x: number | null | undefined) =>
   x === null || x === undefined || Number.isNaN(x) ? '-' : (100 * x).toFixed(2);
@@ -100,7 +101,10 @@ export function registerReportCommand(program: Command): void {
     .command('report')
     .description('print per-class and many/medium/few tables of finished runs, side by side')
     .argument('<dirs...>', 'run directories written by bbn train')
-    .action((dirs: string[]) => {
+    .option(...HTML_REPORT_OPTION)
+    .option(...NO_PNG_OPTION)
+    .action(async (dirs: string[], o: { html?: string; png: boolean }) => {
       process.stdout.write(`${formatReport(dirs.map(readRun))}\n`);
+      if (o.html) await writeReportFiles(dirs, o.html, { png: o.png });
     });
 }

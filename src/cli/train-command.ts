@@ -10,6 +10,7 @@ import { selectBackend } from '../model/backend.ts';
 import { type RunOutcome, runTraining } from '../worker/run.ts';
 import { runPaths } from '../worker/run-dir.ts';
 import { loadRunConfig } from './config-file.ts';
+import { launchLocal } from './launcher.ts';
 import { log } from './log.ts';
 import { createProgress } from './progress.ts';
 import { formatShotTable } from './report-command.ts';
@@ -93,25 +94,54 @@ export function registerTrainCommand(program: Command): void {
     .option('-c, --config <file>', 'YAML run config (see configs/)')
     .option('-o, --out <dir>', 'run directory for config, metrics, checkpoints and summary')
     .option('--resume <dir>', 'continue the run in <dir> from its last good checkpoint')
+    .option('--workers <n>', 'train with N local worker processes over the gRPC ring allreduce')
     .argument('[overrides...]', 'KEY=VALUE config overrides, e.g. train.epochs=5 method=ce')
-    .action(async (overrides: string[], opts: { config?: string; out?: string; resume?: string }) => {
-      let cfg: RunConfig;
-      let outDir: string;
-      if (opts.resume) {
-        outDir = opts.resume;
-        const saved = runPaths(outDir).config;
-        if (!existsSync(saved)) {
-          throw new ConfigError(
-            `--resume ${outDir}: no ${saved}; is this a run directory made by bbn train?`,
+    .action(
+      async (
+        overrides: string[],
+        opts: { config?: string; out?: string; resume?: string; workers?: string },
+      ) => {
+        if (opts.workers !== undefined) {
+          const workers = Number(opts.workers);
+          if (!Number.isInteger(workers) || workers < 1) {
+            throw new ConfigError(`--workers (${opts.workers}) must be an integer >= 1`);
+          }
+          if (!opts.resume && !opts.config)
+            throw new ConfigError('bbn train needs --config FILE (or --resume DIR)');
+          const outDir =
+            opts.resume ?? opts.out ?? `runs/${loadRunConfig(opts.config ?? '', overrides).name}`;
+          const r = await launchLocal({
+            configPath: opts.config,
+            overrides,
+            outDir,
+            workers,
+            resume: !!opts.resume,
+          });
+          process.stdout.write(
+            r.kind === 'stopped'
+              ? `stopped; resume with: bbn train --workers ${workers} --resume ${outDir}\n`
+              : `summary: ${runPaths(outDir).summary}\n`,
           );
+          return;
         }
-        cfg = loadRunConfig(opts.config ?? saved, overrides);
-      } else {
-        if (!opts.config) throw new ConfigError('bbn train needs --config FILE (or --resume DIR)');
-        cfg = loadRunConfig(opts.config, overrides);
-        outDir = opts.out ?? `runs/${cfg.name}`;
-      }
-      const outcome = await trainLocally(cfg, outDir, !!opts.resume);
-      printOutcome(outcome, outDir);
-    });
+        let cfg: RunConfig;
+        let outDir: string;
+        if (opts.resume) {
+          outDir = opts.resume;
+          const saved = runPaths(outDir).config;
+          if (!existsSync(saved)) {
+            throw new ConfigError(
+              `--resume ${outDir}: no ${saved}; is this a run directory made by bbn train?`,
+            );
+          }
+          cfg = loadRunConfig(opts.config ?? saved, overrides);
+        } else {
+          if (!opts.config) throw new ConfigError('bbn train needs --config FILE (or --resume DIR)');
+          cfg = loadRunConfig(opts.config, overrides);
+          outDir = opts.out ?? `runs/${cfg.name}`;
+        }
+        const outcome = await trainLocally(cfg, outDir, !!opts.resume);
+        printOutcome(outcome, outDir);
+      },
+    );
 }

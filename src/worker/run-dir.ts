@@ -49,6 +49,23 @@ export interface RunSummary {
   readonly best: { readonly epoch: number; readonly top1: number; readonly top1Error: number } & ShotAccuracy;
   readonly seconds: number;
   readonly backend: string;
+  /** Training images per class (head to tail order is by these counts). */
+  readonly trainCounts?: readonly number[];
+  /** Confusion matrix of the last epoch, [true class][predicted class]. */
+  readonly confusion?: readonly (readonly number[])[];
+  /** Per-class L2 norms of the classifier weights at the end (paper Fig. 4): all, and BBN's halves. */
+  readonly weightNorms?: {
+    readonly all: NormSummary;
+    readonly cb?: NormSummary;
+    readonly rb?: NormSummary;
+  };
+}
+
+/** Norms per class with their mean and standard deviation. */
+export interface NormSummary {
+  readonly norms: readonly number[];
+  readonly mean: number;
+  readonly std: number;
 }
 
 interface ShotAccuracy {
@@ -127,7 +144,10 @@ export function rewriteMetrics(dir: string, rows: readonly EpochMetrics[]): void
 /** Builds summary.json from the per-epoch metrics. */
 export function summarise(
   rows: readonly EpochMetrics[],
-  info: { name: string; method: string; seconds: number; backend: string },
+  info: Pick<
+    RunSummary,
+    'name' | 'method' | 'seconds' | 'backend' | 'trainCounts' | 'confusion' | 'weightNorms'
+  >,
 ): RunSummary {
   if (rows.length === 0) throw new Error('summarise: no epochs were run');
   const last = rows[rows.length - 1];

@@ -9,18 +9,19 @@ import type { LoadedData } from '../data/api.ts';
 import { loadData } from '../data/load.ts';
 import type { Model, ModelSpec } from '../model/api.ts';
 import { createModel } from '../model/factory.ts';
-import { type LatestCheckpoint, loadLatestGood, writeCheckpoint } from './checkpoint.ts';
+import { type LatestCheckpoint, loadLatestGood } from './checkpoint.ts';
+import { RunRecorder } from './recorder.ts';
+import { restoreFrom, saveCheckpoint } from './run-checkpoint.ts';
+
+export { restoreFrom, saveCheckpoint };
+
 import {
-  appendMetrics,
   type EpochMetrics,
   initRunDir,
   type RunSummary,
   readMetrics,
   rewriteMetrics,
   runPaths,
-  shotFields,
-  summarise,
-  writeSummary,
 } from './run-dir.ts';
 import { type StepReport, Trainer, type TrainerState } from './trainer.ts';
 
@@ -41,40 +42,6 @@ export function modelSpecFor(cfg: RunConfig, data: LoadedData): ModelSpec {
 function outputShapeOf(data: LoadedData): readonly [number, number, number] {
   const t = data.augment.test;
   return t.kind === 'resize_center_crop' ? [t.size, t.size, data.train.imageShape[2]] : data.train.imageShape;
-}
-
-/** Writes the checkpoint of a run's current state (after `epoch` full epochs and `step` steps of the next). */
-export async function saveCheckpoint(
-  dir: string,
-  cfg: RunConfig,
-  model: Model,
-  trainer: Trainer,
-  position: { epoch: number; step: number },
-  extra: Record<string, unknown> = {},
-): Promise<string> {
-  const state = model.getState();
-  const t: TrainerState = trainer.state();
-  return writeCheckpoint(
-    runPaths(dir).checkpoints,
-    {
-      meta: {
-        ...position,
-        modelSignature: state.signature,
-        config: cfg,
-        extra: { ...extra, optimizer: t.optimizer, partial: t.partial },
-      },
-      sections: { params: state.params, buffers: state.buffers, momentum: t.momentum },
-    },
-    cfg.checkpoint.keep,
-  );
-}
-
-/** Sets model and trainer from a checkpoint. */
-export function restoreFrom(latest: LatestCheckpoint, model: Model, trainer: Trainer): void {
-  const { meta, sections } = latest.checkpoint;
-  model.setState({ signature: meta.modelSignature, params: sections.params, buffers: sections.buffers });
-  const extra = meta.extra as { optimizer: TrainerState['optimizer']; partial: TrainerState['partial'] };
-  trainer.restore({ momentum: sections.momentum, optimizer: extra.optimizer, partial: extra.partial });
 }
 
 /** Callbacks and controls of a run. */
@@ -136,46 +103,33 @@ export async function runTraining(
     }
     hooks.onStart?.({ data, model, resumedFrom: latest, startEpoch });
     const epochs = trainer.epochs;
-    for (let epoch = startEpoch; epoch <= epochs; epoch++) {
-      const result = await trainer.trainEpoch(epoch, {
-        fromStep,
-        partial,
-        onStep: (r) => hooks.onStep?.(r, epochs),
-        shouldStop: hooks.shouldStop,
+    const recorder = new RunRecorder(outDir, cfg, data, model, trainer);
+    try {
+      for (let epoch = startEpoch; epoch <= epochs; epoch++) {
+        const result = await trainer.trainEpoch(epoch, {
+          fromStep,
+          partial,
+          onStep: (r) => hooks.onStep?.(r, epochs),
+          shouldStop: hooks.shouldStop,
+        });
+        fromStep = 0;
+        partial = undefined;
+        if (!result.complete) {
+          const position = { epoch: epoch - 1, step: result.stepsDone };
+          const checkpoint = await saveCheckpoint(outDir, cfg, model, trainer, position);
+          return { kind: 'stopped', checkpoint, ...position };
+        }
+        const row = await recorder.finishEpoch(result);
+        hooks.onEpoch?.(row, epochs);
+      }
+      const summary = await recorder.finishRun({
+        seconds: (performance.now() - started) / 1000,
+        backend: opts.backend,
       });
-      fromStep = 0;
-      partial = undefined;
-      if (!result.complete) {
-        const position = { epoch: epoch - 1, step: result.stepsDone };
-        const checkpoint = await saveCheckpoint(outDir, cfg, model, trainer, position);
-        return { kind: 'stopped', checkpoint, ...position };
-      }
-      const report = await trainer.evaluate();
-      const row: EpochMetrics = {
-        epoch,
-        stage: result.stage,
-        alpha: result.alpha,
-        lr: result.lr,
-        trainLoss: result.trainLoss,
-        trainAccuracy: result.trainAccuracy,
-        ...shotFields(report),
-        seconds: result.seconds,
-        stepsPerSecond: result.steps / result.seconds,
-      };
-      appendMetrics(outDir, row);
-      hooks.onEpoch?.(row, epochs);
-      if (epoch % cfg.checkpoint.everyEpochs === 0 || epoch === epochs) {
-        await saveCheckpoint(outDir, cfg, model, trainer, { epoch, step: 0 });
-      }
+      return { kind: 'finished', summary };
+    } finally {
+      recorder.close();
     }
-    const summary = summarise(readMetrics(outDir), {
-      name: cfg.name,
-      method: cfg.method,
-      seconds: (performance.now() - started) / 1000,
-      backend: opts.backend,
-    });
-    writeSummary(outDir, summary);
-    return { kind: 'finished', summary };
   } finally {
     model.dispose();
   }

@@ -148,14 +148,17 @@ export class Trainer {
     }
     const { alpha: epochAlpha, lr } = epochSchedule(this.cfg, epoch);
     let plan: EpochPlan | undefined;
+    const localPlan = (): EpochPlan => {
+      if (!plan) plan = this.plan(epoch);
+      return plan;
+    };
     const rowsOf =
       opts.rowsOf ??
       ((step: number) => {
-        plan ??= this.plan(epoch);
-        const shard = shardOf(plan, step, this.rank.rank, this.rank.worldSize);
+        const shard = shardOf(localPlan(), step, this.rank.rank, this.rank.worldSize);
         return { offset: shard.offset, uniform: shard.uniform, reversed: shard.reversed };
       });
-    const steps = opts.steps ?? (plan ??= this.plan(epoch)).steps;
+    const steps = opts.steps ?? localPlan().steps;
     const B = this.cfg.train.batchSize;
     const n = this.model.numParams;
     const buf = new Float32Array(n + Trainer.EXTRA);

@@ -1,0 +1,97 @@
+/**
+ * What the rank that owns the run directory records, identically for the single-process trainer
+ * and for rank 0 of a distributed run: at each epoch's end it evaluates, appends the metrics row,
+ * writes TensorBoard scalars and the checkpoint when due; at the end it writes summary.json with
+ * the confusion matrix and the classifier weight norms of the final model.
+ */
+import type { RunConfig } from '../core/config.ts';
+import { confusionMatrix } from '../core/metrics.ts';
+import type { LoadedData } from '../data/api.ts';
+import { epochScalars, TensorBoardWriter } from '../metrics/tensorboard.ts';
+import type { Model } from '../model/api.ts';
+import { type ClassifierNorms, classifierNorms, type NormStats } from '../model/norms.ts';
+import { saveCheckpoint } from './run-checkpoint.ts';
+import {
+  appendMetrics,
+  type EpochMetrics,
+  type RunSummary,
+  readMetrics,
+  shotFields,
+  summarise,
+  writeSummary,
+} from './run-dir.ts';
+import type { EpochResult, Trainer } from './trainer.ts';
+
+function normSummary(n: ClassifierNorms): RunSummary['weightNorms'] {
+  const one = (s: NormStats) => ({ norms: Array.from(s.norms), mean: s.mean, std: s.std });
+  return { all: one(n.all), cb: n.cb && one(n.cb), rb: n.rb && one(n.rb) };
+}
+
+/** Records a run's epochs and summary into its run directory. */
+export class RunRecorder {
+  private readonly tensorboard: TensorBoardWriter;
+  /** Test predictions of the last evaluated epoch, for the summary's confusion matrix. */
+  private lastPredictions?: Int32Array;
+
+  constructor(
+    private readonly outDir: string,
+    private readonly cfg: RunConfig,
+    private readonly data: LoadedData,
+    private readonly model: Model,
+    private readonly trainer: Trainer,
+  ) {
+    this.tensorboard = new TensorBoardWriter(outDir);
+  }
+
+  /** Evaluates, appends the metrics row, writes TensorBoard scalars and the epoch checkpoint when due. */
+  async finishEpoch(result: EpochResult, extra: Record<string, unknown> = {}): Promise<EpochMetrics> {
+    const report = await this.trainer.evaluate();
+    this.lastPredictions = report.predictions;
+    const row: EpochMetrics = {
+      epoch: result.epoch,
+      stage: result.stage,
+      alpha: result.alpha,
+      lr: result.lr,
+      trainLoss: result.trainLoss,
+      trainAccuracy: result.trainAccuracy,
+      ...shotFields(report),
+      seconds: result.seconds,
+      stepsPerSecond: result.steps / result.seconds,
+    };
+    appendMetrics(this.outDir, row);
+    this.tensorboard.scalars(result.epoch, epochScalars(row));
+    this.tensorboard.flush();
+    if (result.epoch % this.cfg.checkpoint.everyEpochs === 0 || result.epoch === this.trainer.epochs) {
+      await saveCheckpoint(
+        this.outDir,
+        this.cfg,
+        this.model,
+        this.trainer,
+        { epoch: result.epoch, step: 0 },
+        extra,
+      );
+    }
+    return row;
+  }
+
+  /** Writes summary.json from all metrics rows and the final model. */
+  async finishRun(info: { seconds: number; backend: string }): Promise<RunSummary> {
+    const predictions = this.lastPredictions ?? (await this.trainer.evaluate()).predictions;
+    const { test } = this.data;
+    const summary = summarise(readMetrics(this.outDir), {
+      name: this.cfg.name,
+      method: this.cfg.method,
+      ...info,
+      trainCounts: this.data.trainCounts,
+      confusion: confusionMatrix(predictions, test.labels, test.numClasses).map((row) => Array.from(row)),
+      weightNorms: normSummary(classifierNorms(this.model)),
+    });
+    writeSummary(this.outDir, summary);
+    return summary;
+  }
+
+  /** Closes the TensorBoard file. */
+  close(): void {
+    this.tensorboard.close();
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * Opens the HTML report in a real headless Chromium (playwright-core driving the system's
+ * `chromium`, or BBN_CHROMIUM) and checks what a reader sees: every chart's SVG is laid out with
+ * a real size, axis titles render as text of real width, and the page makes no network request.
+ * Run by `npm run test:browser` (not part of test:unit: it needs a browser binary).
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { pathToFileURL } from 'node:url';
+import { chromium } from 'playwright-core';
+import { writeHtmlReport } from '../../src/report/index.ts';
+import { writeSyntheticRun } from '../report/fixtures.ts';
+
+function chromiumPath(): string {
+  const candidates = [process.env.BBN_CHROMIUM, '/usr/bin/chromium', '/usr/bin/chromium-browser'];
+  const found = candidates.find((p) => p && existsSync(p));
+  if (!found) {
+    throw new Error(
+      'no Chromium found (set BBN_CHROMIUM, or apt-get install chromium): the browser test cannot run',
+    );
+  }
+  return found;
+}
+
+test('html report in Chromium - every chart is laid out and labelled, no network', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'bbn-browser-'));
+  const browser = await chromium.launch({ executablePath: chromiumPath(), args: ['--no-sandbox'] });
+  try {
+    writeSyntheticRun(join(root, 'bbn'), { name: 'bbn', method: 'bbn', skill: 0.05 });
+    writeSyntheticRun(join(root, 'ce'), { name: 'ce', method: 'ce', bbn: false });
+    const files = await writeHtmlReport([join(root, 'bbn'), join(root, 'ce')], join(root, 'report.html'), {
+      png: false,
+    });
+    const page = await browser.newPage();
+    const requests: string[] = [];
+    const errors: string[] = [];
+    page.on('request', (r) => requests.push(r.url()));
+    page.on('pageerror', (e) => errors.push(e.message));
+    page.on('console', (m) => {
+      if (m.type() === 'error') errors.push(m.text());
+    });
+    const url = pathToFileURL(files.html).href;
+    await page.goto(url);
+    const figures = await page.$$eval('figure', (fs) =>
+      fs.map((f) => {
+        const svg = f.querySelector('svg');
+        const box = svg?.getBoundingClientRect();
+        const texts = [...f.querySelectorAll('svg text')].map((t) => ({
+          text: t.textContent ?? '',
+          width: (t as SVGTextElement).getBBox().width,
+        }));
+        return { id: f.id, width: box?.width ?? 0, height: box?.height ?? 0, texts };
+      }),
+    );
+    assert.deepEqual(
+      figures.map((f) => f.id),
+      files.charts,
+    );
+    for (const f of figures) {
+      assert.ok(f.width > 300 && f.height > 150, `${f.id}: svg laid out at ${f.width}x${f.height}`);
+      assert.ok(
+        f.texts.some((t) => t.text === 'epoch' || t.text.includes('class')) || f.id.startsWith('shots'),
+        `${f.id}: has an x-axis title`,
+      );
+      const blank = f.texts.filter((t) => t.text.trim() !== '' && t.width <= 0);
+      assert.deepEqual(blank, [], `${f.id}: every text renders with a width`);
+    }
+    assert.deepEqual(
+      requests.filter((r) => r !== url),
+      [],
+      'self-contained: no request beyond the page itself',
+    );
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+    rmSync(root, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,101 @@
+/** Shared fixtures of the distributed tests: the tiny config on disk and a launcher of real worker processes. */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import { type LaunchOptions, launchLocal } from '../../src/cli/launcher.ts';
+import { parseRunConfig, type RunConfig } from '../../src/core/config.ts';
+import { loadLatestGood } from '../../src/worker/checkpoint.ts';
+import { runPaths } from '../../src/worker/run-dir.ts';
+
+/** The tiny long-tailed problem of test/worker/trainer.test.ts: 4 classes of 8x8x1, ResNet-8 width 4, batch 16. */
+export const TINY = {
+  name: 'tiny-dist',
+  seed: 3,
+  dataset: {
+    kind: 'synthetic',
+    numClasses: 4,
+    perClass: 48,
+    testPerClass: 12,
+    imageSize: 8,
+    channels: 1,
+    imbalanceRatio: 8,
+  },
+  model: { depth: 8, baseWidth: 4 },
+  train: {
+    epochs: 3,
+    batchSize: 16,
+    lr: 0.05,
+    lrSchedule: { name: 'multistep', milestones: [3], gamma: 0.1 },
+  },
+  eval: { batchSize: 32, manyThreshold: 20, fewThreshold: 10 },
+  checkpoint: { keep: 10 },
+  distributed: { checksumEverySteps: 2 },
+};
+
+/** The tiny config, parsed. */
+export function tinyConfig(): RunConfig {
+  return parseRunConfig(structuredClone(TINY));
+}
+
+const made: string[] = [];
+
+/** A fresh temporary directory, removed by `removeTempDirs`. */
+export function tempDir(prefix = 'bbn-dist-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  made.push(dir);
+  return dir;
+}
+
+/** Removes every directory `tempDir` made. */
+export function removeTempDirs(): void {
+  for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
+}
+
+/** Writes the tiny config as YAML and returns its path. */
+export function writeTinyConfig(): string {
+  const path = join(tempDir('bbn-cfg-'), 'tiny.yaml');
+  writeFileSync(path, stringify(TINY));
+  return path;
+}
+
+const ENTRY = join(dirname(fileURLToPath(import.meta.url)), 'worker-entry.ts');
+
+/** `launchLocal` with the test worker entry and the lines collected per rank. */
+export async function launch(
+  opts: Omit<LaunchOptions, 'workerCommand' | 'onLine'>,
+  tap?: (rank: number, line: string) => void,
+) {
+  const lines: string[] = [];
+  const outcome = await launchLocal({
+    ...opts,
+    workerCommand: [process.execPath, '--import', 'tsx', ENTRY, 'worker'],
+    onLine: (rank, line) => {
+      lines.push(`[rank ${rank}] ${line}`);
+      tap?.(rank, line);
+    },
+  });
+  return { outcome, lines };
+}
+
+/** Relative L2 distance ‖a − b‖ / ‖b‖ and the largest absolute difference. */
+export function distance(a: Float32Array, b: Float32Array): { rel: number; maxAbs: number } {
+  let d = 0;
+  let n = 0;
+  let maxAbs = 0;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] - b[i];
+    d += x * x;
+    n += b[i] * b[i];
+    maxAbs = Math.max(maxAbs, Math.abs(x));
+  }
+  return { rel: Math.sqrt(d / n), maxAbs };
+}
+
+/** Rank 0's final parameters in `dir`. */
+export function finalParams(dir: string): Float32Array {
+  const latest = loadLatestGood(runPaths(dir).checkpoints);
+  if (!latest) throw new Error(`no checkpoint in ${dir}`);
+  return latest.checkpoint.sections.params;
+}
