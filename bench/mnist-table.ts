@@ -14,8 +14,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadRunConfig } from '../src/cli/config-file.ts';
 import { selectBackend } from '../src/model/backend.ts';
-import type { RunSummary } from '../src/worker/run-dir.ts';
 import { runTraining } from '../src/worker/run.ts';
+import type { RunSummary } from '../src/worker/run-dir.ts';
 
 const METHODS = ['ce', 'rw', 'rs', 'drw', 'decouple', 'bbn'] as const;
 const RATIOS = [100, 10] as const;
@@ -30,7 +30,8 @@ const { values } = parseArgs({
 });
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-const sd = (xs: number[]) => (xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / (xs.length - 1)));
+const sd = (xs: number[]) =>
+  xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / (xs.length - 1));
 const cell = (xs: (number | null)[]) => {
   const v = xs.filter((x): x is number => x !== null).map((x) => 100 * x);
   return v.length === 0 ? '-' : `${mean(v).toFixed(1)} ± ${sd(v).toFixed(1)}`;
@@ -66,7 +67,9 @@ if (values.table) {
 } else {
   const [index, count] = values.shard.split('/').map(Number);
   const seeds = values.seeds.split(',').map(Number);
-  const jobs = RATIOS.flatMap((ir) => METHODS.flatMap((method) => seeds.map((seed) => ({ ir, method, seed }))));
+  const jobs = RATIOS.flatMap((ir) =>
+    METHODS.flatMap((method) => seeds.map((seed) => ({ ir, method, seed }))),
+  );
   const backend = await selectBackend('auto');
   mkdirSync(values.out, { recursive: true });
   for (const [i, job] of jobs.entries()) {
@@ -85,7 +88,9 @@ if (values.table) {
     const outcome = await runTraining(cfg, dir, { backend: backend.name });
     if (outcome.kind === 'finished') {
       const l = outcome.summary.last;
-      process.stdout.write(`${dir}: top-1 ${(100 * l.top1).toFixed(2)} few ${l.few === null ? '-' : (100 * l.few).toFixed(2)}\n`);
+      process.stdout.write(
+        `${dir}: top-1 ${(100 * l.top1).toFixed(2)} few ${l.few === null ? '-' : (100 * l.few).toFixed(2)}\n`,
+      );
     }
   }
   writeFileSync(join(values.out, 'table.md'), `${table(values.out)}\n`);

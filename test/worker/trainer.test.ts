@@ -87,7 +87,8 @@ describe('single-process trainer', () => {
       'parabolic decay, code convention, div_epoch = 4',
     );
     const lrs = [0.05, 0.05, 0.05, 0.005]; // torch-1.0.1 convention: the first decayed epoch is milestone + 1
-    rows.forEach((r, i) => assert.ok(Math.abs(r.lr - lrs[i]) < 1e-12, `lr(${r.epoch}) = ${r.lr}`));
+    for (const [i, r] of rows.entries())
+      assert.ok(Math.abs(r.lr - lrs[i]) < 1e-12, `lr(${r.epoch}) = ${r.lr}`);
     assert.ok(
       rows[3].trainLoss < rows[0].trainLoss,
       `loss falls: ${rows.map((r) => r.trainLoss.toFixed(3))}`,
@@ -177,12 +178,12 @@ describe('bbn train command', () => {
     const results = await Promise.all(
       cases.map(([o]) => run(['train', '--config', file, '--out', tempDir(), ...o])),
     );
-    results.forEach((r, i) => {
+    for (const [i, r] of results.entries()) {
       assert.equal(r.code, 2, `${cases[i][0]}: exit 2, got ${r.code}: ${r.stderr}`);
       assert.match(r.stderr, cases[i][1]);
       assert.match(r.stderr, /^bbn: /m);
       assert.doesNotMatch(r.stderr, /^\s+at /m, 'no stack trace');
-    });
+    }
   });
 
   it('a run killed with SIGKILL resumes from its last checkpoint to the same final weights', async () => {
