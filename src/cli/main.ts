@@ -7,6 +7,7 @@ import { ConfigError } from '../core/config.ts';
 import { registerCoordinatorCommand } from './coordinator-command.ts';
 import { registerDataCommand } from './data-command.ts';
 import { registerEvalCommand } from './eval-command.ts';
+import { registerLaunchCommand } from './launch-command.ts';
 import { registerReportCommand } from './report-command.ts';
 import { registerTrainCommand } from './train-command.ts';
 import { registerRunsCommand, registerWatchCommand } from './watch-command.ts';
@@ -25,6 +26,7 @@ registerCoordinatorCommand(program);
 registerWatchCommand(program);
 registerRunsCommand(program);
 registerWorkerCommand(program);
+registerLaunchCommand(program);
 
 /** Errors whose message is the whole story for a user; anything else is a bug and keeps its stack. */
 function isUserError(err: unknown): err is Error {
