@@ -1,0 +1,261 @@
+/**
+ * One allreduce on one rank: the chunk-level dataflow of the ring schedule (schedule.ts).
+ *
+ * Each received chunk is checked field by field against the schedule, reduced (or copied) into
+ * the caller's array, and queued to be forwarded as the same chunk at the next ring step, so a
+ * chunk moves on as soon as it is reduced and sending overlaps reducing. Sends are queued as
+ * (step, chunk) positions and only turned into bytes when the downstream stream can take them,
+ * so memory stays bounded by the HTTP/2 window and the stream's buffer.
+ *
+ * Why the frames on an edge are totally ordered by (t, chunk): a rank first queues all its
+ * step-0 chunks, then forwards chunks in the order they arrive; by induction around the ring
+ * every edge carries (t, chunk) in lexicographic order. The receiver therefore expects exactly
+ * one next frame and anything else is a protocol error.
+ */
+import { bbn } from '../generated/bbn.js';
+import { type AllreduceTag, describeRank, ProtocolError } from './api.ts';
+import { roundToBf16InPlace, type Staging, WIRE_BYTES, type WireDtypeName } from './bf16.ts';
+import type { PeerRef } from './edges.ts';
+import type { FaultInjector } from './faults.ts';
+import {
+  type ChunkHeader,
+  type DecodedChunk,
+  dtypeValue,
+  encodeChunkFrame,
+  type FrameAllocator,
+} from './frame-codec.ts';
+import {
+  chunkRange,
+  chunksInSegment,
+  isReduceStep,
+  phaseStep,
+  ReceiveCursor,
+  ringSteps,
+  sendSegment,
+} from './schedule.ts';
+
+/** Everything one allreduce needs from its ring. */
+export interface OpContext {
+  readonly runId: string;
+  readonly generation: number;
+  readonly rank: number;
+  readonly worldSize: number;
+  readonly chunkElements: number;
+  readonly dtype: WireDtypeName;
+  readonly sequence: number;
+  readonly tag: AllreduceTag;
+  readonly data: Float32Array;
+  readonly upstream: PeerRef;
+  readonly staging: Staging;
+  /** Writes a frame downstream; false means wait for `drained()`. */
+  readonly write: (frame: Buffer) => boolean;
+  /** Allocates frame buffers (a pool the ring refills after each write). */
+  readonly alloc: FrameAllocator;
+  /** Called after each frame written, with its size. */
+  readonly sent: (bytes: number) => void;
+  /** Called once when every frame was received and every send handed to the stream. */
+  readonly finished: () => void;
+  readonly faults?: FaultInjector;
+}
+
+const PHASE_RS = bbn.v1.RingPhase.RING_PHASE_REDUCE_SCATTER;
+const PHASE_AG = bbn.v1.RingPhase.RING_PHASE_ALL_GATHER;
+
+/** State of one allreduce on this rank. */
+export class AllreduceOp {
+  /** Settles when the allreduce finished on this rank or failed. */
+  readonly promise: Promise<void>;
+  private resolve!: () => void;
+  private reject!: (err: Error) => void;
+  private readonly ctx: OpContext;
+  private readonly n: number;
+  private readonly cursor: ReceiveCursor;
+  /** Pending sends: ring step and chunk index, consumed from `head`. */
+  private readonly queueT: number[] = [];
+  private readonly queueC: number[] = [];
+  private head = 0;
+  /** True while the downstream stream asked us to wait for 'drain'. */
+  private blocked = false;
+  /** True once a fault injector stalled the sends (tests only). */
+  private stalled = false;
+  private framesSent = 0;
+  private settled = false;
+
+  constructor(ctx: OpContext) {
+    this.ctx = ctx;
+    this.n = ctx.data.length;
+    this.cursor = new ReceiveCursor(this.n, ctx.worldSize, ctx.rank, ctx.chunkElements);
+    this.promise = new Promise<void>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+  }
+
+  /** Allreduce sequence number. */
+  get sequence(): number {
+    return this.ctx.sequence;
+  }
+
+  /** Whether every expected frame has arrived. */
+  get receiveDone(): boolean {
+    return this.cursor.done;
+  }
+
+  /** Whether frames remain to be handed to the downstream stream. */
+  get sendPending(): boolean {
+    return this.head < this.queueT.length;
+  }
+
+  /** Position this rank waits for, for timeout messages. */
+  describeWait(): string {
+    const { t, chunk } = this.cursor.next;
+    return `frame ${this.cursor.received} (ring step ${t}, chunk ${chunk})`;
+  }
+
+  /** Queues this rank's own segment (ring step 0) and starts sending. */
+  start(): void {
+    const seg = sendSegment(this.ctx.rank, 0, this.ctx.worldSize);
+    const chunks = chunksInSegment(this.n, this.ctx.worldSize, seg, this.ctx.chunkElements);
+    for (let c = 0; c < chunks; c++) this.enqueue(0, c);
+    this.pump();
+  }
+
+  /** The downstream stream can take more frames. */
+  drained(): void {
+    this.blocked = false;
+    this.pump();
+  }
+
+  /** Fails the allreduce on this rank (idempotent). */
+  fail(err: Error): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.reject(err);
+  }
+
+  /** Checks and applies one received chunk, then forwards it. Throws ProtocolError. */
+  onFrame(f: DecodedChunk): void {
+    const ctx = this.ctx;
+    if (this.cursor.done) this.reject_(f, 'frame', 'one more frame', 'no further frame');
+    const { t, chunk } = this.cursor.next;
+    const segment = this.cursor.segment;
+    const range = this.cursor.range;
+    const reduce = isReduceStep(t, ctx.worldSize);
+    const bytesPer = WIRE_BYTES[ctx.dtype];
+    this.expect(f, 'run_id', f.runId, ctx.runId);
+    this.expect(f, 'generation', f.generation, ctx.generation);
+    this.expect(f, 'sender_rank', f.senderRank, ctx.upstream.rank);
+    this.expect(f, 'sequence', f.sequence, ctx.sequence);
+    this.expect(f, 'epoch', f.epoch, ctx.tag.epoch);
+    this.expect(f, 'step', f.step, ctx.tag.step);
+    this.expect(f, 'dtype', f.dtype, dtypeValue(ctx.dtype));
+    this.expect(f, 'total_length', f.totalLength, this.n);
+    this.expect(f, 'phase', f.phase, reduce ? PHASE_RS : PHASE_AG);
+    this.expect(f, 'phase_step', f.phaseStep, phaseStep(t, ctx.worldSize));
+    this.expect(f, 'segment', f.segment, segment);
+    this.expect(f, 'chunk_index', f.chunkIndex, chunk);
+    this.expect(f, 'offset', f.offset, range.offset);
+    this.expect(f, 'length', f.length, range.length);
+    this.expect(f, 'payload bytes', f.payload.length, range.length * bytesPer);
+
+    const dst = ctx.data.subarray(range.offset, range.offset + range.length);
+    if (reduce) {
+      ctx.staging.addInto(dst, f.payload, ctx.dtype);
+      // The owner rounds its final sum to the wire precision, so every rank ends bit-identical.
+      if (t === ctx.worldSize - 2 && ctx.dtype === 'bf16') roundToBf16InPlace(dst);
+    } else {
+      ctx.staging.copyInto(dst, f.payload, ctx.dtype);
+    }
+    this.cursor.advance();
+    if (t + 1 < ringSteps(ctx.worldSize)) this.enqueue(t + 1, chunk);
+    this.pump();
+  }
+
+  private enqueue(t: number, c: number): void {
+    if (this.head === this.queueT.length) {
+      this.queueT.length = 0;
+      this.queueC.length = 0;
+      this.head = 0;
+    }
+    this.queueT.push(t);
+    this.queueC.push(c);
+  }
+
+  /** Hands queued frames to the stream until it pushes back; finishes when all is done. */
+  private pump(): void {
+    const ctx = this.ctx;
+    while (!this.blocked && !this.stalled && !this.settled && this.head < this.queueT.length) {
+      const t = this.queueT[this.head];
+      const c = this.queueC[this.head];
+      this.head++;
+      let frame = this.materialize(t, c);
+      if (ctx.faults) {
+        const action = ctx.faults.beforeSend(
+          { sequence: ctx.sequence, frameIndex: this.framesSent, t },
+          frame,
+        );
+        if (action === 'stall') {
+          this.stalled = true;
+          return;
+        }
+        frame = action;
+      }
+      this.framesSent++;
+      const more = ctx.write(frame);
+      ctx.sent(frame.length);
+      if (!more) this.blocked = true;
+    }
+    if (!this.settled && this.cursor.done && this.head === this.queueT.length && !this.stalled) {
+      this.settled = true;
+      ctx.finished();
+      this.resolve();
+    }
+  }
+
+  /** Encodes chunk c of the segment sent at ring step t, reading the array now. */
+  private materialize(t: number, c: number): Buffer {
+    const ctx = this.ctx;
+    const segment = sendSegment(ctx.rank, t, ctx.worldSize);
+    const range = chunkRange(this.n, ctx.worldSize, segment, c, ctx.chunkElements);
+    const header: ChunkHeader = {
+      runId: ctx.runId,
+      generation: ctx.generation,
+      senderRank: ctx.rank,
+      sequence: ctx.sequence,
+      epoch: ctx.tag.epoch,
+      step: ctx.tag.step,
+      phase: isReduceStep(t, ctx.worldSize) ? PHASE_RS : PHASE_AG,
+      phaseStep: phaseStep(t, ctx.worldSize),
+      segment,
+      chunkIndex: c,
+      offset: range.offset,
+      length: range.length,
+      totalLength: this.n,
+      dtype: dtypeValue(ctx.dtype),
+    };
+    const { frame, payloadAt } = encodeChunkFrame(header, range.length * WIRE_BYTES[ctx.dtype], ctx.alloc);
+    ctx.staging.encode(
+      ctx.data.subarray(range.offset, range.offset + range.length),
+      ctx.dtype,
+      frame,
+      payloadAt,
+    );
+    return frame;
+  }
+
+  private expect(f: DecodedChunk, field: string, got: number | string, want: number | string): void {
+    if (got !== want) this.reject_(f, field, got, want);
+  }
+
+  private reject_(f: DecodedChunk, field: string, got: unknown, want: unknown): never {
+    const ctx = this.ctx;
+    const up = describeRank(ctx.upstream.rank, ctx.upstream.address);
+    throw new ProtocolError(
+      `rank ${ctx.rank}: allreduce #${ctx.sequence} (epoch ${ctx.tag.epoch}, step ${ctx.tag.step}): ` +
+        `${this.describeWait()} from ${up} has ${field} ${JSON.stringify(got)}, expected ${JSON.stringify(want)} ` +
+        `(frame says epoch ${f.epoch}, step ${f.step}, sequence ${f.sequence})`,
+      ctx.upstream.rank,
+      ctx.upstream.address,
+    );
+  }
+}

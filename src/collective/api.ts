@@ -1,0 +1,224 @@
+/**
+ * Contracts of the collective layer: the allreduce interface, its options and statistics, and
+ * the error family every collective failure is reported through.
+ *
+ * The collective layer knows nothing about BBN: it sums flat Float32Arrays across the ranks of
+ * one generation over gRPC (see proto/bbn/v1/collective.proto for the wire contract).
+ */
+import type { CollectiveServer } from './peer-server.ts';
+
+/** Position in training that one allreduce belongs to; every rank passes the same tag. */
+export interface AllreduceTag {
+  /** Training epoch (unsigned 32-bit integer). */
+  readonly epoch: number;
+  /** Step within the epoch (unsigned 32-bit integer). */
+  readonly step: number;
+}
+
+/** Element type of gradient payloads on the wire. Reduction is always float32. */
+export type WireCompression = 'none' | 'bf16';
+
+/** Where a ring's peer server listens when the ring creates its own server. */
+export interface ListenAddress {
+  /** Interface to bind, e.g. "127.0.0.1" or "0.0.0.0". */
+  readonly host: string;
+  /** Port to bind; 0 picks a free one (only useful with `CollectiveServer.listen` first). */
+  readonly port: number;
+}
+
+/** Options of `RingAllreduce.create`. */
+export interface RingAllreduceOptions {
+  /** Training run id (non-empty); frames of other runs are rejected. */
+  readonly runId: string;
+  /** Membership generation (uint32); frames of other generations are rejected (fencing). */
+  readonly generation: number;
+  /** This process's rank, 0 <= rank < worldSize. */
+  readonly rank: number;
+  /** Number of ranks W >= 1. */
+  readonly worldSize: number;
+  /** Peer address ("host:port") of every rank, indexed by rank; peers[rank] is this process. */
+  readonly peers: readonly string[];
+  /**
+   * The peer server to serve this ring on (shared by successive rings and generations).
+   * When absent the ring starts its own server on `listen`, or on peers[rank], and stops it in
+   * `close()`.
+   */
+  readonly server?: CollectiveServer;
+  /** Address for a ring-owned server (ignored when `server` is given). */
+  readonly listen?: ListenAddress;
+  /** Maximum bytes of float32 data per frame (multiple of 4, 4 B .. 16 MiB); default 1 MiB. */
+  readonly chunkBytes?: number;
+  /**
+   * Progress timeout of one allreduce: if no frame arrives or leaves for this long the
+   * allreduce fails with RingTimeoutError on this rank and is aborted on all. It must exceed
+   * the largest compute skew between ranks entering the same allreduce. Default 60 000 ms.
+   */
+  readonly timeoutMs?: number;
+  /** Bound on ring set-up (peers may still be starting); default 30 000 ms. */
+  readonly connectTimeoutMs?: number;
+  /**
+   * HTTP/2 keepalive ping interval on both ring edges; a neighbour that does not answer a ping
+   * within the same time (frozen, SIGSTOPped, cut off) is reported as lost. Default 5 000 ms.
+   */
+  readonly keepaliveMs?: number;
+  /** Wire element type; default 'none' (float32). 'bf16' halves the bytes, see `bf16.ts`. */
+  readonly compress?: WireCompression;
+}
+
+/** Counters of one ring since it was created. */
+export interface RingStats {
+  /** Completed allreduce calls. */
+  readonly allreduces: number;
+  /** Frame bytes written to the downstream neighbour (headers included). */
+  readonly bytesSent: number;
+  /** Frame bytes received from the upstream neighbour (headers included). */
+  readonly bytesReceived: number;
+  /** Data frames written. */
+  readonly framesSent: number;
+  /** Data frames received. */
+  readonly framesReceived: number;
+  /** Wall seconds spent inside completed allreduce calls. */
+  readonly seconds: number;
+  /** Wall seconds of the last completed allreduce call. */
+  readonly lastSeconds: number;
+}
+
+/** An in-place sum across the ranks of one generation. */
+export interface Allreducer {
+  /** This process's rank. */
+  readonly rank: number;
+  /** Number of ranks. */
+  readonly worldSize: number;
+  /**
+   * Replaces `data` by the element-wise sum of every rank's `data`. Every rank calls it with
+   * the same length and tag, in the same order; one call at a time. `data` must not be touched
+   * until the promise settles. The result is bit-identical on every rank.
+   */
+  allreduce(data: Float32Array, tag: AllreduceTag): Promise<void>;
+  /** Aborts the in-flight allreduce (and all later ones) on this rank and, through the ring, on every rank. */
+  abort(reason: string): void;
+  /** Ends the ring's streams and frees its resources; idempotent. */
+  close(): Promise<void>;
+  /** Counters since creation. */
+  stats(): RingStats;
+}
+
+/** How a failure is classified on the wire (RingAbort.reason). */
+export type AbortKind = 'protocol' | 'peer-lost' | 'timeout' | 'local';
+
+/** Options shared by the collective errors. */
+export interface CollectiveErrorOptions {
+  /** The underlying error, if any. */
+  readonly cause?: unknown;
+}
+
+/** Base of every error the collective layer raises. */
+export class CollectiveError extends Error {
+  override name = 'CollectiveError';
+  /** Classification carried to the other ranks when this error aborts a ring. */
+  readonly kind: AbortKind = 'local';
+  constructor(message: string, options?: CollectiveErrorOptions) {
+    super(message, options);
+  }
+}
+
+/** An invalid option or argument; the message names the field and the bad value. */
+export class CollectiveConfigError extends CollectiveError {
+  override name = 'CollectiveConfigError';
+}
+
+/** A neighbour's stream closed or its connection died (process killed, network cut, frozen). */
+export class PeerLostError extends CollectiveError {
+  override name = 'PeerLostError';
+  override readonly kind: AbortKind = 'peer-lost';
+  /** Rank of the lost neighbour. */
+  readonly peerRank: number;
+  /** Address of the lost neighbour. */
+  readonly peerAddress: string;
+  constructor(message: string, peerRank: number, peerAddress: string, options?: CollectiveErrorOptions) {
+    super(message, options);
+    this.peerRank = peerRank;
+    this.peerAddress = peerAddress;
+  }
+}
+
+/** Set-up or an allreduce made no progress in time. */
+export class RingTimeoutError extends CollectiveError {
+  override name = 'RingTimeoutError';
+  override readonly kind: AbortKind = 'timeout';
+  /** Ranks this rank was waiting on (never connected, or sent nothing in time). */
+  readonly waitingOn: readonly number[];
+  constructor(message: string, waitingOn: readonly number[], options?: CollectiveErrorOptions) {
+    super(message, options);
+    this.waitingOn = waitingOn;
+  }
+}
+
+/** A neighbour sent something the protocol does not allow; nothing of it was applied after detection. */
+export class ProtocolError extends CollectiveError {
+  override name = 'ProtocolError';
+  override readonly kind: AbortKind = 'protocol';
+  /** Rank of the neighbour that sent the offending frame. */
+  readonly peerRank: number;
+  /** Address of that neighbour. */
+  readonly peerAddress: string;
+  constructor(message: string, peerRank: number, peerAddress: string, options?: CollectiveErrorOptions) {
+    super(message, options);
+    this.peerRank = peerRank;
+    this.peerAddress = peerAddress;
+  }
+}
+
+/** A neighbour refused the ring connection (gRPC status other than UNAVAILABLE). */
+export class PeerRejectedError extends CollectiveError {
+  override name = 'PeerRejectedError';
+  /** Rank that refused. */
+  readonly peerRank: number;
+  /** gRPC status code of the refusal. */
+  readonly code: number;
+  constructor(message: string, peerRank: number, code: number, options?: CollectiveErrorOptions) {
+    super(message, options);
+    this.peerRank = peerRank;
+    this.code = code;
+  }
+}
+
+/** Where and why a ring abort started. */
+export interface AbortOrigin {
+  /** Rank where the first failure was detected. */
+  readonly rank: number;
+  /** Its address. */
+  readonly address: string;
+  /** Classification of the first failure. */
+  readonly kind: AbortKind;
+  /** The origin's description of the first failure. */
+  readonly message: string;
+}
+
+/**
+ * The ring was aborted, by this rank (`abort()`) or by another rank whose failure reached this
+ * one as an abort frame. `originRank` is the rank where the first failure happened; on every
+ * other rank this error is a consequence of that one.
+ */
+export class RingAbortedError extends CollectiveError {
+  override name = 'RingAbortedError';
+  override readonly kind: AbortKind;
+  /** Rank where the first failure was detected. */
+  readonly originRank: number;
+  /** Address of that rank. */
+  readonly originAddress: string;
+  /** The origin's own description of the first failure (forwarded unchanged around the ring). */
+  readonly originMessage: string;
+  constructor(message: string, origin: AbortOrigin, options?: CollectiveErrorOptions) {
+    super(message, options);
+    this.originRank = origin.rank;
+    this.originAddress = origin.address;
+    this.kind = origin.kind;
+    this.originMessage = origin.message;
+  }
+}
+
+/** Formats "rank R (host:port)" the same way in every message. */
+export function describeRank(rank: number, address: string | undefined): string {
+  return address ? `rank ${rank} (${address})` : `rank ${rank}`;
+}

@@ -1,0 +1,136 @@
+/**
+ * Validation of `RingAllreduceOptions` and of each allreduce's arguments. Every message names
+ * the field and quotes the bad value.
+ */
+import {
+  type AllreduceTag,
+  CollectiveConfigError,
+  type ListenAddress,
+  type RingAllreduceOptions,
+} from './api.ts';
+import type { WireDtypeName } from './bf16.ts';
+
+/** Largest frame payload accepted (also bounds the client's max receive message size). */
+export const MAX_CHUNK_BYTES = 16 * 1024 * 1024;
+/** Bytes allowed for a frame's header on top of its payload. */
+export const FRAME_HEADER_ALLOWANCE = 64 * 1024;
+const UINT32_MAX = 0xffffffff;
+
+/** Validated, defaulted ring settings. */
+export interface RingConfig {
+  readonly runId: string;
+  readonly generation: number;
+  readonly rank: number;
+  readonly worldSize: number;
+  readonly peers: readonly string[];
+  /** Elements of float32 data per frame. */
+  readonly chunkElements: number;
+  readonly dtype: WireDtypeName;
+  readonly timeoutMs: number;
+  readonly connectTimeoutMs: number;
+  readonly keepaliveMs: number;
+}
+
+function isUint32(v: unknown): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= UINT32_MAX;
+}
+
+function positiveMs(name: string, v: number | undefined, fallback: number): number {
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) {
+    throw new CollectiveConfigError(
+      `RingAllreduceOptions.${name} (${String(v)}) must be a positive number of ms`,
+    );
+  }
+  return v;
+}
+
+/** Checks the options and fills in defaults. */
+export function resolveOptions(opts: RingAllreduceOptions): RingConfig {
+  const { runId, generation, rank, worldSize, peers } = opts;
+  if (typeof runId !== 'string' || runId.length === 0) {
+    throw new CollectiveConfigError(
+      `RingAllreduceOptions.runId (${JSON.stringify(runId)}) must be a non-empty string`,
+    );
+  }
+  if (!isUint32(generation)) {
+    throw new CollectiveConfigError(
+      `RingAllreduceOptions.generation (${generation}) must be an integer in [0, 2^32)`,
+    );
+  }
+  if (!Number.isInteger(worldSize) || worldSize < 1 || worldSize > 65_535) {
+    throw new CollectiveConfigError(
+      `RingAllreduceOptions.worldSize (${worldSize}) must be an integer in [1, 65535]`,
+    );
+  }
+  if (!Number.isInteger(rank) || rank < 0 || rank >= worldSize) {
+    throw new CollectiveConfigError(
+      `RingAllreduceOptions.rank (${rank}) must be an integer in [0, ${worldSize - 1}]`,
+    );
+  }
+  if (!Array.isArray(peers) || peers.length !== worldSize) {
+    throw new CollectiveConfigError(
+      `RingAllreduceOptions.peers has ${Array.isArray(peers) ? peers.length : String(peers)} entries, expected worldSize (${worldSize})`,
+    );
+  }
+  peers.forEach((p, i) => {
+    if (worldSize > 1 && (typeof p !== 'string' || !/^.+:\d+$/.test(p))) {
+      throw new CollectiveConfigError(
+        `RingAllreduceOptions.peers[${i}] (${JSON.stringify(p)}) must be "host:port"`,
+      );
+    }
+  });
+  const chunkBytes = opts.chunkBytes ?? 1024 * 1024;
+  if (
+    !Number.isInteger(chunkBytes) ||
+    chunkBytes < 4 ||
+    chunkBytes > MAX_CHUNK_BYTES ||
+    chunkBytes % 4 !== 0
+  ) {
+    throw new CollectiveConfigError(
+      `RingAllreduceOptions.chunkBytes (${chunkBytes}) must be a multiple of 4 in [4, ${MAX_CHUNK_BYTES}]`,
+    );
+  }
+  const compress = opts.compress ?? 'none';
+  if (compress !== 'none' && compress !== 'bf16') {
+    throw new CollectiveConfigError(
+      `RingAllreduceOptions.compress (${JSON.stringify(compress)}) must be 'none' or 'bf16'`,
+    );
+  }
+  return {
+    runId,
+    generation,
+    rank,
+    worldSize,
+    peers: [...peers],
+    chunkElements: chunkBytes / 4,
+    dtype: compress === 'bf16' ? 'bf16' : 'f32',
+    timeoutMs: positiveMs('timeoutMs', opts.timeoutMs, 60_000),
+    connectTimeoutMs: positiveMs('connectTimeoutMs', opts.connectTimeoutMs, 30_000),
+    keepaliveMs: positiveMs('keepaliveMs', opts.keepaliveMs, 5_000),
+  };
+}
+
+/** Splits "host:port" (IPv6 hosts in brackets) for binding a ring-owned server. */
+export function parseHostPort(address: string): ListenAddress {
+  const m = /^\[?(.*?)\]?:(\d+)$/.exec(address);
+  if (!m) throw new CollectiveConfigError(`peer address ${JSON.stringify(address)} must be "host:port"`);
+  return { host: m[1], port: Number(m[2]) };
+}
+
+/** Checks one allreduce's arguments. */
+export function checkAllreduceArgs(data: unknown, tag: AllreduceTag | undefined): void {
+  if (!(data instanceof Float32Array)) {
+    throw new CollectiveConfigError(
+      `allreduce(data) must be a Float32Array, got ${data === null ? 'null' : ((data as object)?.constructor?.name ?? typeof data)}`,
+    );
+  }
+  if (data.length > UINT32_MAX) {
+    throw new CollectiveConfigError(`allreduce(data).length (${data.length}) must be < 2^32`);
+  }
+  if (!tag || !isUint32(tag.epoch) || !isUint32(tag.step)) {
+    throw new CollectiveConfigError(
+      `allreduce(tag) (${JSON.stringify(tag)}) must be { epoch, step } with integers in [0, 2^32)`,
+    );
+  }
+}

@@ -1,0 +1,402 @@
+/**
+ * Ring allreduce over gRPC: one long-lived call per ring edge, opened at creation (each rank
+ * calls its upstream neighbour and receives data on the response stream, see
+ * proto/bbn/v1/collective.proto), reused for every allreduce of the generation.
+ *
+ * Lifecycle: connecting → ready → (aborted | closed). `create` resolves in `ready`. Any failure
+ * (a protocol violation, a lost or frozen neighbour, a progress timeout, `abort()`) moves the
+ * ring to `aborted` for good: the in-flight allreduce rejects, an abort frame goes to both
+ * neighbours (who abort and forward it, so every rank stops within a few hops), and every later
+ * call rejects at once. The application then builds a new ring, normally for a new generation.
+ * `close()` moves any state to `closed`.
+ */
+import os from 'node:os';
+import { performance } from 'node:perf_hooks';
+import type { bbn } from '../generated/bbn.js';
+import { abortedBy, abortedEarlier, abortFrame, asCollective, originOf } from './abort.ts';
+import { AllreduceOp } from './allreduce-op.ts';
+import {
+  type Allreducer,
+  type AllreduceTag,
+  CollectiveConfigError,
+  CollectiveError,
+  describeRank,
+  PeerLostError,
+  ProtocolError,
+  RingAbortedError,
+  type RingAllreduceOptions,
+  type RingStats,
+  RingTimeoutError,
+} from './api.ts';
+import { Staging } from './bf16.ts';
+import type { DownstreamEdge, PeerRef, UpstreamEdge } from './edges.ts';
+import { type FaultInjector, kFaultInjector } from './faults.ts';
+import { type DecodedChunk, decodeRequest, decodeResponse, FramePool } from './frame-codec.ts';
+import { checkAllreduceArgs, FRAME_HEADER_ALLOWANCE, type RingConfig, resolveOptions } from './options.ts';
+import type { CollectiveServer } from './peer-server.ts';
+import { connectRing, type RingEdges } from './ring-connect.ts';
+
+/** Ring states; transitions only move right: connecting → ready → aborted → closed. */
+type RingState = 'connecting' | 'ready' | 'aborted' | 'closed';
+
+/** How long `close()` waits for neighbours to see our orderly end before cutting the calls. */
+const CLOSE_GRACE_MS = 1_000;
+
+/** A ring allreduce member; see the module comment. */
+export class RingAllreduce implements Allreducer {
+  readonly rank: number;
+  readonly worldSize: number;
+  private readonly cfg: RingConfig;
+  private readonly faults: FaultInjector | undefined;
+  private state: RingState = 'connecting';
+  private upstream: UpstreamEdge | null = null;
+  private downstream: DownstreamEdge | null = null;
+  /** The allreduce in flight on this rank, if any (one at a time). */
+  private op: AllreduceOp | null = null;
+  /** Allreduce calls started = sequence number of the next one. */
+  private started = 0;
+  /** First chunk of the next allreduce, received before this rank started it (upstream paused). */
+  private held: DecodedChunk | null = null;
+  /** The failure that aborted the ring. */
+  private failure: CollectiveError | null = null;
+  /** A neighbour closed in order while nothing needed it; the next allreduce fails with this. */
+  private peerClosed: PeerLostError | null = null;
+  private readonly staging = new Staging();
+  /** Send-frame buffers, recycled after grpc-js copied each frame. */
+  private readonly pool: FramePool;
+  private unregister: (() => void) | null = null;
+  private ownedServer: CollectiveServer | null = null;
+  private progressTimer: NodeJS.Timeout | null = null;
+  /** performance.now() of the last frame in or out of the in-flight allreduce. */
+  private lastProgress = 0;
+  private closing: Promise<void> | null = null;
+  private counters = { allreduces: 0, bytesSent: 0, bytesReceived: 0, framesSent: 0, framesReceived: 0 };
+  private seconds = 0;
+  private lastSeconds = 0;
+
+  private constructor(cfg: RingConfig, faults: FaultInjector | undefined) {
+    this.cfg = cfg;
+    this.rank = cfg.rank;
+    this.worldSize = cfg.worldSize;
+    this.faults = faults;
+    this.pool = new FramePool(cfg.chunkElements * 4 + FRAME_HEADER_ALLOWANCE);
+  }
+
+  /**
+   * Joins the ring: serves the downstream neighbour's call and calls the upstream neighbour,
+   * retrying with backoff while it starts, for at most `connectTimeoutMs`. On timeout the error
+   * names the neighbours that never connected.
+   */
+  static async create(
+    opts: RingAllreduceOptions & { [kFaultInjector]?: FaultInjector },
+  ): Promise<RingAllreduce> {
+    const cfg = resolveOptions(opts);
+    if (os.endianness() !== 'LE')
+      throw new CollectiveConfigError('ring allreduce needs a little-endian host');
+    const ring = new RingAllreduce(cfg, opts[kFaultInjector]);
+    if (cfg.worldSize === 1) {
+      ring.state = 'ready';
+      return ring;
+    }
+    ring.attach(await connectRing(cfg, opts));
+    return ring;
+  }
+
+  private get self(): PeerRef {
+    return { rank: this.rank, address: this.cfg.peers[this.rank] };
+  }
+
+  /** Takes over the connected edges and starts listening to them. */
+  private attach(edges: RingEdges): void {
+    this.upstream = edges.upstream;
+    this.downstream = edges.downstream;
+    this.unregister = edges.unregister;
+    this.ownedServer = edges.ownedServer;
+    this.state = 'ready';
+    edges.upstream.attach({
+      message: (buf) => this.onUpstreamMessage(buf),
+      ended: (graceful, detail, oversize) => this.onEdgeEnded('upstream', graceful, detail, oversize),
+    });
+    edges.downstream.attach({
+      message: (buf) => this.onDownstreamMessage(buf),
+      ended: (graceful, detail, oversize) => this.onEdgeEnded('downstream', graceful, detail, oversize),
+      drain: () => {
+        this.touch();
+        this.op?.drained();
+      },
+    });
+  }
+
+  /** Sums `data` across all ranks in place; see `Allreducer.allreduce`. */
+  async allreduce(data: Float32Array, tag: AllreduceTag): Promise<void> {
+    checkAllreduceArgs(data, tag);
+    if (this.state === 'closed') throw new CollectiveError(`rank ${this.rank}: ring is closed`);
+    if (this.state === 'aborted') throw abortedEarlier(this.failure!, this.self);
+    if (this.op) {
+      throw new CollectiveConfigError(
+        `rank ${this.rank}: allreduce called while allreduce #${this.op.sequence} is in flight (one at a time)`,
+      );
+    }
+    const sequence = this.started++;
+    const t0 = performance.now();
+    if (this.worldSize > 1) {
+      if (this.peerClosed) {
+        this.fail(this.peerClosed);
+        throw this.peerClosed;
+      }
+      await this.run(data, tag, sequence);
+    }
+    this.lastSeconds = (performance.now() - t0) / 1000;
+    this.seconds += this.lastSeconds;
+    this.counters.allreduces++;
+  }
+
+  private run(data: Float32Array, tag: AllreduceTag, sequence: number): Promise<void> {
+    const { cfg } = this;
+    const downstream = this.downstream!;
+    const op = new AllreduceOp({
+      runId: cfg.runId,
+      generation: cfg.generation,
+      rank: this.rank,
+      worldSize: cfg.worldSize,
+      chunkElements: cfg.chunkElements,
+      dtype: cfg.dtype,
+      sequence,
+      tag: { epoch: tag.epoch, step: tag.step },
+      data,
+      upstream: this.upstream!.peer,
+      staging: this.staging,
+      write: (frame) => downstream.write(frame, () => this.pool.release(frame)),
+      alloc: this.pool.alloc,
+      sent: (bytes) => {
+        this.counters.bytesSent += bytes;
+        this.counters.framesSent++;
+        this.touch();
+      },
+      finished: () => {
+        this.op = null;
+        this.stopTimer();
+      },
+      faults: this.faults,
+    });
+    this.op = op;
+    this.touch();
+    this.armTimer();
+    try {
+      op.start();
+      const held = this.held;
+      if (held) {
+        this.held = null;
+        op.onFrame(held);
+        this.upstream!.resume();
+      }
+    } catch (err) {
+      this.fail(asCollective(err, this.rank));
+    }
+    return op.promise;
+  }
+
+  private onUpstreamMessage(buf: Buffer): void {
+    if (this.state !== 'ready') return;
+    const up = this.upstream!.peer;
+    this.counters.bytesReceived += buf.length;
+    let msg: ReturnType<typeof decodeResponse>;
+    try {
+      msg = decodeResponse(buf);
+    } catch (err) {
+      this.fail(
+        new ProtocolError(
+          `rank ${this.rank}: undecodable frame of ${buf.length} bytes from ${describeRank(up.rank, up.address)}: ${(err as Error).message}`,
+          up.rank,
+          up.address,
+          { cause: err },
+        ),
+      );
+      return;
+    }
+    if (msg.kind === 'abort') {
+      this.fail(abortedBy(msg.abort, this.rank));
+      return;
+    }
+    if (msg.kind === 'accept') {
+      const text = `rank ${this.rank}: ${describeRank(up.rank, up.address)} sent a second accept`;
+      this.fail(new ProtocolError(text, up.rank, up.address));
+      return;
+    }
+    this.counters.framesReceived++;
+    this.touch();
+    try {
+      this.dispatch(msg.chunk, up);
+    } catch (err) {
+      this.fail(asCollective(err, this.rank));
+    }
+  }
+
+  private dispatch(chunk: DecodedChunk, up: PeerRef): void {
+    const op = this.op;
+    if (op && !op.receiveDone && chunk.sequence === op.sequence) {
+      op.onFrame(chunk);
+      return;
+    }
+    // The upstream may start the next allreduce before this rank does; keep its first frame
+    // and stop reading (flow control then holds the rest) until this rank starts it too.
+    if (!this.held && chunk.sequence === this.started && (!op || op.receiveDone)) {
+      this.held = chunk;
+      this.upstream!.pause();
+      return;
+    }
+    const now = op
+      ? `allreduce #${op.sequence} is in flight${op.receiveDone ? ' and fully received' : ''}`
+      : `the next allreduce is #${this.started}`;
+    throw new ProtocolError(
+      `rank ${this.rank}: ${describeRank(up.rank, up.address)} sent a frame of allreduce #${chunk.sequence} ` +
+        `(epoch ${chunk.epoch}, step ${chunk.step}) but ${now}`,
+      up.rank,
+      up.address,
+    );
+  }
+
+  private onDownstreamMessage(buf: Buffer): void {
+    if (this.state !== 'ready') return;
+    const down = this.downstream!.peer;
+    let abort: bbn.v1.RingAbort | null;
+    try {
+      abort = decodeRequest(buf).abort;
+      if (!abort) throw new Error('unexpected second hello');
+    } catch (err) {
+      this.fail(
+        new ProtocolError(
+          `rank ${this.rank}: bad request from ${describeRank(down.rank, down.address)}: ${(err as Error).message}`,
+          down.rank,
+          down.address,
+          { cause: err },
+        ),
+      );
+      return;
+    }
+    this.fail(abortedBy(abort, this.rank));
+  }
+
+  private onEdgeEnded(
+    which: 'upstream' | 'downstream',
+    graceful: boolean,
+    detail: string,
+    oversize: boolean,
+  ): void {
+    if (this.state !== 'ready') return;
+    const peer = which === 'upstream' ? this.upstream!.peer : this.downstream!.peer;
+    const op = this.op;
+    const during = op ? ` during allreduce #${op.sequence}` : '';
+    if (oversize) {
+      const text = `rank ${this.rank}: ${describeRank(peer.rank, peer.address)} sent an oversize frame${during} (${detail})`;
+      this.fail(new ProtocolError(text, peer.rank, peer.address));
+      return;
+    }
+    const err = new PeerLostError(
+      `rank ${this.rank}: ${which} neighbour ${describeRank(peer.rank, peer.address)} ${detail}${during}`,
+      peer.rank,
+      peer.address,
+    );
+    // An orderly close only breaks the allreduce in flight if that still needs the edge; other
+    // ranks may still be finishing it, so the ring is poisoned for the next call instead.
+    const needed = op && (which === 'upstream' ? !op.receiveDone : op.sendPending);
+    if (!graceful || needed) this.fail(err);
+    else this.peerClosed ??= err;
+  }
+
+  /** Aborts this rank's ring and tells both neighbours. */
+  abort(reason: string): void {
+    this.fail(
+      new RingAbortedError(`rank ${this.rank}: ring aborted locally: ${reason}`, {
+        rank: this.rank,
+        address: this.self.address,
+        kind: 'local',
+        message: reason,
+      }),
+    );
+  }
+
+  private fail(err: CollectiveError): void {
+    if (this.state === 'aborted' || this.state === 'closed') return;
+    this.state = 'aborted';
+    this.failure = err;
+    this.stopTimer();
+    const sequence = this.op?.sequence ?? this.started;
+    const abort = abortFrame(originOf(err, this.self), { ...this.cfg, sequence });
+    this.upstream?.sendAbort(abort);
+    this.downstream?.sendAbort(abort);
+    this.upstream?.endGracefully();
+    this.downstream?.endGracefully();
+    const op = this.op;
+    this.op = null;
+    op?.fail(err);
+  }
+
+  private touch(): void {
+    this.lastProgress = performance.now();
+  }
+
+  private armTimer(): void {
+    this.stopTimer();
+    const check = (): void => {
+      const op = this.op;
+      if (!op || this.state !== 'ready') return;
+      const idle = performance.now() - this.lastProgress;
+      if (idle < this.cfg.timeoutMs) {
+        this.progressTimer = setTimeout(check, this.cfg.timeoutMs - idle);
+        return;
+      }
+      const peer = op.receiveDone ? this.downstream!.peer : this.upstream!.peer;
+      const what = op.receiveDone
+        ? `${describeRank(peer.rank, peer.address)} took none of our frames`
+        : `no ${op.describeWait()} from ${describeRank(peer.rank, peer.address)}`;
+      this.fail(
+        new RingTimeoutError(
+          `rank ${this.rank}: allreduce #${op.sequence} made no progress for ${Math.round(idle)} ms ` +
+            `(timeoutMs ${this.cfg.timeoutMs}): ${what}`,
+          [peer.rank],
+        ),
+      );
+    };
+    this.progressTimer = setTimeout(check, this.cfg.timeoutMs);
+  }
+
+  private stopTimer(): void {
+    if (this.progressTimer) clearTimeout(this.progressTimer);
+    this.progressTimer = null;
+  }
+
+  /** Counters since creation. */
+  stats(): RingStats {
+    return { ...this.counters, seconds: this.seconds, lastSeconds: this.lastSeconds };
+  }
+
+  /** Ends both edges in order (so neighbours see a close, not a crash) and frees everything. */
+  close(): Promise<void> {
+    this.closing ??= this.closeNow();
+    return this.closing;
+  }
+
+  private async closeNow(): Promise<void> {
+    if (this.op) this.abort('ring closed during an allreduce');
+    this.state = 'closed';
+    this.stopTimer();
+    const edges = [this.upstream, this.downstream].filter(
+      (e): e is UpstreamEdge | DownstreamEdge => e !== null,
+    );
+    for (const e of edges) e.endGracefully();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(edges.map((e) => e.whenEnded)),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, CLOSE_GRACE_MS);
+      }),
+    ]);
+    clearTimeout(timer);
+    for (const e of edges) e.destroy();
+    this.unregister?.();
+    this.unregister = null;
+    await this.ownedServer?.close();
+    this.ownedServer = null;
+  }
+}
