@@ -69,7 +69,7 @@ describe('configs/', () => {
     const c = loadRunConfig(join(DIR, 'mnist-lt.yaml'));
     assert.equal(c.dataset.kind, 'mnist');
     assert.equal(c.dataset.imbalanceRatio, 100);
-    assert.equal(c.model.depth, 8);
+    assert.equal(c.model.depth, 14);
     assert.ok(c.train.epochs <= 20);
     assert.equal(exponentialCounts(663, 10, c.dataset.imbalanceRatio).at(-1), 6);
   });
