@@ -202,7 +202,8 @@ export class Trainer {
         reduceSeconds: (t2 - t1) / 1000,
       });
     }
-    this.lastPartial = { lossSum, accSum, steps: done };
+    // Sums of an interrupted epoch travel in its checkpoint; a finished epoch leaves none behind.
+    this.lastPartial = step >= steps ? { lossSum: 0, accSum: 0, steps: 0 } : { lossSum, accSum, steps: done };
     return {
       epoch,
       stage: policy.stage,

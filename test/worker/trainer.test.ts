@@ -207,5 +207,10 @@ describe('bbn train command', () => {
     assert.equal(b.code, 0, b.stderr);
     assert.match(b.stderr, /resuming from .*ckpt-e/);
     assert.deepEqual(finalParams(killed), finalParams(whole));
+    assert.deepEqual(
+      readMetrics(killed).map((r) => [r.epoch, r.trainLoss, r.testTop1]),
+      readMetrics(whole).map((r) => [r.epoch, r.trainLoss, r.testTop1]),
+      'metrics after a resume at an epoch boundary equal the uninterrupted run',
+    );
   });
 });

@@ -1,0 +1,90 @@
+/**
+ * Temporal workers of the durable-run layer: one per rank, polling that rank's task queue
+ * (`bbn-worker-<runId>-<rank>`), with the training activities over injected deps and, where asked,
+ * the `bbnTraining` workflow (rank 0's worker hosts it in the local default).
+ *
+ * The workflow bundle is built by webpack from `workflows.ts` (its `.ts` imports are compiled by
+ * the SDK's swc loader, so this works under tsx); building takes seconds, so it is done once per
+ * process and can be handed to a child process as a file (`writeWorkflowBundle`).
+ */
+import { writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import {
+  bundleWorkflowCode,
+  type NativeConnection,
+  Worker,
+  type WorkerOptions,
+  type WorkflowBundle,
+  type WorkflowBundleOption,
+} from '@temporalio/worker';
+import { createActivities, type TrainingDeps } from './activities.ts';
+
+/** Absolute path of the workflow module (what `workflowsPath` points at). */
+export const WORKFLOWS_PATH = fileURLToPath(new URL('./workflows.ts', import.meta.url));
+
+let bundle: Promise<WorkflowBundle> | undefined;
+
+/** The workflow bundle of this process (built on first use, then reused). */
+export function trainingWorkflowBundle(): Promise<WorkflowBundle> {
+  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietLogger }).then(({ code }) => ({
+    code,
+  }));
+  return bundle;
+}
+
+/** Writes the bundle to `path`, for a worker in another process (`workflowBundle: { codePath }`). */
+export async function writeWorkflowBundle(path: string): Promise<string> {
+  writeFileSync(path, (await trainingWorkflowBundle()).code);
+  return path;
+}
+
+const noop = () => {};
+/** webpack prints a page of statistics at info level; keep warnings and errors. */
+const quietLogger = {
+  log: noop,
+  trace: noop,
+  debug: noop,
+  info: noop,
+  warn: (message: string, meta?: Record<string, unknown>) => console.warn(message, meta ?? ''),
+  error: (message: string, meta?: Record<string, unknown>) => console.error(message, meta ?? ''),
+};
+
+/** Options of {@link createTrainingWorker}. */
+export interface TrainingWorkerOptions {
+  readonly connection: NativeConnection;
+  readonly namespace?: string;
+  /** Usually `rankTaskQueue(runId, rank)`. */
+  readonly taskQueue: string;
+  /** Training dependencies; without them the worker hosts workflows only. */
+  readonly deps?: TrainingDeps;
+  /** Host the `bbnTraining` workflow: `true` (bundle built here) or a prebuilt bundle (code or file path). */
+  readonly workflows?: boolean | WorkflowBundleOption;
+  /**
+   * After shutdown is requested, activities get this long to stop before the worker gives up on
+   * them; without it `run()` can hang forever after a fatal error. Default 10 s.
+   */
+  readonly shutdownForceTime?: WorkerOptions['shutdownForceTime'];
+  /** Concurrent activities; default 2 (one rank trains one epoch at a time, plus a short call). */
+  readonly maxConcurrentActivityTaskExecutions?: number;
+}
+
+/**
+ * A Temporal worker for the training workflow and/or activities. The caller runs it
+ * (`worker.run()`) and must exit the process when `run()` rejects, so a supervisor replaces it.
+ */
+export async function createTrainingWorker(opts: TrainingWorkerOptions): Promise<Worker> {
+  if (!opts.deps && !opts.workflows) {
+    throw new TypeError(`createTrainingWorker(${opts.taskQueue}): give deps, workflows, or both`);
+  }
+  const workflowBundle =
+    opts.workflows === true ? await trainingWorkflowBundle() : opts.workflows ? opts.workflows : undefined;
+  return Worker.create({
+    connection: opts.connection,
+    namespace: opts.namespace ?? 'default',
+    taskQueue: opts.taskQueue,
+    workflowBundle,
+    activities: opts.deps ? createActivities(opts.deps) : undefined,
+    shutdownForceTime: opts.shutdownForceTime ?? '10s',
+    maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivityTaskExecutions ?? 2,
+  });
+}

@@ -1,0 +1,364 @@
+/**
+ * The `bbnTraining` workflow: owns one training run, walks its epochs, survives the crash of any
+ * process, and is what pause / resume / cancel / scale / status talk to.
+ *
+ * Per epoch: `planEpoch` (rank 0's queue; the coordinator's job), one `trainEpoch` per rank on that
+ * rank's own queue (all started, all awaited; the first failure cancels the others and restarts
+ * the epoch from the last checkpoint as a new generation, within a retry budget kept here), then
+ * `evaluateAndCheckpoint` on rank 0. Only plan summaries, checkpoint URIs and metrics pass through
+ * history. Membership changes (scale) and pauses take effect only at epoch boundaries.
+ *
+ * Imports only `@temporalio/workflow`, pure core modules and this layer's own types.
+ */
+import {
+  ActivityCancellationType,
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  continueAsNew,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  sleep,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { ConfigError, parseRunConfig } from '../core/config.ts';
+import { totalEpochs } from '../core/methods.ts';
+import {
+  type CarriedState,
+  DEFAULT_MAX_WORKERS,
+  DEFAULT_RESTART_POLICY,
+  DEFAULT_TIMEOUTS,
+  type EpochPlanSummary,
+  type EpochSummary,
+  FAILURE_TYPES,
+  type FailureRecord,
+  type RestartPolicy,
+  type RunProgress,
+  type RunState,
+  type RunTimeouts,
+  rankTaskQueue,
+  type TrainingActivities,
+  type TrainingInput,
+  type TrainingResult,
+  type TrainResult,
+} from './api.ts';
+import { cancelSignal, pauseSignal, progressQuery, resumeSignal, scaleUpdate } from './messages.ts';
+
+/** How many epoch summaries the workflow keeps in state (older ones live in metrics.jsonl). */
+const KEPT_SUMMARIES = 20;
+
+/** Validated workflow parameters (a bad input is a non-retryable ConfigError). */
+interface Validated {
+  readonly totalEpochs: number;
+  readonly maxWorkers: number;
+  readonly timeouts: RunTimeouts;
+  readonly restart: RestartPolicy;
+}
+
+/**
+ * The workflow sandbox has no `structuredClone`; core's `parseRunConfig` deep-copies its result
+ * (plain JSON data) with it, for which a JSON round trip is the same copy. Installed per call
+ * because sandbox globals may be per-workflow.
+ */
+function ensureStructuredClone(): void {
+  if (typeof globalThis.structuredClone !== 'function') {
+    globalThis.structuredClone = (<T>(value: T): T =>
+      JSON.parse(JSON.stringify(value))) as typeof structuredClone;
+  }
+}
+
+function validate(input: TrainingInput): Validated {
+  ensureStructuredClone();
+  const bad = (msg: string) => ApplicationFailure.nonRetryable(msg, FAILURE_TYPES.config);
+  if (typeof input.runId !== 'string' || !/^[A-Za-z0-9._-]+$/.test(input.runId)) {
+    throw bad(
+      `TrainingInput.runId (${JSON.stringify(input.runId)}) must be a non-empty [A-Za-z0-9._-] string`,
+    );
+  }
+  if (typeof input.outDir !== 'string' || input.outDir === '') {
+    throw bad(`TrainingInput.outDir (${JSON.stringify(input.outDir)}) must be a non-empty path`);
+  }
+  const maxWorkers = input.maxWorkers ?? DEFAULT_MAX_WORKERS;
+  if (!Number.isInteger(input.workers) || input.workers < 1 || input.workers > maxWorkers) {
+    throw bad(`TrainingInput.workers (${input.workers}) must be an integer in [1, ${maxWorkers}]`);
+  }
+  let epochs: number;
+  try {
+    epochs = totalEpochs(parseRunConfig(input.config, `run ${input.runId} config`));
+  } catch (err) {
+    if (err instanceof ConfigError) throw bad(err.message);
+    throw err;
+  }
+  return {
+    totalEpochs: epochs,
+    maxWorkers,
+    timeouts: { ...DEFAULT_TIMEOUTS, ...input.timeouts },
+    restart: { ...DEFAULT_RESTART_POLICY, ...input.restart },
+  };
+}
+
+/** Backoff before restart number `n` (1-based): initial · 2^(n-1), capped. */
+export function restartBackoffMs(policy: RestartPolicy, n: number): number {
+  return Math.min(policy.maxBackoffMs, policy.initialBackoffMs * 2 ** Math.max(0, n - 1));
+}
+
+/** A rank's failure, tagged so the run's failure log names the first failing rank. */
+class RankFailure extends Error {
+  constructor(
+    readonly rank: number,
+    override readonly cause: unknown,
+  ) {
+    super(`rank ${rank}: ${rootMessage(cause)}`);
+  }
+}
+
+/** The innermost cause's message ("Activity task failed" wraps the rank's real error). */
+function rootMessage(err: unknown): string {
+  let e = err as { message?: string; cause?: unknown } | undefined;
+  while (e?.cause !== undefined && e.cause !== null) e = e.cause as typeof e;
+  return e?.message ?? String(err);
+}
+
+function isNonRetryable(err: unknown): boolean {
+  const inner = err instanceof RankFailure ? err.cause : err;
+  const cause = inner instanceof ActivityFailure ? inner.cause : inner;
+  return cause instanceof ApplicationFailure && cause.nonRetryable === true;
+}
+
+/** The training workflow (see the module comment). */
+export async function bbnTraining(input: TrainingInput): Promise<TrainingResult> {
+  const v = validate(input);
+  const started = Date.now(); // workflow time: deterministic
+  const carried = input.carried;
+  let state: RunState = 'preparing';
+  let epoch = carried?.nextEpoch ?? 1;
+  let generation = carried?.generation ?? 0;
+  let restartsUsed = carried?.restartsUsed ?? 0;
+  const failures: FailureRecord[] = [...(carried?.failures ?? [])];
+  const epochs: EpochSummary[] = [...(carried?.epochs ?? [])];
+  let checkpoint = carried?.checkpoint ?? null;
+  let workers = carried?.workers ?? input.workers;
+  let pendingWorkers: number | null = null;
+  let pauseRequested = carried?.paused ?? false;
+  let cancelRequested = false;
+  let plan: EpochPlanSummary | null = null;
+  /** The scope of the epoch in flight; `cancel` cancels it so ranks stop within seconds. */
+  let epochScope: CancellationScope | null = null;
+
+  setHandler(pauseSignal, () => {
+    pauseRequested = true;
+  });
+  setHandler(resumeSignal, () => {
+    pauseRequested = false;
+  });
+  setHandler(cancelSignal, () => {
+    cancelRequested = true;
+    epochScope?.cancel();
+  });
+  setHandler(
+    scaleUpdate,
+    (w) => {
+      pendingWorkers = w;
+      return w;
+    },
+    {
+      validator: (w) => {
+        if (!Number.isInteger(w) || w < 1 || w > v.maxWorkers) {
+          throw new RangeError(`scale: workers (${w}) must be an integer in [1, ${v.maxWorkers}]`);
+        }
+      },
+    },
+  );
+  setHandler(
+    progressQuery,
+    (): RunProgress => ({
+      runId: input.runId,
+      state,
+      epoch,
+      totalEpochs: v.totalEpochs,
+      steps: plan?.steps ?? 0,
+      alpha: plan?.alpha ?? null,
+      lr: plan?.lr ?? null,
+      lastMetrics: epochs.at(-1) ?? null,
+      checkpoint,
+      workers,
+      pendingWorkers,
+      generation,
+      restartsUsed,
+      failures,
+      pauseRequested,
+    }),
+  );
+
+  const short = (taskQueue: string) =>
+    proxyActivities<TrainingActivities>({
+      taskQueue,
+      startToCloseTimeout: v.timeouts.shortActivityMs,
+      scheduleToStartTimeout: v.timeouts.scheduleToStartMs,
+      heartbeatTimeout: v.timeouts.heartbeatMs,
+      retry: {
+        maximumAttempts: 3,
+        initialInterval: 1_000,
+        nonRetryableErrorTypes: Object.values(FAILURE_TYPES),
+      },
+    });
+  const coordinator = () => short(rankTaskQueue(input.runId, 0));
+  const ref = () => ({ runId: input.runId, outDir: input.outDir, config: input.config, generation });
+
+  /** Runs every rank's `trainEpoch`; the first failure cancels the others and waits for them to stop. */
+  const trainAll = async (p: EpochPlanSummary, world: number): Promise<TrainResult[]> => {
+    const scope = new CancellationScope();
+    epochScope = scope;
+    try {
+      return await scope.run(async () => {
+        const calls = Array.from({ length: world }, (_, rank) =>
+          proxyActivities<TrainingActivities>({
+            taskQueue: rankTaskQueue(input.runId, rank),
+            startToCloseTimeout: v.timeouts.epochMs,
+            scheduleToStartTimeout: v.timeouts.scheduleToStartMs,
+            heartbeatTimeout: v.timeouts.heartbeatMs,
+            // Old attempts must have stopped before a new generation starts (fencing).
+            cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            // One rank alone can retry in place only when it has no peers waiting on it.
+            retry: {
+              maximumAttempts: world === 1 ? 3 : 1,
+              initialInterval: 1_000,
+              nonRetryableErrorTypes: Object.values(FAILURE_TYPES),
+            },
+          })
+            .trainEpoch({ ...ref(), epoch: p.epoch, rank, worldSize: world, plan: p })
+            .catch((err: unknown) => {
+              throw new RankFailure(rank, err);
+            }),
+        );
+        try {
+          return await Promise.all(calls);
+        } catch (err) {
+          if (!scope.consideredCancelled) scope.cancel();
+          await Promise.allSettled(calls);
+          throw err;
+        }
+      });
+    } finally {
+      epochScope = null;
+    }
+  };
+
+  const stop = async (): Promise<TrainingResult> => {
+    state = 'stopping';
+    const uri = await CancellationScope.nonCancellable(() =>
+      coordinator().checkpointNow({ ...ref(), epoch }),
+    );
+    checkpoint = uri ?? checkpoint;
+    state = 'cancelled';
+    return { runId: input.runId, state: 'cancelled', epochs, checkpoint, generation };
+  };
+
+  let epochsThisExecution = 0;
+  /** The next epoch's plan, requested while the current epoch evaluates (one round trip less per epoch). */
+  let prefetched: {
+    epoch: number;
+    workers: number;
+    generation: number;
+    plan: Promise<EpochPlanSummary>;
+  } | null = null;
+  try {
+    if (!carried) {
+      const prepared = await coordinator().prepareRun({ ...ref(), resume: input.resume ?? false });
+      epoch = prepared.startEpoch;
+      checkpoint = prepared.checkpoint;
+    }
+    while (epoch <= v.totalEpochs) {
+      if (pendingWorkers !== null) {
+        workers = pendingWorkers;
+        pendingWorkers = null;
+      }
+      if (
+        epochsThisExecution > 0 &&
+        (workflowInfo().continueAsNewSuggested ||
+          (input.epochsPerExecution !== undefined && epochsThisExecution >= input.epochsPerExecution))
+      ) {
+        const next: CarriedState = {
+          nextEpoch: epoch,
+          generation,
+          restartsUsed,
+          failures,
+          epochs: epochs.slice(-KEPT_SUMMARIES),
+          checkpoint,
+          workers,
+          paused: pauseRequested,
+        };
+        if (!cancelRequested) await continueAsNew<typeof bbnTraining>({ ...input, carried: next });
+      }
+      if (pauseRequested && !cancelRequested) {
+        state = 'paused';
+        await condition(() => !pauseRequested || cancelRequested);
+      }
+      if (cancelRequested) return await stop();
+      try {
+        state = 'planning';
+        const ahead = prefetched;
+        prefetched = null;
+        const fresh = () => coordinator().planEpoch({ ...ref(), epoch, workers });
+        plan =
+          ahead && ahead.epoch === epoch && ahead.workers === workers && ahead.generation === generation
+            ? await ahead.plan.catch(fresh)
+            : await fresh();
+        state = 'training';
+        const results = await trainAll(plan, workers);
+        state = 'evaluating';
+        if (epoch < v.totalEpochs) {
+          // The plan depends only on (seed, epoch, counts, W): fetch the next one while rank 0 evaluates.
+          const next = coordinator().planEpoch({ ...ref(), epoch: epoch + 1, workers });
+          next.catch(() => {}); // a failed prefetch is simply not used: the next epoch plans again
+          prefetched = { epoch: epoch + 1, workers, generation, plan: next };
+        }
+        const summary = await coordinator().evaluateAndCheckpoint({
+          ...ref(),
+          epoch,
+          train: results[0],
+          plan,
+        });
+        epochs.push(summary);
+        if (epochs.length > KEPT_SUMMARIES) epochs.shift();
+        checkpoint = summary.checkpoint;
+        epoch++;
+        epochsThisExecution++;
+      } catch (err) {
+        if (cancelRequested && (isCancellation(err) || isCancellation((err as RankFailure).cause))) {
+          return await stop();
+        }
+        if (isCancellation(err) || isNonRetryable(err)) throw err;
+        failures.push({
+          epoch,
+          generation,
+          rank: err instanceof RankFailure ? err.rank : null,
+          message: err instanceof RankFailure ? err.message : rootMessage(err),
+        });
+        if (restartsUsed >= v.restart.maxRestarts) {
+          throw ApplicationFailure.nonRetryable(
+            `run ${input.runId}: restart budget (${v.restart.maxRestarts}) exhausted at epoch ${epoch}; last failure: ${failures.at(-1)?.message}`,
+            FAILURE_TYPES.budget,
+          );
+        }
+        restartsUsed++;
+        generation++;
+        state = 'restarting';
+        await sleep(restartBackoffMs(v.restart, restartsUsed));
+      }
+    }
+    await coordinator().finishRun({ ...ref(), seconds: (Date.now() - started) / 1000 });
+    state = 'completed';
+    return { runId: input.runId, state: 'completed', epochs, checkpoint, generation };
+  } catch (err) {
+    if (isCancellation(err)) {
+      // Workflow cancellation (handle.cancel()): still leave a final checkpoint, then report cancelled.
+      await stop();
+    } else {
+      state = 'failed';
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,44 @@
+/**
+ * A Temporal training worker in its own process, for the crash test: hosts the workflow (from a
+ * prebuilt bundle file) and the local activities on one task queue, prints `ready` when polling.
+ *
+ * argv: address taskQueue bundlePath backend [holdEpoch markerPath]
+ * With holdEpoch, `trainEpoch` of that epoch writes markerPath and then never finishes (it keeps
+ * heartbeating), so the test can SIGKILL this process in the middle of the run.
+ */
+import { writeFileSync } from 'node:fs';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import type { BackendPreference } from '../../src/model/backend.ts';
+import { selectBackend } from '../../src/model/backend.ts';
+import type { TrainingDeps } from '../../src/orchestration/activities.ts';
+import { createLocalDeps } from '../../src/orchestration/local.ts';
+import { createTrainingWorker } from '../../src/orchestration/worker.ts';
+
+Runtime.install({ logger: new DefaultLogger('WARN') });
+const [address, taskQueue, bundlePath, backend, holdEpoch, marker] = process.argv.slice(2);
+await selectBackend(backend as BackendPreference);
+const local = createLocalDeps({ backend });
+const deps: TrainingDeps = {
+  ...local,
+  trainEpochOnRank(req, ctl) {
+    if (holdEpoch !== undefined && req.epoch === Number(holdEpoch)) {
+      writeFileSync(marker, String(process.pid));
+      return new Promise(() => {}); // held until the test kills this process
+    }
+    return local.trainEpochOnRank(req, ctl);
+  },
+};
+const connection = await NativeConnection.connect({ address });
+const worker = await createTrainingWorker({
+  connection,
+  taskQueue,
+  deps,
+  workflows: { codePath: bundlePath },
+});
+process.stdout.write('ready\n');
+try {
+  await worker.run();
+} finally {
+  local.dispose();
+  await connection.close();
+}

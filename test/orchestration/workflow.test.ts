@@ -1,0 +1,335 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Client, Connection, WorkflowUpdateFailedError } from '@temporalio/client';
+import { historyFromJSON, historyToJSON } from '@temporalio/common/lib/proto-utils.js';
+import { DefaultLogger, NativeConnection, Runtime, Worker, type WorkflowBundle } from '@temporalio/worker';
+import { temporalLaunch } from '../../src/cli/run-commands.ts';
+import type { LoadedData } from '../../src/data/api.ts';
+import { loadData } from '../../src/data/load.ts';
+import { selectBackend } from '../../src/model/backend.ts';
+import type { TrainingDeps } from '../../src/orchestration/activities.ts';
+import {
+  rankTaskQueue,
+  runWorkflowId,
+  TRAINING_WORKFLOW,
+  type TrainingInput,
+  type TrainingResult,
+} from '../../src/orchestration/api.ts';
+import { createLocalDeps } from '../../src/orchestration/local.ts';
+import {
+  cancelSignal,
+  pauseSignal,
+  progressQuery,
+  resumeSignal,
+  scaleUpdate,
+} from '../../src/orchestration/messages.ts';
+import {
+  createTrainingWorker,
+  trainingWorkflowBundle,
+  writeWorkflowBundle,
+} from '../../src/orchestration/worker.ts';
+import { runTraining } from '../../src/worker/run.ts';
+import { readMetrics } from '../../src/worker/run-dir.ts';
+import { startTestTemporal, type TestServer, waitUntil } from '../helpers/servers.ts';
+import { finalParams, TEST_TIMEOUTS, tempDir, tinyConfig } from './fixtures.ts';
+
+/** Re-record with BBN_UPDATE_FIXTURES=1 after an intended workflow change, then `npx biome format --write` it. */
+const FIXTURE = join(import.meta.dirname, 'fixtures', 'bbn-training-2-epochs.history.json');
+
+let server: TestServer;
+let connection: Connection;
+let nativeConnection: NativeConnection;
+let client: Client;
+let bundle: WorkflowBundle;
+let backend: string;
+let data: LoadedData;
+/** Final weights of `runTraining` of the 2-epoch tiny config: what every durable run must end with. */
+let reference: Float32Array;
+let runs = 0;
+
+before(async () => {
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+  [server, bundle] = await Promise.all([startTestTemporal(), trainingWorkflowBundle()]);
+  backend = (await selectBackend('auto')).name;
+  data = await loadData(tinyConfig().dataset);
+  const dir = tempDir();
+  await runTraining(tinyConfig(), dir, { backend, data });
+  reference = finalParams(dir);
+  connection = await Connection.connect({ address: server.address });
+  nativeConnection = await NativeConnection.connect({ address: server.address });
+  client = new Client({ connection });
+});
+
+after(async () => {
+  await connection?.close();
+  await nativeConnection?.close();
+  await server?.stop();
+});
+
+function input(extra: Partial<TrainingInput> = {}): TrainingInput {
+  runs++;
+  return {
+    runId: `t${process.pid}-${runs}`,
+    config: tinyConfig(),
+    outDir: tempDir(),
+    workers: 1,
+    timeouts: TEST_TIMEOUTS,
+    restart: { initialBackoffMs: 100 },
+    ...extra,
+  };
+}
+
+function start(inp: TrainingInput) {
+  return client.workflow.start<(i: TrainingInput) => Promise<TrainingResult>>(TRAINING_WORKFLOW, {
+    taskQueue: rankTaskQueue(inp.runId, 0),
+    workflowId: runWorkflowId(inp.runId),
+    args: [inp],
+  });
+}
+
+/** Runs `body` while an in-process worker (workflow + local activities) serves run `runId`. */
+async function withWorker<T>(runId: string, deps: TrainingDeps, body: () => Promise<T>): Promise<T> {
+  const worker = await createTrainingWorker({
+    connection: nativeConnection,
+    taskQueue: rankTaskQueue(runId, 0),
+    deps,
+    workflows: bundle,
+  });
+  return worker.runUntil(body);
+}
+
+describe('bbnTraining workflow', () => {
+  it('a 2-epoch run through Temporal ends with the same weights as runTraining, and its history replays', {
+    timeout: 90_000,
+  }, async () => {
+    const inp = input();
+    const local = createLocalDeps({ backend, data });
+    const handle = await start(inp);
+    const [result, progress] = await withWorker(inp.runId, local, async () => [
+      await handle.result(),
+      await handle.query(progressQuery),
+    ]);
+    local.dispose();
+    assert.equal(result.state, 'completed');
+    assert.deepEqual(
+      result.epochs.map((e) => e.epoch),
+      [1, 2],
+    );
+    assert.deepEqual(finalParams(inp.outDir), reference, 'bit-identical final weights');
+    assert.deepEqual(
+      readMetrics(inp.outDir).map((r) => r.epoch),
+      [1, 2],
+    );
+    assert.ok(existsSync(join(inp.outDir, 'summary.json')), 'summary.json written');
+    assert.equal(progress.state, 'completed');
+    assert.equal(progress.generation, 0);
+
+    const history = await handle.fetchHistory();
+    await Worker.runReplayHistory({ workflowBundle: bundle }, history);
+    if (process.env.BBN_UPDATE_FIXTURES === '1') writeFileSync(FIXTURE, historyToJSON(history));
+  });
+
+  it('the recorded fixture history still replays against the current workflow code', {
+    timeout: 90_000,
+  }, async () => {
+    const history = historyFromJSON(JSON.parse(readFileSync(FIXTURE, 'utf8')));
+    await Worker.runReplayHistory({ workflowBundle: bundle }, history);
+  });
+
+  it('pauses at the epoch boundary after a pause signal, reports paused, and completes after resume', {
+    timeout: 90_000,
+  }, async () => {
+    const inp = input();
+    const local = createLocalDeps({ backend, data });
+    const handle = await start(inp);
+    const deps: TrainingDeps = {
+      ...local,
+      async trainEpochOnRank(req, ctl) {
+        if (req.epoch === 1) await handle.signal(pauseSignal); // arrives while epoch 1 trains
+        return local.trainEpochOnRank(req, ctl);
+      },
+    };
+    const result = await withWorker(inp.runId, deps, async () => {
+      await waitUntil(
+        'state paused',
+        async () => (await handle.query(progressQuery)).state === 'paused',
+        30_000,
+      );
+      const paused = await handle.query(progressQuery);
+      assert.equal(paused.epoch, 2, 'paused before epoch 2');
+      assert.equal(paused.lastMetrics?.epoch, 1, 'epoch 1 finished and checkpointed');
+      assert.match(paused.checkpoint ?? '', /ckpt-e000001-s0000000/);
+      await handle.signal(resumeSignal);
+      return handle.result();
+    });
+    local.dispose();
+    assert.equal(result.state, 'completed');
+    assert.deepEqual(finalParams(inp.outDir), reference);
+  });
+
+  it('scale rejects 0 and 65 before they reach history, accepts 1, and cancel stops cleanly', {
+    timeout: 90_000,
+  }, async () => {
+    const inp = input({ maxWorkers: 64 });
+    const local = createLocalDeps({ backend, data });
+    const handle = await start(inp);
+    await handle.signal(pauseSignal); // paused before epoch 1: nothing trains while we talk to it
+    const result = await withWorker(inp.runId, local, async () => {
+      await waitUntil(
+        'state paused',
+        async () => (await handle.query(progressQuery)).state === 'paused',
+        30_000,
+      );
+      for (const bad of [0, 65, 1.5]) {
+        await assert.rejects(handle.executeUpdate(scaleUpdate, { args: [bad] }), (err: unknown) => {
+          assert.ok(err instanceof WorkflowUpdateFailedError, String(err));
+          assert.match(String((err as Error).cause), /workers \(.*\) must be an integer in \[1, 64\]/);
+          return true;
+        });
+      }
+      assert.equal(await handle.executeUpdate(scaleUpdate, { args: [1] }), 1);
+      assert.equal((await handle.query(progressQuery)).pendingWorkers, 1);
+      await handle.signal(cancelSignal);
+      return handle.result();
+    });
+    local.dispose();
+    assert.equal(result.state, 'cancelled');
+    assert.deepEqual(result.epochs, []);
+    const history = await handle.fetchHistory();
+    const updates = (history.events ?? []).filter((e) => e.workflowExecutionUpdateAcceptedEventAttributes);
+    assert.equal(updates.length, 1, 'only the valid update is in history');
+  });
+
+  it('a bad config fails the run with a non-retryable ConfigError naming the field', {
+    timeout: 90_000,
+  }, async () => {
+    const inp = input({ config: { ...tinyConfig(), train: { ...tinyConfig().train, lr: -1 } } });
+    const local = createLocalDeps({ backend, data });
+    const handle = await start(inp);
+    await withWorker(inp.runId, local, () =>
+      assert.rejects(handle.result(), (err: Error) => {
+        assert.match(String(err.cause), /train\.lr/);
+        assert.equal((err.cause as { type?: string }).type, 'ConfigError');
+        return true;
+      }),
+    );
+    local.dispose();
+  });
+
+  it('cancel mid-epoch writes a mid-epoch checkpoint; a resumed run ends with the same weights', {
+    timeout: 90_000,
+  }, async () => {
+    const inp = input();
+    const local = createLocalDeps({ backend, data });
+    const handle = await start(inp);
+    const deps: TrainingDeps = {
+      ...local,
+      async trainEpochOnRank(req, ctl) {
+        if (req.epoch !== 2) return local.trainEpochOnRank(req, ctl);
+        const aborted = new Promise<void>((r) => ctl.signal.addEventListener('abort', () => r()));
+        await handle.signal(cancelSignal);
+        await aborted; // the cancellation reached this attempt
+        let steps = 0;
+        // Two more steps after the stop request arrived, as a slow step would be.
+        return local.trainEpochOnRank(req, {
+          ...ctl,
+          heartbeat: (s) => {
+            steps++;
+            ctl.heartbeat(s);
+          },
+          shouldStop: () => steps >= 2,
+        });
+      },
+    };
+    const stopped = await withWorker(inp.runId, deps, () => handle.result());
+    assert.equal(stopped.state, 'cancelled');
+    assert.match(
+      stopped.checkpoint ?? '',
+      /ckpt-e000001-s0000002\.bbnckpt$/,
+      'epoch 1 done, 2 steps of epoch 2',
+    );
+    const again = { ...inp, runId: `${inp.runId}-resumed`, resume: true };
+    const resumed = await withWorker(again.runId, local, () => start(again).then((h) => h.result()));
+    local.dispose();
+    assert.equal(resumed.state, 'completed');
+    assert.deepEqual(
+      resumed.epochs.map((e) => e.epoch),
+      [2],
+    );
+    assert.deepEqual(finalParams(inp.outDir), reference, 'same final weights as an uninterrupted run');
+  });
+
+  it('temporalLaunch with a local worker submits, serves and finishes the run (bbn launch without --k8s)', {
+    timeout: 90_000,
+  }, async () => {
+    const outDir = tempDir();
+    let printed = '';
+    const result = await temporalLaunch(
+      {
+        temporal: server.address,
+        config: tinyConfig(),
+        runId: `launch-${process.pid}`,
+        outDir,
+        workers: 1,
+        localWorker: { backend: 'auto' },
+      },
+      { write: (t: string) => (printed += t) },
+    );
+    assert.equal(result?.state, 'completed');
+    assert.match(printed, /run launch-\d+: submitted .*\n.*completed after 2 epoch\(s\)/);
+    assert.deepEqual(finalParams(outDir), reference);
+  });
+
+  it('SIGKILL of the Temporal worker process mid-epoch: a new worker finishes the run with the same weights', {
+    timeout: 90_000,
+  }, async () => {
+    const inp = input();
+    const bundlePath = await writeWorkflowBundle(join(tempDir(), 'workflows.js'));
+    const marker = join(tempDir(), 'held');
+    const child = (extra: string[]) => {
+      const proc = spawn(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          join(import.meta.dirname, 'worker-child.ts'),
+          server.address,
+          rankTaskQueue(inp.runId, 0),
+          bundlePath,
+          backend,
+          ...extra,
+        ],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      const ready = new Promise<void>((resolve, reject) => {
+        proc.stdout?.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
+        proc.once('exit', (code, signal) => reject(new Error(`worker child exited (${code ?? signal})`)));
+      });
+      return { proc, ready };
+    };
+    const children: ChildProcess[] = [];
+    try {
+      const first = child(['2', marker]);
+      children.push(first.proc);
+      await first.ready;
+      const handle = await start(inp);
+      await waitUntil('epoch 2 to start in the first worker', () => existsSync(marker), 60_000);
+      const exited = new Promise((resolve) => first.proc.once('exit', resolve));
+      first.proc.kill('SIGKILL');
+      await exited;
+      const second = child([]);
+      children.push(second.proc);
+      await second.ready;
+      const result = await handle.result();
+      assert.equal(result.state, 'completed');
+      assert.deepEqual(finalParams(inp.outDir), reference, 'same final weights after the crash');
+      const progress = await handle.query(progressQuery);
+      assert.equal(progress.failures.length, 0, 'recovered by the activity retry, no epoch restart needed');
+    } finally {
+      for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    }
+  });
+});
