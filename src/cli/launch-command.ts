@@ -3,13 +3,17 @@
  * through the API with server-side apply; `--dry-run` prints them instead). `bbn scale RUN W --k8s`
  * changes its worker count, `bbn status RUN --k8s` lists its pods.
  *
- * Without `--k8s` these commands belong to the Temporal workflow (not built yet) and say so.
+ * Without `--k8s` they talk to the Temporal workflow that owns the run (`--temporal ADDR`, or
+ * `BBN_TEMPORAL_ADDRESS`, or a local dev server on localhost:7233).
  */
+
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { K8sError, type LaunchOptions } from '../k8s/api.ts';
 import { applyObjects, formatPods, listRunPods, loadKubeConfig, scaleWorkers } from '../k8s/cluster.ts';
 import { renderRun, toYaml } from '../k8s/render.ts';
 import { loadRunConfig } from './config-file.ts';
+import { LOCAL_TEMPORAL_ADDRESS, temporalLaunch, temporalScale, temporalStatus } from './run-commands.ts';
 
 /** Where Temporal and NATS are, unless given: their official charts' services in their own namespaces. */
 export const DEFAULT_TEMPORAL_ADDRESS = 'temporal-frontend.temporal.svc.cluster.local:7233';
@@ -21,11 +25,17 @@ const int = (name: string) => (v: string) => {
   return n;
 };
 
-function requireK8s(command: string, k8s: boolean | undefined): void {
-  if (!k8s)
-    throw new K8sError(
-      `bbn ${command} without --k8s needs the Temporal workflow, which is not built yet; use --k8s to act on the cluster's objects`,
-    );
+/** The Temporal frontend to use: the flag, the environment, then the cluster's or the local default. */
+function temporalAddress(flag: string | undefined, k8s: boolean | undefined): string {
+  return (
+    flag ?? process.env.BBN_TEMPORAL_ADDRESS ?? (k8s ? DEFAULT_TEMPORAL_ADDRESS : LOCAL_TEMPORAL_ADDRESS)
+  );
+}
+
+interface TemporalFlags {
+  k8s?: boolean;
+  temporal?: string;
+  temporalNamespace: string;
 }
 
 interface LaunchFlags {
@@ -36,8 +46,11 @@ interface LaunchFlags {
   workers?: number;
   gpusPerWorker: number;
   image?: string;
-  temporal: string;
+  temporal?: string;
   temporalNamespace: string;
+  out?: string;
+  resume?: boolean;
+  localWorker?: boolean;
   nats: string;
   grace?: number;
   persistence: boolean;
@@ -66,8 +79,7 @@ export function registerLaunchCommand(program: Command, out: CommandOutput = pro
     .option('--image <ref>', 'image REPOSITORY:TAG (default: the chart default for CPU or GPU)')
     .option(
       '--temporal <host:port>',
-      'Temporal frontend',
-      process.env.BBN_TEMPORAL_ADDRESS ?? DEFAULT_TEMPORAL_ADDRESS,
+      'Temporal frontend (default: $BBN_TEMPORAL_ADDRESS, else the cluster or local default)',
     )
     .option('--temporal-namespace <ns>', 'Temporal namespace', 'default')
     .option('--nats <url>', 'NATS server', process.env.BBN_NATS_URL ?? DEFAULT_NATS_URL)
@@ -76,16 +88,39 @@ export function registerLaunchCommand(program: Command, out: CommandOutput = pro
     .option('--credentials-secret <name>', 'existing Secret mounted at /etc/bbn/credentials')
     .option('--kubeconfig <file>', 'kubeconfig (default: $KUBECONFIG or ~/.kube/config)')
     .option('--dry-run', 'print the objects as YAML and change nothing')
+    .option('--out <dir>', 'without --k8s: the run directory (default runs/RUN)')
+    .option('--resume', 'without --k8s: continue the run from its last good checkpoint')
+    .option(
+      '--local-worker',
+      'without --k8s: also serve the run in this process (one worker, in-process trainer)',
+    )
     .action(async (overrides: string[], f: LaunchFlags) => {
-      requireK8s('launch', f.k8s);
       const cfg = loadRunConfig(f.config, overrides);
+      const temporal = temporalAddress(f.temporal, f.k8s);
+      if (!f.k8s) {
+        const runId = f.run ?? cfg.name;
+        await temporalLaunch(
+          {
+            temporal,
+            temporalNamespace: f.temporalNamespace,
+            config: cfg,
+            runId,
+            outDir: f.out ?? join('runs', runId),
+            workers: f.workers ?? cfg.distributed.workers,
+            resume: f.resume,
+            localWorker: f.localWorker ? { backend: cfg.compute.backend } : undefined,
+          },
+          out,
+        );
+        return;
+      }
       const options: LaunchOptions = {
         run: f.run ?? cfg.name,
         namespace: f.namespace,
         workers: f.workers ?? cfg.distributed.workers,
         gpusPerWorker: f.gpusPerWorker,
         image: f.image,
-        temporalAddress: f.temporal,
+        temporalAddress: temporal,
         temporalNamespace: f.temporalNamespace,
         natsUrl: f.nats,
         terminationGracePeriodSeconds: f.grace,
@@ -107,15 +142,23 @@ export function registerLaunchCommand(program: Command, out: CommandOutput = pro
 
   program
     .command('scale')
-    .description('change the number of workers of a run')
+    .description('change the number of workers of a run (at the next epoch boundary; --k8s: the pods)')
     .argument('<run>', 'run id')
     .argument('<workers>', 'new worker count', int('workers'))
     .option('--k8s', "patch the run's worker StatefulSet")
     .option('-n, --namespace <ns>', 'namespace', 'default')
     .option('--kubeconfig <file>', 'kubeconfig (default: $KUBECONFIG or ~/.kube/config)')
+    .option('--temporal <host:port>', 'without --k8s: Temporal frontend')
+    .option('--temporal-namespace <ns>', 'Temporal namespace', 'default')
     .action(
-      async (run: string, workers: number, f: { k8s?: boolean; namespace: string; kubeconfig?: string }) => {
-        requireK8s('scale', f.k8s);
+      async (run: string, workers: number, f: TemporalFlags & { namespace: string; kubeconfig?: string }) => {
+        if (!f.k8s) {
+          const target = {
+            temporal: temporalAddress(f.temporal, false),
+            temporalNamespace: f.temporalNamespace,
+          };
+          return temporalScale(run, workers, target, out);
+        }
         const before = await scaleWorkers(loadKubeConfig(f.kubeconfig), f.namespace, run, workers);
         out.write(`run ${run}: workers ${before} -> ${workers}\n`);
       },
@@ -123,15 +166,24 @@ export function registerLaunchCommand(program: Command, out: CommandOutput = pro
 
   program
     .command('status')
-    .description("show a run's pods: phase, node, restarts")
+    .description('show a run: workflow state, epoch, α, lr and ranks (--k8s: its pods)')
     .argument('<run>', 'run id')
     .option('--k8s', "list the run's pods")
     .option('-n, --namespace <ns>', 'namespace', 'default')
     .option('--kubeconfig <file>', 'kubeconfig (default: $KUBECONFIG or ~/.kube/config)')
     .option('--json', 'print JSON')
+    .option('--temporal <host:port>', 'without --k8s: Temporal frontend')
+    .option('--temporal-namespace <ns>', 'Temporal namespace', 'default')
     .action(
-      async (run: string, f: { k8s?: boolean; namespace: string; kubeconfig?: string; json?: boolean }) => {
-        requireK8s('status', f.k8s);
+      async (run: string, f: TemporalFlags & { namespace: string; kubeconfig?: string; json?: boolean }) => {
+        if (!f.k8s) {
+          const target = {
+            temporal: temporalAddress(f.temporal, false),
+            temporalNamespace: f.temporalNamespace,
+          };
+          await temporalStatus(run, { ...target, json: f.json }, out);
+          return;
+        }
         const rows = await listRunPods(loadKubeConfig(f.kubeconfig), f.namespace, run);
         if (f.json) out.write(`${JSON.stringify(rows, null, 2)}\n`);
         else if (rows.length === 0) out.write(`run ${run}: no pods in namespace ${f.namespace}\n`);

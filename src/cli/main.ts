@@ -9,6 +9,7 @@ import { registerDataCommand } from './data-command.ts';
 import { registerEvalCommand } from './eval-command.ts';
 import { registerLaunchCommand } from './launch-command.ts';
 import { registerReportCommand } from './report-command.ts';
+import { registerRunCommands } from './run-commands.ts';
 import { registerTrainCommand } from './train-command.ts';
 import { registerRunsCommand, registerWatchCommand } from './watch-command.ts';
 import { registerWorkerCommand } from './worker-command.ts';
@@ -27,6 +28,7 @@ registerWatchCommand(program);
 registerRunsCommand(program);
 registerWorkerCommand(program);
 registerLaunchCommand(program);
+registerRunCommands(program);
 
 /** Errors whose message is the whole story for a user; anything else is a bug and keeps its stack. */
 function isUserError(err: unknown): err is Error {
