@@ -178,7 +178,12 @@ forEachBackend(backends, 'shapes (§9.9)', () => {
     const names = describeModel(spec).layout.map((e) => e.name);
     assert.ok(!names.some((n) => n.startsWith('backbone.layer3')));
     assert.deepEqual(describeModel(spec).layout.at(-2)?.shape, [16, 3]);
-    assert.deepEqual(shapes(spec), { trunk: [1, 4, 4, 8], branch: [1, 4, 4, 8], pooled: [1, 8], logits: [1, 3] });
+    assert.deepEqual(shapes(spec), {
+      trunk: [1, 4, 4, 8],
+      branch: [1, 4, 4, 8],
+      pooled: [1, 8],
+      logits: [1, 3],
+    });
   });
 
   it('single-branch ResNet: one Linear(D, C) over the plain network', () => {

@@ -14,7 +14,13 @@ const R = randomBatch(TINY_BBN, 4, 'xr');
 const batch = { xu: U.x, yu: U.y, xr: R.x, yr: R.y };
 
 /** Initial params, step result, buffers after it and eval logits, on the current backend. */
-function runOn(): { params: Float32Array; loss: number; grads: Float32Array; buffers: Float32Array; logits: Float32Array } {
+function runOn(): {
+  params: Float32Array;
+  loss: number;
+  grads: Float32Array;
+  buffers: Float32Array;
+  logits: Float32Array;
+} {
   const m = createModel(TINY_BBN, Rng.fromSeed(11));
   const params = m.getParams();
   const r = m.step(batch, 0.6);
@@ -35,7 +41,10 @@ forEachBackend(backends, 'same model as on cpu', (name) => {
     }
     assert.deepEqual(here.params, ref.params);
     assert.ok(Math.abs(here.loss - ref.loss) < 1e-5);
-    assert.ok(maxAbsDiff(here.grads, ref.grads) <= 1e-4 * maxAbs(ref.grads), `grads ${maxAbsDiff(here.grads, ref.grads)}`);
+    assert.ok(
+      maxAbsDiff(here.grads, ref.grads) <= 1e-4 * maxAbs(ref.grads),
+      `grads ${maxAbsDiff(here.grads, ref.grads)}`,
+    );
     assert.ok(maxAbsDiff(here.buffers, ref.buffers) <= 1e-5 * maxAbs(ref.buffers));
     assert.ok(maxAbsDiff(here.logits, ref.logits) <= 1e-4);
   });
