@@ -6,34 +6,14 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseRunConfig, type RunConfig } from '../../src/core/config.ts';
+import type { RunConfig } from '../../src/core/config.ts';
 import { loadLatestGood } from '../../src/worker/checkpoint.ts';
 import { runPaths } from '../../src/worker/run-dir.ts';
+import { tinyConfig as sharedTiny } from '../helpers/tiny.ts';
 
-/** A tiny learnable long-tailed problem: 4 classes of 8x8 synthetic images, ResNet-8 of width 4 (5 steps per epoch). */
+/** The shared tiny problem (test/helpers/tiny.ts) for `epochs` epochs (5 steps each). */
 export function tinyConfig(epochs = 2): RunConfig {
-  return parseRunConfig({
-    name: 'tiny',
-    seed: 3,
-    dataset: {
-      kind: 'synthetic',
-      numClasses: 4,
-      perClass: 48,
-      testPerClass: 12,
-      imageSize: 8,
-      channels: 1,
-      imbalanceRatio: 8,
-    },
-    model: { depth: 8, baseWidth: 4 },
-    train: {
-      epochs,
-      batchSize: 16,
-      lr: 0.05,
-      lrSchedule: { name: 'multistep', milestones: [3], gamma: 0.1 },
-    },
-    eval: { batchSize: 32, manyThreshold: 20, fewThreshold: 10 },
-    checkpoint: { keep: 10 },
-  });
+  return sharedTiny({ train: { epochs } });
 }
 
 /** A fresh temporary directory. */

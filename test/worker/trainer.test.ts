@@ -5,40 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
-import { parseRunConfig, type RunConfig } from '../../src/core/config.ts';
 import type { LoadedData } from '../../src/data/api.ts';
 import { loadData } from '../../src/data/load.ts';
 import { selectBackend } from '../../src/model/backend.ts';
 import { listCheckpoints, loadLatestGood } from '../../src/worker/checkpoint.ts';
 import { runTraining } from '../../src/worker/run.ts';
 import { readMetrics, runPaths } from '../../src/worker/run-dir.ts';
-
-/** A tiny learnable long-tailed problem: 4 classes of 8x8 synthetic images, ResNet-8 of width 4. */
-function tinyConfig(extra: Record<string, unknown> = {}): RunConfig {
-  const base = {
-    name: 'tiny',
-    seed: 3,
-    dataset: {
-      kind: 'synthetic',
-      numClasses: 4,
-      perClass: 48,
-      testPerClass: 12,
-      imageSize: 8,
-      channels: 1,
-      imbalanceRatio: 8,
-    },
-    model: { depth: 8, baseWidth: 4 },
-    train: {
-      epochs: 4,
-      batchSize: 16,
-      lr: 0.05,
-      lrSchedule: { name: 'multistep', milestones: [3], gamma: 0.1 },
-    },
-    eval: { batchSize: 32, manyThreshold: 20, fewThreshold: 10 },
-    checkpoint: { keep: 10 },
-  };
-  return parseRunConfig({ ...base, ...extra, train: { ...base.train, ...((extra.train as object) ?? {}) } });
-}
+import { tinyConfig } from '../helpers/tiny.ts';
 
 const tempDir = () => mkdtempSync(join(tmpdir(), 'bbn-train-'));
 let backend = 'cpu';
