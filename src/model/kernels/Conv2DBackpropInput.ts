@@ -4,12 +4,14 @@
  *
  *   dX = conv(dilate(dy, stride), rot180(W) with in/out channels swapped, stride 1)
  *
- * with `dilate` inserting stride-1 zeros between dy's rows and columns (a reshape, a pad and a
- * reshape) and the padding chosen so the output has the input's size. A 1x1 filter skips the
- * dilated convolution: it multiplies first (a 1x1 conv on the small dy) and dilates the result.
+ * with the padding chosen so the output has the input's size. Strided filters larger than 1x1 are
+ * split into stride² stride-1 convolutions, one per output phase (`backprop_input_phases.ts`),
+ * rather than convolving a zero-dilated dy; a strided 1x1 filter multiplies at dy's resolution
+ * (a 1x1 conv) and spreads the products out with `dilate` (a reshape, a pad and a reshape).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { backpropInputByPhases } from './backprop_input_phases.ts';
 import {
   conv2d,
   pad,
@@ -88,6 +90,11 @@ export const conv2DBackpropInputConfig = wasmKernel<
   const wRot = transpose(backend, flipped, [0, 1, 3, 2]);
   release(backend, flipped);
 
+  if ((sh > 1 || sw > 1) && (kh > 1 || kw > 1)) {
+    const dx = backpropInputByPhases(backend, dy, wRot, info.inShape, [sh, sw], { top, left });
+    release(backend, wRot);
+    return dx;
+  }
   let src: tf.TensorInfo;
   let k: [number, number];
   if (kh === 1 && kw === 1) {

@@ -6,8 +6,8 @@
  * per channel, and non-float32 data, run the stock kernel.
  */
 import * as tf from '@tensorflow/tfjs';
-import { release, runStock, wasmKernel } from './kernel_utils.ts';
 import { channelAffine, channelTensor, channelValues, isChannelVector } from './channel_affine.ts';
+import { release, runStock, wasmKernel } from './kernel_utils.ts';
 
 /** Kernel config: replaces the stock FusedBatchNorm (fast path: per-channel statistics). */
 export const fusedBatchNormConfig = wasmKernel<'x' | 'mean' | 'variance', tf.FusedBatchNormAttrs>(
@@ -16,7 +16,8 @@ export const fusedBatchNormConfig = wasmKernel<'x' | 'mean' | 'variance', tf.Fus
   ({ x, mean, variance }, attrs, backend, all) => {
     const { offset, scale } = all;
     const stats = [mean, variance, offset, scale].filter((t): t is tf.TensorInfo => t !== undefined);
-    const perChannel = x.dtype === 'float32' && stats.every((t) => t.dtype === 'float32' && isChannelVector(t, x));
+    const perChannel =
+      x.dtype === 'float32' && stats.every((t) => t.dtype === 'float32' && isChannelVector(t, x));
     if (!perChannel || tf.util.sizeFromShape(x.shape) === 0) {
       return runStock(backend, tf.FusedBatchNorm, all, attrs as unknown as tf.NamedAttrMap);
     }

@@ -8,8 +8,12 @@ import { channelAffine, channelOperands } from './channel_affine.ts';
 import { runStock, wasmKernel } from './kernel_utils.ts';
 
 /** Kernel config: replaces the stock Multiply (fast path: full ⊙ per-channel, float32). */
-export const multiplyConfig = wasmKernel<'a' | 'b', object>(tf.Multiply, ['a', 'b'], ({ a, b }, _attrs, backend) => {
-  const ops = channelOperands(a, b);
-  if (ops === null) return runStock(backend, tf.Multiply, { a, b });
-  return channelAffine(backend, ops.full, ops.vec, null);
-});
+export const multiplyConfig = wasmKernel<'a' | 'b', object>(
+  tf.Multiply,
+  ['a', 'b'],
+  ({ a, b }, _attrs, backend) => {
+    const ops = channelOperands(a, b);
+    if (ops === null) return runStock(backend, tf.Multiply, { a, b });
+    return channelAffine(backend, ops.full, ops.vec, null);
+  },
+);

@@ -20,7 +20,10 @@ export const subConfig = wasmKernel<'a' | 'b', object>(tf.Sub, ['a', 'b'], ({ a,
     release(backend, minusOne);
     return y;
   }
-  const negated = channelTensor(backend, v.map((e) => -e));
+  const negated = channelTensor(
+    backend,
+    v.map((e) => -e),
+  );
   const y = channelAffine(backend, ops.full, null, negated);
   release(backend, negated);
   return y;

@@ -6,7 +6,7 @@
  * with O(rank · log reps) calls for the broadcast-like tiles the gradients produce.
  */
 import * as tf from '@tensorflow/tfjs';
-import { WasmKernelError, wasmKernel } from './kernel_utils.ts';
+import { runStock, WasmKernelError, wasmKernel } from './kernel_utils.ts';
 
 type Typed = Float32Array | Int32Array | Uint8Array;
 
@@ -68,7 +68,7 @@ function strides(shape: readonly number[]): number[] {
   return s;
 }
 
-/** Kernel config: replaces the stock Tile (float32, int32 and bool tensors of any rank). */
+/** Kernel config: replaces the stock Tile (numeric and bool tensors of any rank; strings go to stock). */
 export const tileConfig = wasmKernel<keyof tf.TileInputs, tf.TileAttrs>(
   tf.Tile,
   ['x'],
@@ -78,9 +78,7 @@ export const tileConfig = wasmKernel<keyof tf.TileInputs, tf.TileAttrs>(
         `Tile: reps length (${reps.length}) must equal the rank of x (${x.shape.length})`,
       );
     }
-    if (x.dtype === 'string' || x.dtype === 'complex64') {
-      throw new WasmKernelError(`Tile: dtype ${x.dtype} is not supported on wasm`);
-    }
+    if (x.dtype === 'string' || x.dtype === 'complex64') return runStock(backend, tf.Tile, { x }, { reps });
     const outShape = x.shape.map((s, i) => s * reps[i]);
     const out = backend.makeOutput(outShape, x.dtype);
     if (tf.util.sizeFromShape(outShape) === 0) return out;

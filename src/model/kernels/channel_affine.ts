@@ -9,6 +9,12 @@ import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { release, reshape, run } from './kernel_utils.ts';
 
+/** Fewer channels than this are a near-scalar broadcast, which the stock op handles well. */
+const MIN_CHANNELS = 8;
+
+/** Below this many elements the stock op costs less than setting up an XNNPACK operator. */
+const MIN_FULL_SIZE = 4096;
+
 /** A binary op's operands split into the full tensor and the per-channel vector. */
 export interface ChannelOperands {
   readonly full: tf.TensorInfo;
@@ -17,21 +23,22 @@ export interface ChannelOperands {
   readonly vecFirst: boolean;
 }
 
-/** Whether `v` holds one value per channel of `x`: shape `[C]` or `[1, …, 1, C]`, rank ≤ x's. */
+/** Whether `v` holds one value per channel of `x` (shape `[C]` or `[1, …, 1, C]`, rank ≤ x's, C ≥ 8). */
 export function isChannelVector(v: tf.TensorInfo, x: tf.TensorInfo): boolean {
   const c = x.shape[x.shape.length - 1];
-  if (x.shape.length < 2 || v.shape.length === 0 || v.shape.length > x.shape.length) return false;
+  if (c < MIN_CHANNELS || x.shape.length < 2 || v.shape.length === 0 || v.shape.length > x.shape.length)
+    return false;
   if (v.shape[v.shape.length - 1] !== c) return false;
   return v.shape.every((d, i) => i === v.shape.length - 1 || d === 1);
 }
 
 /**
  * Recognises `full ⊙ vec` / `vec ⊙ full` with float32 operands where `vec` is per-channel and
- * `full` has more than one position (otherwise the op is tiny and the stock kernel is fine).
+ * `full` is big enough to gain (small ops stay on the stock kernel).
  */
 export function channelOperands(a: tf.TensorInfo, b: tf.TensorInfo): ChannelOperands | null {
   if (a.dtype !== 'float32' || b.dtype !== 'float32') return null;
-  const big = (t: tf.TensorInfo) => tf.util.sizeFromShape(t.shape) > t.shape[t.shape.length - 1];
+  const big = (t: tf.TensorInfo) => tf.util.sizeFromShape(t.shape) >= MIN_FULL_SIZE;
   if (big(a) && isChannelVector(b, a)) return { full: a, vec: b, vecFirst: false };
   if (big(b) && isChannelVector(a, b)) return { full: b, vec: a, vecFirst: true };
   return null;
@@ -63,7 +70,11 @@ export function channelAffine(
   const ones = scale === null ? channelTensor(backend, new Float32Array(c).fill(1)) : null;
   const filter = reshape(backend, scale ?? (ones as tf.TensorInfo), [1, 1, c, 1]);
   const bias1d = bias === null ? null : reshape(backend, bias, [c]);
-  const x4 = reshape(backend, x, x.shape.length === 4 ? x.shape : [1, tf.util.sizeFromShape(x.shape) / c, 1, c]);
+  const x4 = reshape(
+    backend,
+    x,
+    x.shape.length === 4 ? x.shape : [1, tf.util.sizeFromShape(x.shape) / c, 1, c],
+  );
   const inputs: tf.NamedTensorInfoMap = { x: x4, filter };
   if (bias1d !== null) inputs.bias = bias1d;
   const y = run(backend, tf.FusedDepthwiseConv2D, inputs, {

@@ -180,11 +180,6 @@ export function conv2d(
   );
 }
 
-/** `[h, w]` from a stride/dilation attribute given as one number or a pair. */
-export function pair(v: number | readonly [number, number] | readonly number[]): [number, number] {
-  return typeof v === 'number' ? [v, v] : [v[0], v[1]];
-}
-
 /** Rejects channels-first data: the wasm Conv2D kernel these kernels build on is NHWC only. */
 export function requireNhwc(kernelName: string, dataFormat: string | undefined): void {
   if (dataFormat !== undefined && dataFormat !== 'NHWC') {

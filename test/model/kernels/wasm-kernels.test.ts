@@ -16,7 +16,7 @@ import {
   WasmBackendError,
   wasmTrainingKernelsRegistered,
 } from '../../../src/model/wasm-backend.ts';
-import { randomTensorData, runOnBackend } from './helpers.ts';
+import { randomTensorData, runOnBackend, type TensorData } from './helpers.ts';
 
 /** Worst errors seen per kernel, printed after the suite. */
 const worst = new Map<string, { abs: number; rel: number; cases: number }>();
@@ -60,6 +60,7 @@ const NETWORK_CASES: readonly ConvCase[] = [
   { x: [1, 38, 38, 3], k: [7, 7], co: 8, s: [2, 2], pad: 'valid' }, // resnet50 stem, padded by 3
   { x: [1, 16, 16, 16], k: [1, 1], co: 8, s: [2, 2], pad: 'valid' }, // projection shortcut
   { x: [1, 9, 9, 16], k: [1, 1], co: 24, s: [1, 1], pad: 'valid' }, // bottleneck 1x1
+  { x: [2, 15, 13, 8], k: [1, 1], co: 4, s: [2, 3], pad: 'valid' }, // 1x1, partial last strides
 ];
 
 /**
@@ -259,6 +260,90 @@ describe('wasm Tile, Slice, Sum, Mean, BatchMatMul, Identity', () => {
       ],
     ];
     for (const [l, f] of cases) await matchesCpu('BatchMatMul', l, f);
+  });
+
+  it('Multiply, Add and Sub match cpu for per-channel operands (either side) and plain shapes', async () => {
+    const full = randomTensorData(rng, [3, 8, 8, 16]);
+    const other = randomTensorData(rng, [3, 8, 8, 16]);
+    const vec = randomTensorData(rng, [16]);
+    const vec4 = randomTensorData(rng, [1, 1, 1, 16]);
+    const rows = randomTensorData(rng, [300, 16]);
+    const small = randomTensorData(rng, [2, 16]);
+    const ops: Array<[string, (a: tf.Tensor, b: tf.Tensor) => tf.Tensor]> = [
+      ['Multiply', tf.mul],
+      ['Add', tf.add],
+      ['Sub', tf.sub],
+    ];
+    const pairs: Array<[string, TensorData, TensorData]> = [
+      ['x, [C]', full, vec],
+      ['[C], x', vec, full],
+      ['x, [1,1,1,C]', full, vec4],
+      ['[1,1,1,C], x', vec4, full],
+      ['[300,C], [C]', rows, vec],
+      ['x, x', full, other],
+      ['small [2,C], [C]', small, vec],
+    ];
+    for (const [kernel, op] of ops) {
+      for (const [l, a, b] of pairs) await matchesCpu(kernel, l, () => op(a.make(), b.make()));
+    }
+  });
+
+  it('FusedBatchNorm matches cpu with per-channel statistics, with or without scale and offset', async () => {
+    const x4 = randomTensorData(rng, [3, 8, 8, 16]);
+    const x2 = randomTensorData(rng, [300, 16]);
+    const mean = randomTensorData(rng, [16]);
+    const variance = { ...randomTensorData(rng, [16]), make: () => tf.abs(mean.make()).add(0.5) };
+    const scale = randomTensorData(rng, [16]);
+    const offset = randomTensorData(rng, [16]);
+    const full = randomTensorData(rng, [3, 8, 8, 16]);
+    const cases: Array<[string, () => tf.Tensor]> = [
+      [
+        '4d all',
+        () =>
+          tf.batchNorm4d(
+            x4.make() as tf.Tensor4D,
+            mean.make() as tf.Tensor1D,
+            variance.make() as tf.Tensor1D,
+            offset.make() as tf.Tensor1D,
+            scale.make() as tf.Tensor1D,
+            1e-5,
+          ),
+      ],
+      [
+        '4d no scale/offset',
+        () =>
+          tf.batchNorm4d(
+            x4.make() as tf.Tensor4D,
+            mean.make() as tf.Tensor1D,
+            variance.make() as tf.Tensor1D,
+          ),
+      ],
+      [
+        '2d all',
+        () =>
+          tf.batchNorm2d(
+            x2.make() as tf.Tensor2D,
+            mean.make() as tf.Tensor1D,
+            variance.make() as tf.Tensor1D,
+            offset.make() as tf.Tensor1D,
+            scale.make() as tf.Tensor1D,
+            1e-3,
+          ),
+      ],
+      [
+        '4d full-shape statistics (stock)',
+        () =>
+          tf.batchNorm(
+            x4.make(),
+            full.make(),
+            tf.abs(full.make()).add(0.5),
+            full.make(),
+            tf.neg(full.make()),
+            1e-5,
+          ),
+      ],
+    ];
+    for (const [l, f] of cases) await matchesCpu('FusedBatchNorm', l, f);
   });
 
   it('Identity shares the buffer: disposing the clone leaves the original intact', async () => {
