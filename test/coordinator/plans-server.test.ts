@@ -2,9 +2,8 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { PlanBook } from '../../src/coordinator/plans.ts';
-import { epochPolicy } from '../../src/core/index.ts';
+import { epochPolicy, epochSchedule, planFor } from '../../src/core/index.ts';
 import type { bbn } from '../../src/generated/bbn.js';
-import { epochSchedule, planFor } from '../../src/core/index.ts';
 import { failure, joinReq, readAll, startCoordinator, tinyRun, unary } from './helpers.ts';
 
 type Coord = Awaited<ReturnType<typeof startCoordinator>>;
