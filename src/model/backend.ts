@@ -29,7 +29,6 @@
  */
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
-import type * as TfWasm from '@tensorflow/tfjs-backend-wasm';
 import type { BACKENDS } from '../core/config.ts';
 
 /** What a run config may ask for (`RunConfig.backend`). */
@@ -202,17 +201,17 @@ async function loadTensorflow(
 }
 
 async function loadWasm(threads: number | undefined): Promise<Loaded> {
-  const wasm = requireHere(PACKAGES.wasm) as typeof TfWasm;
-  // Only read at the backend's first initialisation, and only by the threaded build, which tfjs
-  // picks where the runtime supports wasm threads (stock Node does not: then it stays 1).
-  if (threads !== undefined && tf.engine().registry.wasm == null) wasm.setThreadsCount(threads);
-  if (!(await tf.setBackend('wasm'))) throw new Error("tfjs could not initialise backend 'wasm'");
+  // Imported here, not at the top: importing the wasm package registers it above cpu. The set-up
+  // loads the threaded build where asked, selects the backend and registers the training kernels
+  // (stock wasm cannot train convolutions); it must run before any tensor lives on wasm.
+  const { setupWasmBackend } = await import('./wasm-backend.ts');
+  const info = await setupWasmBackend({ threads: threads ?? 1 });
   checkCompute();
   return {
     name: 'wasm',
     engine: 'wasm',
     package: PACKAGES.wasm,
-    detail: plural(wasm.getThreadsCount(), 'thread'),
+    detail: `${plural(info.threads, 'thread')}, ${info.kernels.length} training kernels`,
   };
 }
 
