@@ -8,31 +8,14 @@ import { type LaunchOptions, launchLocal } from '../../src/cli/launcher.ts';
 import { parseRunConfig, type RunConfig } from '../../src/core/config.ts';
 import { loadLatestGood } from '../../src/worker/checkpoint.ts';
 import { runPaths } from '../../src/worker/run-dir.ts';
+import { tinyRun } from '../helpers/tiny.ts';
 
-/** The tiny long-tailed problem of test/worker/trainer.test.ts: 4 classes of 8x8x1, ResNet-8 width 4, batch 16. */
-export const TINY = {
+/** The shared tiny problem (test/helpers/tiny.ts), 3 epochs, replica checksums every 2 steps. */
+export const TINY = tinyRun({
   name: 'tiny-dist',
-  seed: 3,
-  dataset: {
-    kind: 'synthetic',
-    numClasses: 4,
-    perClass: 48,
-    testPerClass: 12,
-    imageSize: 8,
-    channels: 1,
-    imbalanceRatio: 8,
-  },
-  model: { depth: 8, baseWidth: 4 },
-  train: {
-    epochs: 3,
-    batchSize: 16,
-    lr: 0.05,
-    lrSchedule: { name: 'multistep', milestones: [3], gamma: 0.1 },
-  },
-  eval: { batchSize: 32, manyThreshold: 20, fewThreshold: 10 },
-  checkpoint: { keep: 10 },
+  train: { epochs: 3 },
   distributed: { checksumEverySteps: 2 },
-};
+});
 
 /** The tiny config, parsed. */
 export function tinyConfig(): RunConfig {
