@@ -3,17 +3,12 @@
  * terminal, and plain periodic lines when the output is a file or a pipe (CI logs, `| tee`).
  */
 import { SingleBar } from 'cli-progress';
+import type { StepReport } from '../worker/trainer.ts';
 
 /** What the trainer reports after each step. */
-export interface StepProgress {
-  readonly epoch: number;
+export interface StepProgress
+  extends Pick<StepReport, 'epoch' | 'step' | 'steps' | 'loss' | 'accuracy' | 'alpha' | 'lr'> {
   readonly epochs: number;
-  readonly step: number;
-  readonly steps: number;
-  readonly loss: number;
-  readonly accuracy: number;
-  readonly alpha: number | null;
-  readonly lr: number;
   readonly stepsPerSecond: number;
 }
 

@@ -14,18 +14,10 @@
  * and the model signature, and `loadLatestGood` falls back to the previous file when one is bad.
  */
 import { createHash } from 'node:crypto';
-import {
-  closeSync,
-  fsyncSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeSync,
-} from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { syncDirectory, writeFileAtomic } from './atomic-file.ts';
 
 const MAGIC = Buffer.from('BBNCKPT1', 'latin1');
 const DIGEST_BYTES = 32;
@@ -146,29 +138,10 @@ export function decodeCheckpoint(bytes: Buffer, source: string): Checkpoint {
 export async function writeCheckpoint(dir: string, ckpt: Checkpoint, keep: number): Promise<string> {
   await mkdir(dir, { recursive: true });
   const final = join(dir, checkpointFileName(ckpt.meta.epoch, ckpt.meta.step));
-  const temporary = `${final}.tmp-${process.pid}`;
-  const bytes = encodeCheckpoint(ckpt);
-  const fd = openSync(temporary, 'w');
-  try {
-    let written = 0;
-    while (written < bytes.length) written += writeSync(fd, bytes, written);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(temporary, final);
+  writeFileAtomic(final, encodeCheckpoint(ckpt));
   syncDirectory(dir);
   for (const old of listCheckpoints(dir).slice(0, -keep)) rmSync(join(dir, old), { force: true });
   return final;
-}
-
-function syncDirectory(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /** Checkpoint file names in `dir`, oldest first (temporary files are ignored). */

@@ -9,19 +9,11 @@
  * Small files are written atomically too (temporary file + rename), so a crash never leaves a
  * half-written summary or config behind.
  */
-import {
-  appendFileSync,
-  closeSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  writeSync,
-} from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import type { AccuracyReport } from '../core/metrics.ts';
+import { writeFileAtomic } from './atomic-file.ts';
 
 /** One line of metrics.jsonl. */
 export interface EpochMetrics {
@@ -83,21 +75,6 @@ export function runPaths(dir: string) {
     checkpoints: join(dir, 'checkpoints'),
     summary: join(dir, 'summary.json'),
   } as const;
-}
-
-/** Writes `text` to `path` atomically (temporary file, fsync, rename). */
-export function writeFileAtomic(path: string, text: string): void {
-  const temporary = `${path}.tmp-${process.pid}`;
-  const fd = openSync(temporary, 'w');
-  try {
-    const bytes = Buffer.from(text, 'utf8');
-    let at = 0;
-    while (at < bytes.length) at += writeSync(fd, bytes, at);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(temporary, path);
 }
 
 /** Creates the run directory and writes the resolved config. */
