@@ -22,8 +22,8 @@ import { readCheckpoint } from '../checkpoint.ts';
 import { RunRecorder } from '../recorder.ts';
 import { modelSpecFor } from '../run.ts';
 import { restoreFrom, saveCheckpoint } from '../run-checkpoint.ts';
-import { initRunDir, type RunSummary, readMetrics, rewriteMetrics } from '../run-dir.ts';
-import { Trainer, type TrainerState } from '../trainer.ts';
+import { type EpochMetrics, initRunDir, type RunSummary, readMetrics, rewriteMetrics } from '../run-dir.ts';
+import { type StepReport, Trainer, type TrainerState } from '../trainer.ts';
 import { ChecksumStatus, CoordinatorClient, type ShardStream, WorkerState } from './coordinator-client.ts';
 import { Heartbeats } from './heartbeats.ts';
 
@@ -55,6 +55,10 @@ export interface WorkerOptions {
   readonly shouldStop?: () => boolean;
   /** Progress lines for humans. */
   readonly log?: (line: string) => void;
+  /** Called after every step of this rank (telemetry: metrics, events). Must not throw or block. */
+  readonly onStep?: (report: StepReport) => void;
+  /** Called on rank 0 after each epoch's evaluation and checkpoint. Must not throw or block. */
+  readonly onEpoch?: (metrics: EpochMetrics) => void;
 }
 
 /** How this rank's run ended. */
@@ -219,6 +223,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerOutcome> {
               computeMs: 1000 * r.computeSeconds,
               allreduceWaitMs: 1000 * r.reduceSeconds,
             });
+            opts.onStep?.(r);
             if (r.step % K === 0) {
               pendingChecksum = checkReplica(
                 client,
@@ -250,6 +255,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerOutcome> {
         hb.progress.state = WorkerState.evaluating;
         recorder ??= new RunRecorder(opts.outDir, cfg, data, model, trainer);
         const m = await recorder.finishEpoch(result);
+        opts.onEpoch?.(m);
         say(
           `epoch ${epoch}/${epochs} loss ${m.trainLoss.toFixed(4)} top1 ${(100 * m.testTop1).toFixed(2)}% ` +
             `${m.stepsPerSecond.toFixed(2)} steps/s`,
