@@ -15,6 +15,7 @@ import type {
   PlanRequest,
   PrepareRequest,
   PrepareResult,
+  RingRequest,
   TrainHeartbeat,
   TrainingActivities,
   TrainRequest,
@@ -41,6 +42,8 @@ export interface RankControl {
 export interface TrainingDeps {
   prepareRun(req: PrepareRequest): Promise<PrepareResult>;
   planEpoch(req: PlanRequest): Promise<EpochPlanSummary>;
+  /** This rank's ring peer address (starting its peer server if needed). */
+  ringAddress(req: RingRequest): Promise<string>;
   /**
    * Trains epoch `req.epoch` on rank `req.rank` and resolves when the epoch is complete; if
    * `ctl.shouldStop()` turns true it stops after a whole step and resolves early (the activity
@@ -80,6 +83,11 @@ export function createActivities(deps: TrainingDeps): TrainingActivities {
       withHeartbeats(
         () => ({ phase: 'plan', epoch: req.epoch }),
         () => deps.planEpoch(req),
+      ),
+    ringAddress: (req) =>
+      withHeartbeats(
+        () => ({ phase: 'rendezvous', rank: req.rank }),
+        () => deps.ringAddress(req),
       ),
     async trainEpoch(req) {
       const ctx = Context.current();

@@ -116,6 +116,11 @@ export interface EpochPlanSummary {
   readonly alpha: number | null;
   readonly lr: number;
   readonly steps: number;
+  /**
+   * `planDigest` of the coordinator's plan: every rank derives its shard from the same seeded
+   * samplers and refuses to train when its own plan's digest differs (absent in old histories).
+   */
+  readonly digest?: string;
 }
 
 /** Metrics of one finished epoch, as the workflow records them. */
@@ -195,12 +200,20 @@ export interface PlanRequest extends RunRef {
   readonly workers: number;
 }
 
+/** Input of `ringAddress` (one rank): where that rank's ring peer server listens. */
+export interface RingRequest extends RunRef {
+  readonly rank: number;
+  readonly worldSize: number;
+}
+
 /** Input of `trainEpoch` (one rank). */
 export interface TrainRequest extends RunRef {
   readonly epoch: number;
   readonly rank: number;
   readonly worldSize: number;
   readonly plan: EpochPlanSummary;
+  /** Ring peer address of every rank (indexed by rank), from `ringAddress`; absent when W = 1. */
+  readonly peers?: readonly string[];
 }
 
 /** Heartbeat details of `trainEpoch`: where the rank is (a retry resumes from here or from the last checkpoint). */
@@ -219,6 +232,8 @@ export interface TrainResult {
   readonly trainLoss: number;
   readonly trainAccuracy: number;
   readonly seconds: number;
+  /** SHA-256 (hex) of the rank's weights after the epoch: every rank must report the same. */
+  readonly paramsDigest?: string;
 }
 
 /** Input of `evaluateAndCheckpoint` (rank 0). */
@@ -241,11 +256,14 @@ export interface FinishRequest extends RunRef {
 /**
  * The activities the workflow calls. `createActivities(deps)` implements them; the workflow only
  * `import type`s this. plan/prepare/evaluate/checkpoint/finish run on rank 0's queue (the
- * coordinator's job in the distributed deployment); `trainEpoch` runs on each rank's own queue.
+ * coordinator's job in the distributed deployment); `ringAddress` and `trainEpoch` run on each
+ * rank's own queue.
  */
 export interface TrainingActivities {
   prepareRun(req: PrepareRequest): Promise<PrepareResult>;
   planEpoch(req: PlanRequest): Promise<EpochPlanSummary>;
+  /** Rendezvous: the `host:port` this rank's ring listens on (asked of every rank before a W > 1 epoch). */
+  ringAddress(req: RingRequest): Promise<string>;
   trainEpoch(req: TrainRequest): Promise<TrainResult>;
   evaluateAndCheckpoint(req: EvaluateRequest): Promise<EpochSummary>;
   checkpointNow(req: CheckpointRequest): Promise<string | null>;
@@ -258,6 +276,8 @@ export const FAILURE_TYPES = {
   staleGeneration: 'StaleGenerationError',
   unsupported: 'UnsupportedError',
   budget: 'RestartBudgetExhausted',
+  /** The ranks' weights differ after an epoch (a bug or nondeterministic hardware): never retried. */
+  diverged: 'ReplicasDiverged',
   /**
    * "This process no longer holds the state the request continues from" (it restarted between
    * `trainEpoch` and `evaluateAndCheckpoint`). Raised retryable, but listed so Temporal does not

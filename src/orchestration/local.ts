@@ -1,13 +1,16 @@
 /**
- * The local implementation of {@link TrainingDeps}: world size 1, the single-process `Trainer`
- * running inside the Temporal worker process. Data and model are loaded once per run and kept
- * across epochs (the trainer's state lives in this process); after a process crash, or when the
- * workflow restarts an epoch as a new generation, the session reloads from the newest good
- * checkpoint (`loadLatestGood` + `restoreFrom`). Training is deterministic from a checkpoint, so
- * the run ends with the weights of an uninterrupted `runTraining`.
+ * The training side of one rank's Temporal worker process ({@link TrainingDeps}): the `Trainer`
+ * runs inside this process, for world size 1 (the embedded local default) or as rank r of W,
+ * summing gradients with the peers over the gRPC ring (`RankRing`; Temporal's `ringAddress`
+ * activity is the rendezvous). Data and model are loaded once per run and kept across epochs;
+ * after a process crash, a new generation (a failure, or a change of W) or a request this process
+ * cannot continue, the session reloads from the newest good checkpoint (`loadLatestGood` +
+ * `restoreFrom`). Training is deterministic from a checkpoint and the plan is world-size
+ * invariant, so the run ends with the weights of an uninterrupted `runTraining`.
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { ConfigError, parseRunConfig, type RunConfig } from '../core/config.ts';
+import { planDigest } from '../core/epoch-plan.ts';
 import { epochSchedule } from '../core/epoch-schedule.ts';
 import { Rng } from '../core/rng.ts';
 import type { LoadedData } from '../data/api.ts';
@@ -15,20 +18,21 @@ import { loadData } from '../data/load.ts';
 import type { Model } from '../model/api.ts';
 import { createModel } from '../model/factory.ts';
 import { listCheckpoints, loadLatestGood } from '../worker/checkpoint.ts';
+import { paramsDigest } from '../worker/process/worker.ts';
+import { RunRecorder } from '../worker/recorder.ts';
 import { modelSpecFor, restoreFrom, saveCheckpoint } from '../worker/run.ts';
+import { type EpochMetrics, initRunDir, readMetrics, rewriteMetrics, runPaths } from '../worker/run-dir.ts';
 import {
-  type EpochMetrics,
-  initRunDir,
-  readMetrics,
-  rewriteMetrics,
-  runPaths,
-  shotFields,
-  summarise,
-  writeSummary,
-} from '../worker/run-dir.ts';
-import { type EpochResult, Trainer, type TrainerState } from '../worker/trainer.ts';
-import type { TrainingDeps } from './activities.ts';
-import { FAILURE_TYPES, type RunRef } from './api.ts';
+  type EpochResult,
+  type RankInfo,
+  type Reducer,
+  type StepReport,
+  Trainer,
+  type TrainerState,
+} from '../worker/trainer.ts';
+import type { RankControl, TrainingDeps } from './activities.ts';
+import { FAILURE_TYPES, type RunRef, type TrainRequest } from './api.ts';
+import { RankRing, type RankRingOptions, StaleRendezvousError } from './rank-ring.ts';
 
 /** Options of the local implementation. */
 export interface LocalDepsOptions {
@@ -36,7 +40,19 @@ export interface LocalDepsOptions {
   readonly backend: string;
   /** Data to use instead of loading the config's data set (tests share one copy). */
   readonly data?: LoadedData;
+  /** Progress of this process's steps (e.g. the CLI's progress bar); must not throw. */
+  readonly onStep?: (report: StepReport, epochs: number) => void;
+  /** Rank 0's metrics row of each evaluated epoch, awaited before the activity returns; must not throw. */
+  readonly onEpoch?: (row: EpochMetrics, epochs: number) => void | Promise<void>;
+  /** Where this rank's ring peer server binds (used when W > 1). */
+  readonly ring?: RankRingOptions;
 }
+
+/**
+ * After the workflow cancels a W > 1 epoch, the ranks agree to stop after one more step; if the
+ * ring has not got there by this bound (a peer is gone), it is aborted so the activity ends.
+ */
+const STOP_GRACE_MS = 30_000;
 
 /** One run's in-process state. */
 interface Session {
@@ -45,6 +61,10 @@ interface Session {
   readonly data: LoadedData;
   readonly model: Model;
   readonly trainer: Trainer;
+  /** This session's place in the world (the trainer's shard); a new layout reloads the session. */
+  readonly layout: RankInfo;
+  /** What the trainer's reducer does right now (set per epoch: the ring's allreduce when W > 1). */
+  reduce: Reducer;
   /** Highest generation seen; requests of older generations are refused (fencing). */
   generation: number;
   /** Completed epochs and steps of the next that the in-memory state holds. */
@@ -55,6 +75,8 @@ interface Session {
   /** Running sums of a partly trained epoch (for a resume mid-epoch). */
   partial: TrainerState['partial'] | undefined;
   last: EpochResult | undefined;
+  /** Rank 0's evaluation, metrics, TensorBoard and checkpoint writer (created on first use). */
+  recorder?: RunRecorder;
 }
 
 function fail(type: string, message: string): ApplicationFailure {
@@ -70,19 +92,35 @@ function configOf(req: RunRef): RunConfig {
   }
 }
 
-/** Local (W=1, in-process) training dependencies; `dispose()` frees every run's model. */
-export function createLocalDeps(opts: LocalDepsOptions): TrainingDeps & { dispose(): void } {
+const sameLayout = (a: RankInfo, b: RankInfo) => a.rank === b.rank && a.worldSize === b.worldSize;
+const noReduce: Reducer = async () => {};
+
+/** This process's rank training dependencies; `dispose()` frees every run's model and the ring. */
+export function createLocalDeps(opts: LocalDepsOptions): TrainingDeps & { dispose(): Promise<void> } {
   const sessions = new Map<string, Session>();
   const started = new Map<string, number>();
+  const rings = new RankRing(opts.ring);
 
   const drop = (runId: string) => {
-    sessions.get(runId)?.model.dispose();
+    const s = sessions.get(runId);
+    s?.recorder?.close();
+    s?.model.dispose();
     sessions.delete(runId);
+  };
+  const recorderOf = (req: RunRef, s: Session): RunRecorder => {
+    s.recorder ??= new RunRecorder(req.outDir, s.cfg, s.data, s.model, s.trainer);
+    return s.recorder;
   };
 
   /** A new session: data, and the model initialised from the seed exactly as `runTraining` does. */
-  const open = async (req: RunRef, cfg: RunConfig, key: string): Promise<Session> => {
-    const data = opts.data ?? (await loadData(cfg.dataset));
+  const open = async (
+    req: RunRef,
+    cfg: RunConfig,
+    key: string,
+    layout: RankInfo = { rank: 0, worldSize: 1 },
+    loaded?: LoadedData,
+  ): Promise<Session> => {
+    const data = loaded ?? opts.data ?? (await loadData(cfg.dataset));
     if (cfg.train.batchSize > data.train.size) {
       throw fail(
         FAILURE_TYPES.config,
@@ -95,7 +133,9 @@ export function createLocalDeps(opts: LocalDepsOptions): TrainingDeps & { dispos
       cfg,
       data,
       model,
-      trainer: new Trainer(cfg, data, model),
+      trainer: new Trainer(cfg, data, model, layout, (buf, tag) => s.reduce(buf, tag)),
+      layout,
+      reduce: noReduce,
       generation: req.generation,
       epoch: 0,
       step: 0,
@@ -115,16 +155,16 @@ export function createLocalDeps(opts: LocalDepsOptions): TrainingDeps & { dispos
   };
 
   /** The run's session positioned at its newest good checkpoint (a fresh one if there is none). */
-  const reopen = async (req: RunRef, s: Session): Promise<Session> => {
+  const reopen = async (req: RunRef, s: Session, layout = s.layout): Promise<Session> => {
     const generation = s.generation;
     drop(req.runId);
-    const fresh = await open(req, s.cfg, s.key);
+    const fresh = await open(req, s.cfg, s.key, layout, s.data);
     fresh.generation = generation;
     return fresh;
   };
 
   /** The run's session, created on first use; checks the generation (fencing). */
-  const session = async (req: RunRef): Promise<Session> => {
+  const session = async (req: RunRef, layout?: RankInfo): Promise<Session> => {
     const cfg = configOf(req);
     const key = `${req.outDir}\n${JSON.stringify(cfg)}`;
     let s = sessions.get(req.runId);
@@ -132,7 +172,7 @@ export function createLocalDeps(opts: LocalDepsOptions): TrainingDeps & { dispos
       drop(req.runId);
       s = undefined;
     }
-    if (!s) return open(req, cfg, key);
+    if (!s) return open(req, cfg, key, layout);
     if (req.generation < s.generation) {
       throw fail(
         FAILURE_TYPES.staleGeneration,
@@ -171,32 +211,25 @@ export function createLocalDeps(opts: LocalDepsOptions): TrainingDeps & { dispos
     async planEpoch(req) {
       const s = await session(req);
       const { alpha, lr } = epochSchedule(s.cfg, req.epoch);
-      // The plan is a drop-last prefix of a permutation of the training set.
-      return { epoch: req.epoch, alpha, lr, steps: Math.floor(s.data.train.size / s.cfg.train.batchSize) };
+      const plan = s.trainer.plan(req.epoch);
+      return { epoch: req.epoch, alpha, lr, steps: plan.steps, digest: planDigest(plan) };
     },
 
+    ringAddress: () => rings.address(),
+
     async trainEpochOnRank(req, ctl) {
-      if (req.worldSize !== 1 || req.rank !== 0) {
-        throw fail(
-          FAILURE_TYPES.unsupported,
-          `local training runs world size 1 only (asked for rank ${req.rank} of ${req.worldSize}); use the multi-process worker`,
-        );
-      }
-      let s = await session(req);
-      if (s.epoch !== req.epoch - 1) s = await reopen(req, s);
+      const layout = { rank: req.rank, worldSize: req.worldSize };
+      let s = await session(req, layout);
+      if (s.epoch !== req.epoch - 1 || !sameLayout(s.layout, layout)) s = await reopen(req, s, layout);
       if (s.epoch !== req.epoch - 1) {
         throw fail(
           FAILURE_TYPES.positionLost,
           `run ${req.runId}: the last checkpoint is at epoch ${s.epoch}, cannot train epoch ${req.epoch}`,
         );
       }
+      checkPlan(s, req);
       s.clean = false; // until the epoch returns normally
-      const result = await s.trainer.trainEpoch(req.epoch, {
-        fromStep: s.step,
-        partial: s.step > 0 ? s.partial : undefined,
-        onStep: (r) => ctl.heartbeat(r.step),
-        shouldStop: ctl.shouldStop,
-      });
+      const result = await trainOnRing(s, req, ctl);
       s.clean = true;
       if (result.complete) {
         s.epoch = req.epoch;
@@ -214,6 +247,7 @@ export function createLocalDeps(opts: LocalDepsOptions): TrainingDeps & { dispos
         trainLoss: result.trainLoss,
         trainAccuracy: result.trainAccuracy,
         seconds: result.seconds,
+        paramsDigest: Buffer.from(paramsDigest(s.model.getParams())).toString('hex'),
       };
     },
 
@@ -226,34 +260,19 @@ export function createLocalDeps(opts: LocalDepsOptions): TrainingDeps & { dispos
           `run ${req.runId}: this process does not hold the end of epoch ${req.epoch}`,
         );
       }
-      const report = await s.trainer.evaluate();
-      const row: EpochMetrics = {
-        epoch: req.epoch,
-        stage: last.stage,
-        alpha: last.alpha,
-        lr: last.lr,
-        trainLoss: last.trainLoss,
-        trainAccuracy: last.trainAccuracy,
-        ...shotFields(report),
-        seconds: last.seconds,
-        stepsPerSecond: last.steps / last.seconds,
-      };
-      // Idempotent under retries: rows after this epoch's predecessor are replaced.
-      rewriteMetrics(req.outDir, [...readMetrics(req.outDir, req.epoch - 1), row]);
-      const checkpoint = await saveCheckpoint(req.outDir, s.cfg, s.model, s.trainer, {
-        epoch: req.epoch,
-        step: 0,
-      });
+      const recorder = recorderOf(req, s);
+      const row = await recorder.finishEpoch(last, { everyEpoch: true });
+      await opts.onEpoch?.(row, s.trainer.epochs);
       return {
         epoch: req.epoch,
         alpha: last.alpha,
         lr: last.lr,
         trainLoss: last.trainLoss,
-        testTop1: report.top1,
-        many: report.many,
-        medium: report.medium,
-        few: report.few,
-        checkpoint,
+        testTop1: row.testTop1,
+        many: row.many,
+        medium: row.medium,
+        few: row.few,
+        checkpoint: recorder.lastCheckpoint ?? '',
       };
     },
 
@@ -267,24 +286,87 @@ export function createLocalDeps(opts: LocalDepsOptions): TrainingDeps & { dispos
     },
 
     async finishRun(req) {
-      const cfg = configOf(req);
+      const s = await session(req);
       const t0 = started.get(req.runId);
       const seconds = t0 === undefined ? req.seconds : (performance.now() - t0) / 1000;
-      writeSummary(
-        req.outDir,
-        summarise(readMetrics(req.outDir), {
-          name: cfg.name,
-          method: cfg.method,
-          seconds,
-          backend: opts.backend,
-        }),
-      );
+      await recorderOf(req, s).finishRun({ seconds, backend: opts.backend });
       drop(req.runId);
       started.delete(req.runId);
     },
 
-    dispose() {
+    async dispose() {
       for (const runId of [...sessions.keys()]) drop(runId);
+      await rings.close();
     },
   };
+
+  /**
+   * Trains the epoch; with W > 1 every step's allreduce carries one extra value, the number of
+   * ranks asked to stop, so a cancelled world stops after the same step on every rank.
+   */
+  async function trainOnRing(s: Session, req: TrainRequest, ctl: RankControl): Promise<EpochResult> {
+    const from = { fromStep: s.step, partial: s.step > 0 ? s.partial : undefined };
+    const onStep = (r: StepReport) => {
+      ctl.heartbeat(r.step);
+      opts.onStep?.(r, s.trainer.epochs);
+    };
+    if (req.worldSize === 1) {
+      return s.trainer.trainEpoch(req.epoch, { ...from, onStep, shouldStop: ctl.shouldStop });
+    }
+    let ring: Awaited<ReturnType<RankRing['ringFor']>>;
+    try {
+      ring = await rings.ringFor(req, s.cfg);
+    } catch (err) {
+      if (err instanceof StaleRendezvousError) throw fail(FAILURE_TYPES.positionLost, err.message);
+      throw err;
+    }
+    let agreedStop = false;
+    let wire = new Float32Array(0);
+    s.reduce = async (buf, tag) => {
+      if (wire.length !== buf.length + 1) wire = new Float32Array(buf.length + 1);
+      wire.set(buf);
+      wire[buf.length] = ctl.shouldStop() ? 1 : 0;
+      await ring.allreduce(wire, tag);
+      buf.set(wire.subarray(0, buf.length));
+      agreedStop = wire[buf.length] > 0;
+    };
+    let grace: NodeJS.Timeout | undefined;
+    const onAbort = () => {
+      grace = setTimeout(
+        () => ring.abort(`rank ${req.rank}: cancelled, and the world did not stop`),
+        STOP_GRACE_MS,
+      );
+    };
+    ctl.signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      return await s.trainer.trainEpoch(req.epoch, { ...from, onStep, shouldStop: () => agreedStop });
+    } catch (err) {
+      await rings.drop(); // a broken ring is rebuilt by the next attempt
+      throw err;
+    } finally {
+      ctl.signal.removeEventListener('abort', onAbort);
+      clearTimeout(grace);
+      s.reduce = noReduce;
+    }
+  }
+}
+
+/** The workflow's plan must be the one this rank derives from its own config and data. */
+function checkPlan(s: Session, req: TrainRequest): void {
+  const { alpha, lr } = epochSchedule(s.cfg, req.epoch);
+  const problems: string[] = [];
+  if (req.plan.alpha !== alpha) problems.push(`alpha ${req.plan.alpha} (this rank: ${alpha})`);
+  if (req.plan.lr !== lr) problems.push(`lr ${req.plan.lr} (this rank: ${lr})`);
+  if (req.plan.digest !== undefined) {
+    const own = s.trainer.plan(req.epoch);
+    if (req.plan.steps !== own.steps) problems.push(`steps ${req.plan.steps} (this rank: ${own.steps})`);
+    const digest = planDigest(own);
+    if (req.plan.digest !== digest) problems.push(`plan digest ${req.plan.digest} (this rank: ${digest})`);
+  }
+  if (problems.length > 0) {
+    throw fail(
+      FAILURE_TYPES.config,
+      `run ${req.runId} epoch ${req.epoch} rank ${req.rank}: the coordinator's plan disagrees with this rank's config and data: ${problems.join(', ')}`,
+    );
+  }
 }

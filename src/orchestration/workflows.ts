@@ -18,6 +18,7 @@ import {
   condition,
   continueAsNew,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   sleep,
@@ -45,6 +46,11 @@ import {
   type TrainResult,
 } from './api.ts';
 import { cancelSignal, pauseSignal, progressQuery, resumeSignal, scaleUpdate } from './messages.ts';
+
+/** Patch: W > 1 epochs first ask every rank for its ring address (Temporal is the rendezvous). */
+const PATCH_RENDEZVOUS = 'ring-rendezvous';
+/** Patch: a change of world size starts a new generation. */
+const PATCH_MEMBERSHIP_GENERATION = 'membership-generation';
 
 /** How many epoch summaries the workflow keeps in state (older ones live in metrics.jsonl). */
 const KEPT_SUMMARIES = 20;
@@ -207,12 +213,32 @@ export async function bbnTraining(input: TrainingInput): Promise<TrainingResult>
   const coordinator = () => short(rankTaskQueue(input.runId, 0));
   const ref = () => ({ runId: input.runId, outDir: input.outDir, config: input.config, generation });
 
+  /** Ring addresses of the current membership (generation, W); asked again when either changes. */
+  let rendezvous: { generation: number; world: number; peers: string[] } | null = null;
+  const ringPeers = async (world: number): Promise<string[] | undefined> => {
+    if (world === 1 || !patched(PATCH_RENDEZVOUS)) return undefined;
+    if (rendezvous?.generation !== generation || rendezvous.world !== world) {
+      const peers = await Promise.all(
+        Array.from({ length: world }, (_, rank) =>
+          short(rankTaskQueue(input.runId, rank))
+            .ringAddress({ ...ref(), rank, worldSize: world })
+            .catch((err: unknown) => {
+              throw new RankFailure(rank, err);
+            }),
+        ),
+      );
+      rendezvous = { generation, world, peers };
+    }
+    return rendezvous.peers;
+  };
+
   /** Runs every rank's `trainEpoch`; the first failure cancels the others and waits for them to stop. */
   const trainAll = async (p: EpochPlanSummary, world: number): Promise<TrainResult[]> => {
     const scope = new CancellationScope();
     epochScope = scope;
     try {
       return await scope.run(async () => {
+        const peers = await ringPeers(world);
         const calls = Array.from({ length: world }, (_, rank) =>
           proxyActivities<TrainingActivities>({
             taskQueue: rankTaskQueue(input.runId, rank),
@@ -228,7 +254,7 @@ export async function bbnTraining(input: TrainingInput): Promise<TrainingResult>
               nonRetryableErrorTypes: Object.values(FAILURE_TYPES),
             },
           })
-            .trainEpoch({ ...ref(), epoch: p.epoch, rank, worldSize: world, plan: p })
+            .trainEpoch({ ...ref(), epoch: p.epoch, rank, worldSize: world, plan: p, peers })
             .catch((err: unknown) => {
               throw new RankFailure(rank, err);
             }),
@@ -272,6 +298,8 @@ export async function bbnTraining(input: TrainingInput): Promise<TrainingResult>
     }
     while (epoch <= v.totalEpochs) {
       if (pendingWorkers !== null) {
+        // A new membership is a new generation: old rings and stale requests are fenced off.
+        if (pendingWorkers !== workers && patched(PATCH_MEMBERSHIP_GENERATION)) generation++;
         workers = pendingWorkers;
         pendingWorkers = null;
       }
@@ -308,6 +336,13 @@ export async function bbnTraining(input: TrainingInput): Promise<TrainingResult>
             : await fresh();
         state = 'training';
         const results = await trainAll(plan, workers);
+        const digests = new Set(results.map((r) => r.paramsDigest));
+        if (digests.size > 1) {
+          throw ApplicationFailure.nonRetryable(
+            `run ${input.runId}: replicas diverged in epoch ${epoch}: the ranks' weight digests differ (${results.map((r) => `rank ${r.rank} ${r.paramsDigest?.slice(0, 12)}`).join(', ')})`,
+            FAILURE_TYPES.diverged,
+          );
+        }
         state = 'evaluating';
         if (epoch < v.totalEpochs) {
           // The plan depends only on (seed, epoch, counts, W): fetch the next one while rank 0 evaluates.

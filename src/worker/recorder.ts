@@ -12,10 +12,10 @@ import type { Model } from '../model/api.ts';
 import { type ClassifierNorms, classifierNorms, type NormStats } from '../model/norms.ts';
 import { saveCheckpoint } from './run-checkpoint.ts';
 import {
-  appendMetrics,
   type EpochMetrics,
   type RunSummary,
   readMetrics,
+  rewriteMetrics,
   shotFields,
   summarise,
   writeSummary,
@@ -43,8 +43,15 @@ export class RunRecorder {
     this.tensorboard = new TensorBoardWriter(outDir);
   }
 
-  /** Evaluates, appends the metrics row, writes TensorBoard scalars and the epoch checkpoint when due. */
-  async finishEpoch(result: EpochResult, extra: Record<string, unknown> = {}): Promise<EpochMetrics> {
+  /** Path of the last checkpoint `finishEpoch` wrote. */
+  lastCheckpoint: string | undefined;
+
+  /**
+   * Evaluates, records the metrics row (replacing rows of this epoch and later, so a retried epoch
+   * is recorded once), writes TensorBoard scalars and the epoch checkpoint when due (or always,
+   * with `everyEpoch`: a durable run restarts from any epoch boundary).
+   */
+  async finishEpoch(result: EpochResult, opts: { everyEpoch?: boolean } = {}): Promise<EpochMetrics> {
     const report = await this.trainer.evaluate();
     this.lastPredictions = report.predictions;
     const row: EpochMetrics = {
@@ -58,18 +65,15 @@ export class RunRecorder {
       seconds: result.seconds,
       stepsPerSecond: result.steps / result.seconds,
     };
-    appendMetrics(this.outDir, row);
+    rewriteMetrics(this.outDir, [...readMetrics(this.outDir, result.epoch - 1), row]);
     this.tensorboard.scalars(result.epoch, epochScalars(row));
     this.tensorboard.flush();
-    if (result.epoch % this.cfg.checkpoint.everyEpochs === 0 || result.epoch === this.trainer.epochs) {
-      await saveCheckpoint(
-        this.outDir,
-        this.cfg,
-        this.model,
-        this.trainer,
-        { epoch: result.epoch, step: 0 },
-        extra,
-      );
+    const due = result.epoch % this.cfg.checkpoint.everyEpochs === 0 || result.epoch === this.trainer.epochs;
+    if (due || opts.everyEpoch) {
+      this.lastCheckpoint = await saveCheckpoint(this.outDir, this.cfg, this.model, this.trainer, {
+        epoch: result.epoch,
+        step: 0,
+      });
     }
     return row;
   }

@@ -9,7 +9,7 @@
  * Small files are written atomically too (temporary file + rename), so a crash never leaves a
  * half-written summary or config behind.
  */
-import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import type { AccuracyReport } from '../core/metrics.ts';
@@ -81,11 +81,6 @@ export function runPaths(dir: string) {
 export function initRunDir(dir: string, resolvedConfig: unknown): void {
   mkdirSync(runPaths(dir).checkpoints, { recursive: true });
   writeFileAtomic(runPaths(dir).config, toYaml(resolvedConfig));
-}
-
-/** Appends one epoch's metrics. */
-export function appendMetrics(dir: string, m: EpochMetrics): void {
-  appendFileSync(runPaths(dir).metrics, `${JSON.stringify(m)}\n`);
 }
 
 /**

@@ -161,8 +161,13 @@ export class Trainer {
     const steps = opts.steps ?? localPlan().steps;
     const B = this.cfg.train.batchSize;
     const n = this.model.numParams;
-    const buf = new Float32Array(n + Trainer.EXTRA);
+    // With W > 1 the wire also carries rank 0's BatchNorm running statistics (zeros from the other
+    // ranks), so every rank ends each step with rank 0's, as DDP's broadcast_buffers does: ranks
+    // never drift apart in what eval-mode BN (a frozen backbone, a checkpoint) uses.
+    const nb = this.rank.worldSize > 1 ? this.model.numBuffers : 0;
+    const buf = new Float32Array(n + Trainer.EXTRA + nb);
     const grads = buf.subarray(0, n);
+    const buffers = buf.subarray(n + Trainer.EXTRA);
     let { lossSum, accSum, steps: done } = opts.partial ?? { lossSum: 0, accSum: 0, steps: 0 };
     let step = opts.fromStep ?? 0;
     for (; step < steps; step++) {
@@ -175,9 +180,14 @@ export class Trainer {
       buf[n + 1] = result.lossSum;
       buf[n + 2] = result.correct;
       buf[n + 3] = result.count;
+      if (nb > 0) {
+        if (this.rank.rank === 0) buffers.set(this.model.getBuffers());
+        else buffers.fill(0);
+      }
       const t1 = performance.now();
       await this.reduce(buf, { epoch, step });
       const t2 = performance.now();
+      if (nb > 0) this.model.setBuffers(buffers.slice());
       const norm = buf[n];
       if (!(norm > 0) || buf[n + 3] !== B) {
         throw new Error(`epoch ${epoch} step ${step}: reduced batch has ${buf[n + 3]} rows, expected ${B}`);

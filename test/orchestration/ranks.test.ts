@@ -42,6 +42,7 @@ function fakeDeps(train: (req: TrainRequest, ctl: RankControl) => Promise<void>)
   return {
     prepareRun: async () => ({ startEpoch: 1, checkpoint: null }),
     planEpoch: async (req) => ({ epoch: req.epoch, alpha: 1, lr: 0.1, steps: 5 }),
+    ringAddress: async (req) => `rank-${req.rank}.invalid:1`,
     async trainEpochOnRank(req, ctl) {
       await train(req, ctl);
       return { epoch: req.epoch, rank: req.rank, steps: 5, trainLoss: 1, trainAccuracy: 0.5, seconds: 0 };

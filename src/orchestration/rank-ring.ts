@@ -1,0 +1,92 @@
+/**
+ * The ring side of one rank's Temporal worker process: one gRPC peer server for the process's
+ * life (its address is what the `ringAddress` rendezvous activity returns), and one ring per
+ * membership (generation, W, peer addresses), rebuilt when the membership changes or after a
+ * failure broke it.
+ */
+import { CollectiveServer, RingAllreduce } from '../collective/index.ts';
+import type { RunConfig } from '../core/config.ts';
+import type { TrainRequest } from './api.ts';
+
+/** Where a rank's peer server binds and which host its peers dial. */
+export interface RankRingOptions {
+  /** Interface to bind; default 127.0.0.1. */
+  readonly host?: string;
+  /** Host the other ranks dial; default `host`. */
+  readonly advertiseHost?: string;
+  /** Progress bound of one allreduce (ms); default 600 s (rank 0 evaluates while peers wait). */
+  readonly timeoutMs?: number;
+}
+
+/** A request whose peer list does not name this process (it restarted after the rendezvous). */
+export class StaleRendezvousError extends Error {
+  override name = 'StaleRendezvousError';
+}
+
+/** The peer server and current ring of one rank process. */
+export class RankRing {
+  private server: Promise<CollectiveServer> | undefined;
+  private current: { key: string; ring: RingAllreduce } | undefined;
+
+  constructor(private readonly opts: RankRingOptions = {}) {}
+
+  /** This process's ring address as peers must dial it (starts the peer server on first use). */
+  async address(): Promise<string> {
+    const server = await this.peerServer();
+    if (!this.opts.advertiseHost) return server.address;
+    const port = server.address.slice(server.address.lastIndexOf(':') + 1);
+    return `${this.opts.advertiseHost}:${port}`;
+  }
+
+  /** The ring of `req`'s membership, connected to every peer (reused across the epochs of one membership). */
+  async ringFor(req: TrainRequest, cfg: RunConfig): Promise<RingAllreduce> {
+    const peers = req.peers ?? [];
+    if (peers.length !== req.worldSize) {
+      throw new TypeError(
+        `trainEpoch rank ${req.rank}: ${peers.length} peer addresses for world size ${req.worldSize}`,
+      );
+    }
+    const own = await this.address();
+    if (peers[req.rank] !== own) {
+      throw new StaleRendezvousError(
+        `rank ${req.rank}: the rendezvous says this rank is at ${peers[req.rank]}, but this process listens on ${own} (it restarted); the epoch restarts with a new rendezvous`,
+      );
+    }
+    const key = `${req.runId}/${req.generation}/${peers.join(',')}`;
+    if (this.current?.key === key) return this.current.ring;
+    await this.drop();
+    const ring = await RingAllreduce.create({
+      runId: req.runId,
+      generation: req.generation,
+      rank: req.rank,
+      worldSize: req.worldSize,
+      peers,
+      server: await this.peerServer(),
+      chunkBytes: cfg.distributed.chunkBytes,
+      compress: cfg.distributed.compressBf16 ? 'bf16' : 'none',
+      timeoutMs: this.opts.timeoutMs ?? 600_000,
+    });
+    this.current = { key, ring };
+    return ring;
+  }
+
+  /** Closes the current ring (after a failure, so the next attempt connects afresh). */
+  async drop(): Promise<void> {
+    const ring = this.current?.ring;
+    this.current = undefined;
+    await ring?.close().catch(() => {});
+  }
+
+  /** Closes the ring and the peer server. */
+  async close(): Promise<void> {
+    await this.drop();
+    const server = this.server;
+    this.server = undefined;
+    await (await server?.catch(() => undefined))?.close().catch(() => {});
+  }
+
+  private peerServer(): Promise<CollectiveServer> {
+    this.server ??= CollectiveServer.listen({ host: this.opts.host ?? '127.0.0.1', port: 0 });
+    return this.server;
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * One rank of a durable run as a process: a Temporal worker polling `bbn-worker-<run>-<rank>`
+ * with this process's training deps (its `Trainer`, its ring peer server), optionally hosting the
+ * `bbnTraining` workflow too. `bbn worker --temporal` and the local supervisor of `bbn train` run
+ * it; a replaced process (crash, pod restart) simply polls again and reloads from the checkpoint.
+ */
+import { NativeConnection, type WorkflowBundleOption } from '@temporalio/worker';
+import type { EpochMetrics } from '../worker/run-dir.ts';
+import type { StepReport } from '../worker/trainer.ts';
+import { rankTaskQueue } from './api.ts';
+import { createLocalDeps } from './local.ts';
+import type { RankRingOptions } from './rank-ring.ts';
+import { createTrainingWorker } from './worker.ts';
+
+/** Options of {@link serveRank}. */
+export interface ServeRankOptions {
+  /** Temporal frontend, host:port. */
+  readonly address: string;
+  readonly namespace?: string;
+  readonly runId: string;
+  readonly rank: number;
+  /** Name of the tfjs backend the caller selected (recorded in summary.json). */
+  readonly backend: string;
+  readonly ring?: RankRingOptions;
+  /** Also host the workflow (a prebuilt bundle, or `true` to build it here). */
+  readonly workflows?: boolean | WorkflowBundleOption;
+  /** Aborting it shuts the worker down (activities in flight are cancelled). */
+  readonly signal?: AbortSignal;
+  /** Called once the worker polls. */
+  readonly onReady?: () => void;
+  readonly onStep?: (report: StepReport, epochs: number) => void;
+  readonly onEpoch?: (row: EpochMetrics, epochs: number) => void | Promise<void>;
+}
+
+/** Serves rank `rank` of run `runId` until `signal` aborts; rejects when the worker fails. */
+export async function serveRank(o: ServeRankOptions): Promise<void> {
+  if (!Number.isInteger(o.rank) || o.rank < 0)
+    throw new RangeError(`rank (${o.rank}) must be an integer >= 0`);
+  const deps = createLocalDeps({ backend: o.backend, ring: o.ring, onStep: o.onStep, onEpoch: o.onEpoch });
+  const connection = await NativeConnection.connect({ address: o.address });
+  const stop = () => worker?.shutdown();
+  let worker: Awaited<ReturnType<typeof createTrainingWorker>> | undefined;
+  try {
+    worker = await createTrainingWorker({
+      connection,
+      namespace: o.namespace,
+      taskQueue: rankTaskQueue(o.runId, o.rank),
+      deps,
+      workflows: o.workflows,
+    });
+    if (o.signal?.aborted) return;
+    o.signal?.addEventListener('abort', stop, { once: true });
+    const running = worker.run();
+    o.onReady?.();
+    await running;
+  } finally {
+    o.signal?.removeEventListener('abort', stop);
+    await deps.dispose();
+    await connection.close();
+  }
+}
