@@ -156,7 +156,16 @@ setup_nats() {
   log "nats-server: $bin ($("$bin" --version 2>&1 | head -n1))"
 }
 
+# Reference parsers the tests cross-check against (best effort: the tests say when one is absent).
+PEER_PINS="prometheus-client==0.26.0"
+setup_test_peers() {
+  "$VENV/bin/python" -c 'import prometheus_client' 2>/dev/null && return 0
+  log "installing test peers: pip $PEER_PINS into .venv"
+  pip_install $PEER_PINS || log "could not install $PEER_PINS; the scrape test checks with its own parser only"
+}
+
 status=0
 setup_temporal || status=1
 setup_nats || status=1
+setup_test_peers || true
 exit "$status"

@@ -7,9 +7,8 @@
  * signal and the tail of its log. Ctrl-C (or `signal`) forwards SIGINT to every child, so the
  * world agrees to stop after one step and rank 0 checkpoints; a second Ctrl-C kills them.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { ResumePoint } from '../coordinator/api.ts';
 import { CoordinatorServer } from '../coordinator/server.ts';
@@ -17,6 +16,7 @@ import { ConfigError } from '../core/config.ts';
 import { loadData } from '../data/load.ts';
 import { loadLatestGood } from '../worker/checkpoint.ts';
 import { runPaths } from '../worker/run-dir.ts';
+import { type LineChild, spawnLineChild } from './child-process.ts';
 import { loadRunConfig } from './config-file.ts';
 
 /** Options of `launchLocal`. */
@@ -69,16 +69,11 @@ export class WorkerFailedError extends Error {
 }
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'bbn.mjs');
-const TAIL_LINES = 20;
 /** Grace between SIGTERM and SIGKILL for the survivors of a failure. */
 const KILL_GRACE_MS = 3_000;
 
-interface Child {
+interface Child extends LineChild {
   readonly rank: number;
-  readonly proc: ChildProcess;
-  readonly tail: string[];
-  exit?: { code: number | null; signal: NodeJS.Signals | null };
-  readonly exited: Promise<void>;
 }
 
 /** Starts a coordinator and W workers, and resolves when they all finished or stopped in order. */
@@ -138,37 +133,13 @@ export async function launchLocal(opts: LaunchOptions): Promise<LaunchOutcome> {
         String(rank),
         ...overrides,
       ];
-      const proc = spawn(command[0], args, { stdio: ['ignore', 'pipe', 'pipe'] });
-      const tail: string[] = [];
-      const forward = (stream: 'stdout' | 'stderr') => (line: string) => {
-        tail.push(line);
-        if (tail.length > TAIL_LINES) tail.shift();
-        emit(rank, line, stream);
-      };
-      const out = createInterface({ input: proc.stdout as NodeJS.ReadableStream });
-      const err = createInterface({ input: proc.stderr as NodeJS.ReadableStream });
-      out.on('line', forward('stdout'));
-      err.on('line', forward('stderr'));
-      const closedOut = new Promise<void>((r) => out.once('close', r));
-      const closedErr = new Promise<void>((r) => err.once('close', r));
-      const child: Child = {
-        rank,
-        proc,
-        tail,
-        exited: new Promise<void>((r) => {
-          proc.once('exit', (code, signal) => {
-            child.exit = { code, signal };
-            r();
-          });
-          proc.once('error', (e) => {
-            child.exit = { code: null, signal: null };
-            tail.push(`cannot start worker: ${e.message}`);
-            r();
-          });
-        }).then(() => Promise.all([closedOut, closedErr]).then(() => {})),
-      };
+      // Object.assign keeps the object whose `exit` the spawn helper sets.
+      const child: Child = Object.assign(
+        spawnLineChild(command[0], args, (line, stream) => emit(rank, line, stream)),
+        { rank },
+      );
       children.push(child);
-      opts.onSpawn?.(rank, proc);
+      opts.onSpawn?.(rank, child.proc);
     }
     // The first abnormal exit fails the launch; a clean exit waits for the others.
     const failed = await new Promise<Child | undefined>((done) => {

@@ -1,19 +1,22 @@
 /**
- * `bbn train --config FILE [KEY=VALUE …] --out DIR` trains and evaluates one run in this process;
- * `bbn train --resume DIR` continues it from its last good checkpoint. Ctrl-C stops after the
- * current step with a checkpoint (a second Ctrl-C exits at once).
+ * `bbn train --config FILE [KEY=VALUE …] --out DIR` trains and evaluates one run as a durable
+ * Temporal workflow (durable-train.ts; `--workers W` for W local rank processes);
+ * `bbn train --resume DIR` continues it. `--no-temporal` trains in this process (or with the plain
+ * launcher), where Ctrl-C stops after the current step with a checkpoint.
  */
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { ConfigError, type RunConfig } from '../core/config.ts';
 import { selectBackend } from '../model/backend.ts';
+import type { TrainingResult } from '../orchestration/api.ts';
 import { type RunOutcome, runTraining } from '../worker/run.ts';
 import { runPaths } from '../worker/run-dir.ts';
 import { loadRunConfig } from './config-file.ts';
+import { trainDurably } from './durable-train.ts';
 import { launchLocal } from './launcher.ts';
 import { log } from './log.ts';
 import { createProgress } from './progress.ts';
-import { formatShotTable } from './report-command.ts';
+import { formatShotTable, readRun } from './report-command.ts';
 
 const pct = (x: number | null) => (x === null ? '   -  ' : `${(100 * x).toFixed(2).padStart(6)}`);
 
@@ -86,62 +89,105 @@ export function printOutcome(outcome: RunOutcome, outDir: string): void {
   process.stdout.write(`metrics: ${p.metrics}\nsummary: ${p.summary}\ncheckpoints: ${p.checkpoints}\n`);
 }
 
+/** Prints how a durable run ended: the final table, or how to resume. */
+function printDurableOutcome(result: TrainingResult, outDir: string): void {
+  if (result.state === 'cancelled') {
+    process.stdout.write(
+      `stopped; checkpoint ${result.checkpoint ?? '-'}\nresume with: bbn train --resume ${outDir}\n`,
+    );
+    return;
+  }
+  const p = runPaths(outDir);
+  const s = readRun(outDir).summary;
+  process.stdout.write(`\n${formatShotTable([{ label: `${s.name} (${s.method})`, summary: s }])}\n`);
+  process.stdout.write(`metrics: ${p.metrics}\nsummary: ${p.summary}\ncheckpoints: ${p.checkpoints}\n`);
+}
+
+interface TrainFlags {
+  config?: string;
+  out?: string;
+  resume?: string;
+  workers?: string;
+  runId?: string;
+  temporal?: string | boolean;
+  temporalNamespace: string;
+}
+
+/** The run's config and directory from the flags (`--resume DIR` reads DIR's saved config). */
+function resolveRun(overrides: string[], opts: TrainFlags): { cfg: RunConfig; outDir: string } {
+  if (opts.resume) {
+    const saved = runPaths(opts.resume).config;
+    if (!existsSync(saved)) {
+      throw new ConfigError(
+        `--resume ${opts.resume}: no ${saved}; is this a run directory made by bbn train?`,
+      );
+    }
+    return { cfg: loadRunConfig(opts.config ?? saved, overrides), outDir: opts.resume };
+  }
+  if (!opts.config) throw new ConfigError('bbn train needs --config FILE (or --resume DIR)');
+  const cfg = loadRunConfig(opts.config, overrides);
+  return { cfg, outDir: opts.out ?? `runs/${cfg.name}` };
+}
+
 /** Registers `bbn train`. */
 export function registerTrainCommand(program: Command): void {
   program
     .command('train')
-    .description('train and evaluate a run (BBN or a baseline) on this machine')
+    .description(
+      'train and evaluate a run (BBN or a baseline) on this machine, as a durable Temporal workflow',
+    )
     .option('-c, --config <file>', 'YAML run config (see configs/)')
     .option('-o, --out <dir>', 'run directory for config, metrics, checkpoints and summary')
-    .option('--resume <dir>', 'continue the run in <dir> from its last good checkpoint')
+    .option('--resume <dir>', 'continue the run in <dir> (re-attach to it if it is still running)')
     .option('--workers <n>', 'train with N local worker processes over the gRPC ring allreduce')
+    .option('--run-id <id>', 'workflow run id (default: the run directory name)')
+    .option(
+      '--temporal <host:port>',
+      'Temporal frontend (default: $BBN_TEMPORAL_ADDRESS, a server on localhost:7233, else an embedded dev server)',
+    )
+    .option(
+      '--no-temporal',
+      'train without Temporal: in this process, or with the plain launcher (--workers)',
+    )
+    .option('--temporal-namespace <ns>', 'Temporal namespace', 'default')
     .argument('[overrides...]', 'KEY=VALUE config overrides, e.g. train.epochs=5 method=ce')
-    .action(
-      async (
-        overrides: string[],
-        opts: { config?: string; out?: string; resume?: string; workers?: string },
-      ) => {
-        if (opts.workers !== undefined) {
-          const workers = Number(opts.workers);
-          if (!Number.isInteger(workers) || workers < 1) {
-            throw new ConfigError(`--workers (${opts.workers}) must be an integer >= 1`);
-          }
-          if (!opts.resume && !opts.config)
-            throw new ConfigError('bbn train needs --config FILE (or --resume DIR)');
-          const outDir =
-            opts.resume ?? opts.out ?? `runs/${loadRunConfig(opts.config ?? '', overrides).name}`;
-          const r = await launchLocal({
-            configPath: opts.config,
-            overrides,
-            outDir,
-            workers,
-            resume: !!opts.resume,
-          });
-          process.stdout.write(
-            r.kind === 'stopped'
-              ? `stopped; resume with: bbn train --workers ${workers} --resume ${outDir}\n`
-              : `summary: ${runPaths(outDir).summary}\n`,
-          );
-          return;
+    .action(async (overrides: string[], opts: TrainFlags) => {
+      let workers = 1;
+      if (opts.workers !== undefined) {
+        workers = Number(opts.workers);
+        if (!Number.isInteger(workers) || workers < 1) {
+          throw new ConfigError(`--workers (${opts.workers}) must be an integer >= 1`);
         }
-        let cfg: RunConfig;
-        let outDir: string;
-        if (opts.resume) {
-          outDir = opts.resume;
-          const saved = runPaths(outDir).config;
-          if (!existsSync(saved)) {
-            throw new ConfigError(
-              `--resume ${outDir}: no ${saved}; is this a run directory made by bbn train?`,
-            );
-          }
-          cfg = loadRunConfig(opts.config ?? saved, overrides);
-        } else {
-          if (!opts.config) throw new ConfigError('bbn train needs --config FILE (or --resume DIR)');
-          cfg = loadRunConfig(opts.config, overrides);
-          outDir = opts.out ?? `runs/${cfg.name}`;
-        }
-        const outcome = await trainLocally(cfg, outDir, !!opts.resume);
-        printOutcome(outcome, outDir);
-      },
-    );
+      }
+      const { cfg, outDir } = resolveRun(overrides, opts);
+      if (opts.temporal !== false) {
+        const result = await trainDurably({
+          cfg,
+          outDir,
+          workers,
+          resume: !!opts.resume,
+          runId: opts.runId,
+          temporal: typeof opts.temporal === 'string' ? opts.temporal : undefined,
+          temporalNamespace: opts.temporalNamespace,
+        });
+        printDurableOutcome(result, outDir);
+        return;
+      }
+      if (opts.workers !== undefined) {
+        const r = await launchLocal({
+          configPath: opts.config,
+          overrides,
+          outDir,
+          workers,
+          resume: !!opts.resume,
+        });
+        process.stdout.write(
+          r.kind === 'stopped'
+            ? `stopped; resume with: bbn train --no-temporal --workers ${workers} --resume ${outDir}\n`
+            : `summary: ${runPaths(outDir).summary}\n`,
+        );
+        return;
+      }
+      printOutcome(await trainLocally(cfg, outDir, !!opts.resume), outDir);
+    });
 }

@@ -32,7 +32,7 @@ import {
   type MembershipStatus,
   membershipStatus,
 } from './membership.ts';
-import { PlanBook } from './plans.ts';
+import { type EpochSummary, PlanBook } from './plans.ts';
 import { joinResponse, planMessage, writeShards } from './wire.ts';
 
 /** Options of a CoordinatorServer. */
@@ -45,6 +45,11 @@ export interface CoordinatorServerOptions {
   readonly tickIntervalMs?: number;
   /** Observer of membership actions (deaths, formed generations), e.g. for logs. */
   readonly onAction?: (action: MembershipAction) => void;
+  /**
+   * Observer of the α/lr broadcast: called once per epoch, when its plan is first served (e.g. to
+   * mirror it on NATS). Errors it throws are swallowed: telemetry never fails a call.
+   */
+  readonly onEpochPlan?: (plan: EpochSummary, generation: number) => void;
 }
 
 /** Where to bind. */
@@ -223,12 +228,17 @@ export class CoordinatorServer {
     if (rank >= W) throw new InvalidRequestError(`${what}.rank (${rank}) must be < world_size (${W})`);
   }
 
-  /** Publishes `plan` to the watchers the first time its epoch is served. */
-  private publish(plan: bbn.v1.IEpochPlan): void {
+  /** Publishes `plan` to the watchers (and the plan observer) the first time its epoch is served. */
+  private publish(plan: bbn.v1.IEpochPlan, summary: EpochSummary): void {
     const epoch = plan.epoch as number;
     if (this.published.has(epoch)) return;
     this.published.set(epoch, plan);
     for (const [call, from] of this.watchers) if (epoch >= from) call.write({ plan });
+    try {
+      this.options.onEpochPlan?.(summary, this.membership.generation);
+    } catch {
+      // An observer's failure must not fail the plan call.
+    }
   }
 
   private endWatchers(err: RunStoppedError): void {
@@ -273,12 +283,9 @@ export class CoordinatorServer {
         this.checkRun('GetEpochPlanRequest', req.runId);
         this.checkGeneration('GetEpochPlanRequest', req.generation, true);
         this.plans.checkEpoch('GetEpochPlanRequest.epoch', req.epoch);
-        const plan = planMessage(
-          this.run.runId,
-          this.membership.generation,
-          this.plans.summary(req.epoch, this.membership.worldSize),
-        );
-        this.publish(plan);
+        const summary = this.plans.summary(req.epoch, this.membership.worldSize);
+        const plan = planMessage(this.run.runId, this.membership.generation, summary);
+        this.publish(plan, summary);
         answer(null, { plan });
       }),
       reportChecksum: unary((req, answer) => {

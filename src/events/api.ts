@@ -12,6 +12,14 @@
  * | `bbn.run.<runId>.worker`  | `worker-join`, `worker-leave`, `worker-failed`, `heartbeat` | membership, ~1/s  |
  *
  * `bbn.run.<runId>.>` watches one run; `bbn.run.*.epoch` watches every run's progress.
+ *
+ * Who publishes (src/metrics/telemetry.ts): each rank its own `step`s; the rank that owns the run
+ * directory (rank 0, or `bbn train`'s trainer) `alpha` and `epoch-start` (mirrored from its first
+ * step of the epoch), `epoch-end`, `checkpoint`, `run-end` and the `bbn-runs` status; the
+ * coordinator the α/lr broadcast (`alpha`, `epoch-start`, when it first serves an epoch's plan)
+ * and membership. Membership events (`worker-*`, `heartbeat`) name the rank they are ABOUT in
+ * `source`, even when the coordinator publishes them (a SIGKILLed rank cannot report itself), and
+ * a coordinator `heartbeat` is stamped with the time of that rank's last heartbeat.
  */
 import { z } from 'zod';
 

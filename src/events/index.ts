@@ -28,6 +28,13 @@ export {
   validateTrainingEvent,
 } from './api.ts';
 export {
+  type FailureSnapshot,
+  type MembershipMemory,
+  type MembershipSnapshot,
+  membershipEvents,
+  type RankSnapshot,
+} from './membership.ts';
+export {
   EventPublisher,
   type EventSink,
   NullEventSink,

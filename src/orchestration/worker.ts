@@ -11,7 +11,9 @@ import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import {
   bundleWorkflowCode,
+  DefaultLogger,
   type NativeConnection,
+  Runtime,
   Worker,
   type WorkerOptions,
   type WorkflowBundle,
@@ -48,6 +50,24 @@ const quietLogger = {
   warn: (message: string, meta?: Record<string, unknown>) => console.warn(message, meta ?? ''),
   error: (message: string, meta?: Record<string, unknown>) => console.error(message, meta ?? ''),
 };
+
+/**
+ * Keeps the SDK's own log to warnings and errors (its info lines are per worker state change).
+ * Effective only before the first worker or connection of the process; later calls do nothing.
+ */
+export function quietTemporalLogs(): void {
+  // A rank that hosts only activities (or only workflows) is the design, not a problem.
+  const expected = /^No (workflows|activities) registered/;
+  const logger = new DefaultLogger('WARN', ({ level, message, meta }) => {
+    if (!expected.test(message))
+      process.stderr.write(`temporal ${level}: ${message} ${JSON.stringify(meta ?? {})}\n`);
+  });
+  try {
+    Runtime.install({ logger });
+  } catch {
+    // already installed (by an earlier call, or a test): keep that one
+  }
+}
 
 /** Options of {@link createTrainingWorker}. */
 export interface TrainingWorkerOptions {

@@ -169,13 +169,22 @@ test('publisher - killing nats-server never blocks or throws, and events flow af
     const arrived = new Promise<TrainingEvent>((r) => {
       seen = r;
     });
-    await waitUntil('watcher reconnects', () => !watcher.isClosed() && watcher.info !== undefined, 15_000);
+    // A flush round trip, not `info` (which keeps the old connection's), proves the watcher is back.
+    await waitUntil(
+      'watcher reconnects',
+      () =>
+        watcher.flush().then(
+          () => true,
+          () => false,
+        ),
+      15_000,
+    );
     subscribeRun(watcher, 'kill', {
       onEvent: (e) => {
         if (e.kind === 'heartbeat' && e.metadata.step === 99_999) seen(e);
       },
     });
-    await watcher.flush();
+    await watcher.flush(); // the subscription is registered before the event is published
     pub.publish(heartbeat('kill', 99_999));
     const e = await arrived;
     assert.equal(e.kind, 'heartbeat');

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, type WorkflowBundle } from '@temporalio/worker';
+import { DefaultLogger, Runtime, type WorkflowBundle } from '@temporalio/worker';
 import { selectBackend } from '../../src/model/backend.ts';
 import type { TrainingInput } from '../../src/orchestration/api.ts';
 import { runHandle, scaleRun, startRun } from '../../src/orchestration/client.ts';

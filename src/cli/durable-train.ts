@@ -1,0 +1,251 @@
+/**
+ * `bbn train`, the embedded local default: the run is a Temporal workflow even on one machine,
+ * so a crash of any process loses nothing. It uses the Temporal server at `--temporal` (or
+ * BBN_TEMPORAL_ADDRESS), else one already answering on localhost:7233, else starts a dev server
+ * whose SQLite state lives in the run directory (`<out>/.temporal/`), on port 7233 when free so
+ * that `bbn status | pause | scale | cancel RUN` find it without flags.
+ *
+ * W = 1 trains in this process (the fast path: the Temporal worker hosts workflow and trainer).
+ * W > 1 starts one `bbn worker --temporal` process per rank, kept alive by `RankProcesses` and
+ * following `bbn scale`. Ctrl-C cancels the run cleanly (final checkpoint); a second Ctrl-C
+ * leaves at once, and `bbn train --resume DIR` later re-attaches to the still-running workflow or
+ * continues the stopped run from its last good checkpoint.
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Client, Connection } from '@temporalio/client';
+import type { RunConfig } from '../core/config.ts';
+import { ConfigError } from '../core/config.ts';
+import type { LocalServer } from '../devservers/api.ts';
+import { freePort, startTemporalDevServer, waitForTemporal } from '../devservers/index.ts';
+import { selectBackend } from '../model/backend.ts';
+import { rankTaskQueue, type TrainingInput, type TrainingResult } from '../orchestration/api.ts';
+import { cancelRun, runHandle, startRun } from '../orchestration/client.ts';
+import { progressQuery } from '../orchestration/messages.ts';
+import { runPaths } from '../worker/run-dir.ts';
+import type { StepReport } from '../worker/trainer.ts';
+import { createProgress } from './progress.ts';
+import { RankProcesses } from './rank-processes.ts';
+
+/** The Temporal frontend a local run uses by default (the port `temporal server start-dev` uses). */
+export const DEFAULT_LOCAL_TEMPORAL = '127.0.0.1:7233';
+const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'bbn.mjs');
+/** How often the supervisor asks the workflow for its world size (to follow `bbn scale`). */
+const FOLLOW_MS = 1_000;
+
+/** Options of {@link trainDurably}. */
+export interface DurableTrainOptions {
+  readonly cfg: RunConfig;
+  readonly outDir: string;
+  readonly workers: number;
+  readonly resume: boolean;
+  /** Workflow run id; default the run directory's name. */
+  readonly runId?: string;
+  /** Temporal frontend to use instead of the embedded default. */
+  readonly temporal?: string;
+  readonly temporalNamespace?: string;
+  /** How to start one rank (W > 1), before its options; default `node bin/bbn.mjs worker`. */
+  readonly workerCommand?: readonly string[];
+  /** Called after each rank process spawned (tests inject faults). */
+  readonly onSpawn?: (rank: number, child: import('node:child_process').ChildProcess) => void;
+  /** Lines for people; default stderr. */
+  readonly say?: (line: string) => void;
+}
+
+/** A run id from a directory name: Temporal ids here are `[A-Za-z0-9._-]+`. */
+export function runIdFor(outDir: string): string {
+  const id = basename(resolve(outDir)).replace(/[^A-Za-z0-9._-]+/g, '-');
+  return id || 'run';
+}
+
+/** The Temporal server of a local run: the given one, one already on :7233, or a dev server in `<out>/.temporal`. */
+async function localTemporal(
+  outDir: string,
+  given: string | undefined,
+  say: (line: string) => void,
+): Promise<{ address: string; server?: LocalServer }> {
+  const address = given ?? process.env.BBN_TEMPORAL_ADDRESS;
+  if (address) return { address };
+  const answers = await waitForTemporal(DEFAULT_LOCAL_TEMPORAL, { timeoutMs: 300 }).then(
+    () => true,
+    () => false,
+  );
+  if (answers) {
+    say(`temporal: using the server on ${DEFAULT_LOCAL_TEMPORAL}`);
+    return { address: DEFAULT_LOCAL_TEMPORAL };
+  }
+  const port = (await isFree(7233)) ? 7233 : await freePort();
+  const dataDir = join(outDir, '.temporal');
+  mkdirSync(dataDir, { recursive: true });
+  const server = await startTemporalDevServer({ dataDir, port });
+  say(
+    `temporal: dev server on ${server.address} (state in ${join(outDir, '.temporal')}); ` +
+      `bbn status ${runIdFor(outDir)}${port === 7233 ? '' : ` --temporal ${server.address}`}`,
+  );
+  return { address: server.address, server };
+}
+
+async function isFree(port: number): Promise<boolean> {
+  const { createServer } = await import('node:net');
+  return new Promise((done) => {
+    const s = createServer()
+      .once('error', () => done(false))
+      .listen(port, '127.0.0.1', () => s.close(() => done(true)));
+  });
+}
+
+/** Runs (or re-attaches to) the run's workflow until it ends; resolves with its result. */
+export async function trainDurably(o: DurableTrainOptions): Promise<TrainingResult> {
+  const say = o.say ?? ((line: string) => process.stderr.write(`${line}\n`));
+  if (!Number.isInteger(o.workers) || o.workers < 1) {
+    throw new ConfigError(`--workers (${o.workers}) must be an integer >= 1`);
+  }
+  const outDir = resolve(o.outDir);
+  const runId = o.runId ?? runIdFor(outDir);
+  const { address, server } = await localTemporal(outDir, o.temporal, say);
+  const connection = await Connection.connect({ address });
+  const client = new Client({ connection, namespace: o.temporalNamespace ?? 'default' });
+  const cleanups: (() => Promise<unknown>)[] = [];
+  let interrupts = 0;
+  const onSigint = () => {
+    interrupts++;
+    if (interrupts > 1) process.exit(130); // the workflow stays; `bbn train --resume` re-attaches
+    say(`\nstopping run ${runId} with a final checkpoint (Ctrl-C again to leave it running)`);
+    cancelRun(client, runId).catch(() => {});
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    const handle = await startOrAttach(client, runId, outDir, o, say);
+    const { NativeConnection } = await import('@temporalio/worker');
+    const { createTrainingWorker, quietTemporalLogs } = await import('../orchestration/worker.ts');
+    quietTemporalLogs();
+    const native = await NativeConnection.connect({ address });
+    cleanups.push(() => native.close());
+    if (o.workers === 1 && o.cfg.distributed.workers <= 1) {
+      return await trainHere(o, runId, native, createTrainingWorker, () => handle.result());
+    }
+    const ranks = new RankProcesses({
+      command: (rank) => [
+        ...(o.workerCommand ?? [process.execPath, BIN, 'worker']),
+        '--temporal',
+        address,
+        '--temporal-namespace',
+        o.temporalNamespace ?? 'default',
+        '--run-id',
+        runId,
+        '--rank',
+        String(rank),
+        '--backend',
+        o.cfg.compute.backend,
+        ...(o.cfg.compute.threads ? ['--threads', String(o.cfg.compute.threads)] : []),
+      ],
+      onLine: (rank, line) => process.stdout.write(`[rank ${rank}] ${line}\n`),
+      onSpawn: o.onSpawn,
+    });
+    cleanups.push(() => ranks.close());
+    ranks.ensure(o.workers);
+    const host = await createTrainingWorker({
+      connection: native,
+      namespace: o.temporalNamespace,
+      taskQueue: rankTaskQueue(runId, 0),
+      workflows: true,
+    });
+    const follow = setInterval(() => {
+      handle
+        .query(progressQuery)
+        .then((p) => ranks.ensure(Math.max(p.workers, p.pendingWorkers ?? 0)))
+        .catch(() => {});
+    }, FOLLOW_MS);
+    cleanups.push(async () => clearInterval(follow));
+    return await host.runUntil(Promise.race([handle.result(), ranks.failed]));
+  } finally {
+    process.off('SIGINT', onSigint);
+    for (const c of cleanups.reverse()) await c().catch(() => {});
+    await connection.close();
+    await server?.stop();
+  }
+}
+
+/** Starts the run's workflow, or re-attaches to it when it is still running and `resume` was asked. */
+async function startOrAttach(
+  client: Client,
+  runId: string,
+  outDir: string,
+  o: DurableTrainOptions,
+  say: (line: string) => void,
+) {
+  const existing = runHandle(client, runId);
+  const running = await existing.describe().then(
+    (d) => d.status.name === 'RUNNING',
+    () => false,
+  );
+  if (running) {
+    if (!o.resume) {
+      throw new ConfigError(
+        `run ${runId} is already running on this Temporal server; follow it with bbn status ${runId}, or re-attach with bbn train --resume ${outDir}`,
+      );
+    }
+    say(`run ${runId}: re-attached to the running workflow`);
+    return existing;
+  }
+  if (!o.resume && existsSync(runPaths(outDir).checkpoints)) {
+    // prepareRun would refuse too; say it before anything starts.
+    const { listCheckpoints } = await import('../worker/checkpoint.ts');
+    if (listCheckpoints(runPaths(outDir).checkpoints).length > 0) {
+      throw new ConfigError(
+        `${outDir} already holds checkpoints of a run; resume it with bbn train --resume ${outDir}`,
+      );
+    }
+  }
+  const input: TrainingInput = {
+    runId,
+    config: o.cfg,
+    outDir,
+    workers: Math.max(o.workers, o.cfg.distributed.workers),
+    resume: o.resume,
+  };
+  const handle = await startRun(client, input);
+  say(`run ${runId}: started (workflow ${handle.workflowId}, ${input.workers} worker(s))`);
+  return handle;
+}
+
+/** W = 1: workflow and trainer in this process, with the progress bar. */
+async function trainHere(
+  o: DurableTrainOptions,
+  runId: string,
+  native: import('@temporalio/worker').NativeConnection,
+  createTrainingWorker: typeof import('../orchestration/worker.ts').createTrainingWorker,
+  result: () => Promise<TrainingResult>,
+): Promise<TrainingResult> {
+  const { createLocalDeps } = await import('../orchestration/local.ts');
+  const backend = await selectBackend(o.cfg.compute.backend, { threads: o.cfg.compute.threads });
+  (o.say ?? ((l: string) => process.stderr.write(`${l}\n`)))(`backend: ${backend.name} (${backend.reason})`);
+  const progress = createProgress();
+  const deps = createLocalDeps({
+    backend: backend.name,
+    onStep: (r: StepReport, epochs) =>
+      progress.step({ ...r, epochs, stepsPerSecond: 1 / Math.max(1e-9, r.computeSeconds + r.reduceSeconds) }),
+    onEpoch: (m, epochs) =>
+      progress.endEpoch(
+        `epoch ${m.epoch}/${epochs} loss ${m.trainLoss.toFixed(4)} top1 ${(100 * m.testTop1).toFixed(2)}% ` +
+          `many ${pct(m.many)} medium ${pct(m.medium)} few ${pct(m.few)} ` +
+          `alpha ${m.alpha === null ? '-' : m.alpha.toFixed(4)} lr ${m.lr.toExponential(2)} ${m.seconds.toFixed(1)}s`,
+      ),
+  });
+  try {
+    const worker = await createTrainingWorker({
+      connection: native,
+      namespace: o.temporalNamespace,
+      taskQueue: rankTaskQueue(runId, 0),
+      deps,
+      workflows: true,
+    });
+    return await worker.runUntil(result());
+  } finally {
+    progress.close();
+    await deps.dispose();
+  }
+}
+
+const pct = (x: number | null) => (x === null ? '-' : (100 * x).toFixed(2));

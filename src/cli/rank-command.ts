@@ -1,0 +1,66 @@
+/**
+ * `bbn worker --temporal HOST:PORT --run-id RUN --rank R`: one rank of a durable run, serving its
+ * Temporal task queue until SIGTERM / Ctrl-C (the pod's or the local supervisor's stop). A rank
+ * that crashed and came back just polls again: the workflow restarts the epoch from the last
+ * checkpoint on it. Prints `rank R: ready` once polling.
+ */
+import { ConfigError } from '../core/config.ts';
+import { type BackendPreference, selectBackend } from '../model/backend.ts';
+import { serveRank } from '../orchestration/rank-worker.ts';
+
+/** Options of a Temporal rank. */
+export interface TemporalRankOptions {
+  readonly temporal: string;
+  readonly temporalNamespace?: string;
+  readonly runId: string;
+  readonly rank: number;
+  readonly backend?: BackendPreference;
+  readonly threads?: number;
+  /** Interface of the ring peer server; default 127.0.0.1. */
+  readonly host?: string;
+  /** Host the other ranks dial; default `host`. */
+  readonly advertise?: string;
+  /** Also host the workflow (a bundle file written by `writeWorkflowBundle`, or true to build it). */
+  readonly workflows?: string | boolean;
+}
+
+/** Serves the rank until SIGINT/SIGTERM; resolves with the exit code (0 stopped in order, 1 failed). */
+export async function runTemporalRank(o: TemporalRankOptions): Promise<number> {
+  if (!o.runId) throw new ConfigError('bbn worker --temporal needs --run-id RUN');
+  if (!Number.isInteger(o.rank) || o.rank < 0) {
+    throw new ConfigError(`bbn worker --temporal needs --rank R (an integer >= 0), got ${o.rank}`);
+  }
+  const backend = await selectBackend(o.backend ?? 'auto', { threads: o.threads });
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const say = (line: string) => process.stdout.write(`${line}\n`);
+  try {
+    await serveRank({
+      address: o.temporal,
+      namespace: o.temporalNamespace,
+      runId: o.runId,
+      rank: o.rank,
+      backend: backend.name,
+      ring: { host: o.host, advertiseHost: o.advertise },
+      workflows: typeof o.workflows === 'string' ? { codePath: o.workflows } : o.workflows,
+      signal: stop.signal,
+      onReady: () => say(`rank ${o.rank}: ready (run ${o.runId}, backend ${backend.name}, ${o.temporal})`),
+      onEpoch: (m, epochs) => {
+        say(
+          `epoch ${m.epoch}/${epochs} loss ${m.trainLoss.toFixed(4)} top1 ${(100 * m.testTop1).toFixed(2)}% ` +
+            `${m.stepsPerSecond.toFixed(2)} steps/s`,
+        );
+      },
+    });
+    return 0;
+  } catch (err) {
+    const e = err as Error;
+    process.stderr.write(`bbn worker: rank ${o.rank}: ${e.name}: ${e.message}\n`);
+    return 1;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
