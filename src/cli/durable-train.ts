@@ -20,7 +20,13 @@ import { ConfigError } from '../core/config.ts';
 import type { LocalServer } from '../devservers/api.ts';
 import { freePort, startTemporalDevServer, waitForTemporal } from '../devservers/index.ts';
 import { selectBackend } from '../model/backend.ts';
-import { rankTaskQueue, type TrainingInput, type TrainingResult } from '../orchestration/api.ts';
+import {
+  type RestartPolicy,
+  type RunTimeouts,
+  rankTaskQueue,
+  type TrainingInput,
+  type TrainingResult,
+} from '../orchestration/api.ts';
 import { cancelRun, runHandle, startRun } from '../orchestration/client.ts';
 import { progressQuery } from '../orchestration/messages.ts';
 import { runPaths } from '../worker/run-dir.ts';
@@ -51,6 +57,11 @@ export interface DurableTrainOptions {
   readonly onSpawn?: (rank: number, child: import('node:child_process').ChildProcess) => void;
   /** Lines for people; default stderr. */
   readonly say?: (line: string) => void;
+  /** Workflow timeouts and restart budget (defaults: `DEFAULT_TIMEOUTS`, `DEFAULT_RESTART_POLICY`). */
+  readonly timeouts?: Partial<RunTimeouts>;
+  readonly restart?: Partial<RestartPolicy>;
+  /** Restart delay of a dead local rank process (ms); default 1 s. */
+  readonly rankRestartDelayMs?: number;
 }
 
 /** A run id from a directory name: Temporal ids here are `[A-Za-z0-9._-]+`. */
@@ -142,6 +153,7 @@ export async function trainDurably(o: DurableTrainOptions): Promise<TrainingResu
       ],
       onLine: (rank, line) => process.stdout.write(`[rank ${rank}] ${line}\n`),
       onSpawn: o.onSpawn,
+      restartDelayMs: o.rankRestartDelayMs,
     });
     cleanups.push(() => ranks.close());
     ranks.ensure(o.workers);
@@ -204,6 +216,8 @@ async function startOrAttach(
     outDir,
     workers: Math.max(o.workers, o.cfg.distributed.workers),
     resume: o.resume,
+    timeouts: o.timeouts,
+    restart: o.restart,
   };
   const handle = await startRun(client, input);
   say(`run ${runId}: started (workflow ${handle.workflowId}, ${input.workers} worker(s))`);
