@@ -27,8 +27,8 @@ import {
   type TrainingInput,
   type TrainingResult,
 } from '../orchestration/api.ts';
-import { cancelRun, runHandle, startRun } from '../orchestration/client.ts';
-import { progressQuery } from '../orchestration/messages.ts';
+import { runHandle, startRun } from '../orchestration/client.ts';
+import { cancelSignal, progressQuery } from '../orchestration/messages.ts';
 import { runPaths } from '../worker/run-dir.ts';
 import type { StepReport } from '../worker/trainer.ts';
 import { createProgress } from './progress.ts';
@@ -119,18 +119,21 @@ export async function trainDurably(o: DurableTrainOptions): Promise<TrainingResu
   const client = new Client({ connection, namespace: o.temporalNamespace ?? 'default' });
   const cleanups: (() => Promise<unknown>)[] = [];
   let interrupts = 0;
+  let cancelling: Promise<unknown> | undefined;
   const onSigint = () => {
     interrupts++;
     if (interrupts > 1) process.exit(130); // the workflow stays; `bbn train --resume` re-attaches
     say(`\nstopping run ${runId} with a final checkpoint (Ctrl-C again to leave it running)`);
-    cancelRun(client, runId).catch(() => {});
+    cancelling = runHandle(client, runId)
+      .signal(cancelSignal)
+      .catch((err: Error) => say(`could not stop run ${runId}: ${err.message}`));
   };
   process.on('SIGINT', onSigint);
   try {
     const handle = await startOrAttach(client, runId, outDir, o, say);
     const { NativeConnection } = await import('@temporalio/worker');
-    const { createTrainingWorker, quietTemporalLogs } = await import('../orchestration/worker.ts');
-    quietTemporalLogs();
+    const { createTrainingWorker, installTemporalRuntime } = await import('../orchestration/worker.ts');
+    installTemporalRuntime();
     const native = await NativeConnection.connect({ address });
     cleanups.push(() => native.close());
     if (o.workers === 1 && o.cfg.distributed.workers <= 1) {
@@ -174,6 +177,7 @@ export async function trainDurably(o: DurableTrainOptions): Promise<TrainingResu
   } finally {
     process.off('SIGINT', onSigint);
     for (const c of cleanups.reverse()) await c().catch(() => {});
+    await cancelling; // a call in flight must not outlive its connection
     await connection.close();
     await server?.stop();
   }

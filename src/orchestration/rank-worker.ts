@@ -10,7 +10,7 @@ import type { StepReport } from '../worker/trainer.ts';
 import { rankTaskQueue } from './api.ts';
 import { createLocalDeps } from './local.ts';
 import type { RankRingOptions } from './rank-ring.ts';
-import { createTrainingWorker, quietTemporalLogs } from './worker.ts';
+import { createTrainingWorker, installTemporalRuntime } from './worker.ts';
 
 /** Options of {@link serveRank}. */
 export interface ServeRankOptions {
@@ -36,7 +36,7 @@ export interface ServeRankOptions {
 export async function serveRank(o: ServeRankOptions): Promise<void> {
   if (!Number.isInteger(o.rank) || o.rank < 0)
     throw new RangeError(`rank (${o.rank}) must be an integer >= 0`);
-  quietTemporalLogs();
+  installTemporalRuntime();
   const deps = createLocalDeps({ backend: o.backend, ring: o.ring, onStep: o.onStep, onEpoch: o.onEpoch });
   const connection = await NativeConnection.connect({ address: o.address });
   const stop = () => worker?.shutdown();

@@ -52,10 +52,12 @@ const quietLogger = {
 };
 
 /**
- * Keeps the SDK's own log to warnings and errors (its info lines are per worker state change).
- * Effective only before the first worker or connection of the process; later calls do nothing.
+ * The SDK runtime of a CLI process: its own log kept to warnings and errors (its info lines are
+ * per worker state change), and no signal handlers of its own, because the command decides what
+ * Ctrl-C means (a clean stop of the run, not a worker shutdown in the middle of it). Effective
+ * only before the first worker or connection of the process; later calls do nothing.
  */
-export function quietTemporalLogs(): void {
+export function installTemporalRuntime(): void {
   // A rank that hosts only activities (or only workflows) is the design, not a problem.
   const expected = /^No (workflows|activities) registered/;
   const logger = new DefaultLogger('WARN', ({ level, message, meta }) => {
@@ -63,7 +65,7 @@ export function quietTemporalLogs(): void {
       process.stderr.write(`temporal ${level}: ${message} ${JSON.stringify(meta ?? {})}\n`);
   });
   try {
-    Runtime.install({ logger });
+    Runtime.install({ logger, shutdownSignals: [] });
   } catch {
     // already installed (by an earlier call, or a test): keep that one
   }
