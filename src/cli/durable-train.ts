@@ -18,7 +18,7 @@ import { Client, Connection } from '@temporalio/client';
 import type { RunConfig } from '../core/config.ts';
 import { ConfigError } from '../core/config.ts';
 import type { LocalServer } from '../devservers/api.ts';
-import { freePort, startTemporalDevServer, waitForTemporal } from '../devservers/index.ts';
+import { bbnCacheDir, freePort, startTemporalDevServer } from '../devservers/index.ts';
 import { selectBackend } from '../model/backend.ts';
 import {
   type RestartPolicy,
@@ -34,8 +34,6 @@ import type { StepReport } from '../worker/trainer.ts';
 import { createProgress } from './progress.ts';
 import { RankProcesses } from './rank-processes.ts';
 
-/** The Temporal frontend a local run uses by default (the port `temporal server start-dev` uses). */
-export const DEFAULT_LOCAL_TEMPORAL = '127.0.0.1:7233';
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'bbn.mjs');
 /** How often the supervisor asks the workflow for its world size (to follow `bbn scale`). */
 const FOLLOW_MS = 1_000;
@@ -70,7 +68,11 @@ export function runIdFor(outDir: string): string {
   return id || 'run';
 }
 
-/** The Temporal server of a local run: the given one, one already on :7233, or a dev server in `<out>/.temporal`. */
+/**
+ * The Temporal server of a local run: the given one, else a dev server with its state in
+ * `<out>/.temporal`, on port 7233 when free. A server already on 7233 is not borrowed: it may be
+ * another `bbn train`'s embedded one, which stops when that run ends.
+ */
 async function localTemporal(
   outDir: string,
   given: string | undefined,
@@ -78,21 +80,17 @@ async function localTemporal(
 ): Promise<{ address: string; server?: LocalServer }> {
   const address = given ?? process.env.BBN_TEMPORAL_ADDRESS;
   if (address) return { address };
-  const answers = await waitForTemporal(DEFAULT_LOCAL_TEMPORAL, { timeoutMs: 300 }).then(
-    () => true,
-    () => false,
-  );
-  if (answers) {
-    say(`temporal: using the server on ${DEFAULT_LOCAL_TEMPORAL}`);
-    return { address: DEFAULT_LOCAL_TEMPORAL };
-  }
-  const port = (await isFree(7233)) ? 7233 : await freePort();
   const dataDir = join(outDir, '.temporal');
   mkdirSync(dataDir, { recursive: true });
-  const server = await startTemporalDevServer({ dataDir, port });
+  let server: LocalServer | undefined;
+  if (await isFree(7233)) {
+    // Another run may take the port between the check and the bind: then any free port does.
+    server = await startTemporalDevServer({ dataDir, port: 7233 }).catch(() => undefined);
+  }
+  server ??= await startTemporalDevServer({ dataDir, port: await freePort() });
+  const flag = server.port === 7233 ? '' : ` --temporal ${server.address}`;
   say(
-    `temporal: dev server on ${server.address} (state in ${join(outDir, '.temporal')}); ` +
-      `bbn status ${runIdFor(outDir)}${port === 7233 ? '' : ` --temporal ${server.address}`}`,
+    `temporal: dev server on ${server.address} (state in ${dataDir}); bbn status ${runIdFor(outDir)}${flag}`,
   );
   return { address: server.address, server };
 }
@@ -132,12 +130,17 @@ export async function trainDurably(o: DurableTrainOptions): Promise<TrainingResu
   try {
     const handle = await startOrAttach(client, runId, outDir, o, say);
     const { NativeConnection } = await import('@temporalio/worker');
-    const { createTrainingWorker, installTemporalRuntime } = await import('../orchestration/worker.ts');
+    const { cachedTrainingWorkflowBundle, createTrainingWorker, installTemporalRuntime } = await import(
+      '../orchestration/worker.ts'
+    );
+    const workflows = await cachedTrainingWorkflowBundle(bbnCacheDir());
     installTemporalRuntime();
     const native = await NativeConnection.connect({ address });
     cleanups.push(() => native.close());
     if (o.workers === 1 && o.cfg.distributed.workers <= 1) {
-      return await trainHere(o, runId, native, createTrainingWorker, () => handle.result());
+      return await trainHere(o, runId, native, createTrainingWorker, workflows, () =>
+        resultOf(handle, runId, outDir),
+      );
     }
     const ranks = new RankProcesses({
       command: (rank) => [
@@ -164,7 +167,7 @@ export async function trainDurably(o: DurableTrainOptions): Promise<TrainingResu
       connection: native,
       namespace: o.temporalNamespace,
       taskQueue: rankTaskQueue(runId, 0),
-      workflows: true,
+      workflows,
     });
     const follow = setInterval(() => {
       handle
@@ -173,13 +176,38 @@ export async function trainDurably(o: DurableTrainOptions): Promise<TrainingResu
         .catch(() => {});
     }, FOLLOW_MS);
     cleanups.push(async () => clearInterval(follow));
-    return await host.runUntil(Promise.race([handle.result(), ranks.failed]));
+    return await host.runUntil(Promise.race([resultOf(handle, runId, outDir), ranks.failed]));
   } finally {
     process.off('SIGINT', onSigint);
     for (const c of cleanups.reverse()) await c().catch(() => {});
     await cancelling; // a call in flight must not outlive its connection
     await connection.close();
     await server?.stop();
+  }
+}
+
+/** A run that failed: the reason a user can act on, from the innermost cause of the workflow's failure. */
+export class RunFailedError extends Error {
+  override name = 'RunFailedError';
+  readonly userFacing = true;
+}
+
+/** The workflow's result; a failed run becomes a ConfigError (bad config or data) or a RunFailedError. */
+async function resultOf(
+  handle: { result(): Promise<TrainingResult> },
+  runId: string,
+  outDir: string,
+): Promise<TrainingResult> {
+  try {
+    return await handle.result();
+  } catch (err) {
+    let e = err as { message?: string; cause?: unknown; type?: string } | undefined;
+    while (e?.cause) e = e.cause as typeof e;
+    const message = e?.message ?? String(err);
+    if (e?.type === 'ConfigError') throw new ConfigError(message);
+    throw new RunFailedError(
+      `run ${runId} failed: ${message}\nonce fixed, continue it from its last good checkpoint with bbn train --resume ${outDir}`,
+    );
   }
 }
 
@@ -234,6 +262,7 @@ async function trainHere(
   runId: string,
   native: import('@temporalio/worker').NativeConnection,
   createTrainingWorker: typeof import('../orchestration/worker.ts').createTrainingWorker,
+  workflows: import('@temporalio/worker').WorkflowBundleOption,
   result: () => Promise<TrainingResult>,
 ): Promise<TrainingResult> {
   const { createLocalDeps } = await import('../orchestration/local.ts');
@@ -242,6 +271,7 @@ async function trainHere(
   const progress = createProgress();
   const deps = createLocalDeps({
     backend: backend.name,
+    log: o.say ?? ((l: string) => process.stderr.write(`${l}\n`)),
     onStep: (r: StepReport, epochs) =>
       progress.step({ ...r, epochs, stepsPerSecond: 1 / Math.max(1e-9, r.computeSeconds + r.reduceSeconds) }),
     onEpoch: (m, epochs) =>
@@ -257,7 +287,7 @@ async function trainHere(
       namespace: o.temporalNamespace,
       taskQueue: rankTaskQueue(runId, 0),
       deps,
-      workflows: true,
+      workflows,
     });
     return await worker.runUntil(result());
   } finally {

@@ -15,7 +15,7 @@ import type { Telemetry } from '../metrics/telemetry.ts';
 import type { BackendPreference } from '../model/backend.ts';
 import { runWorker } from '../worker/process/worker.ts';
 import { loadRunConfig } from './config-file.ts';
-import { runTemporalRank, type TemporalRankOptions } from './rank-command.ts';
+import type { TemporalRankOptions } from './rank-command.ts';
 import {
   addTelemetryOptions,
   checkpointUri,
@@ -125,8 +125,9 @@ export function registerWorkerCommand(program: Command): void {
     .option('--advertise <host>', 'host the other ranks dial (default: --host)')
     .argument('[overrides...]', 'KEY=VALUE config overrides, e.g. train.batchSize=256');
   addTelemetryOptions(cmd).action(async (overrides: string[], opts: WorkerFlags) => {
+    // Imported on use: the Temporal SDK costs a second of start-up a coordinator worker does not need.
     const code = opts.temporal
-      ? await runTemporalRank(temporalRankOptions(opts))
+      ? await (await import('./rank-command.ts')).runTemporalRank(temporalRankOptions(opts))
       : await runWorkerCommand(overrides, coordinatorWorkerOptions(opts));
     // Exit now: a failed rank must not linger on a half-closed handle (its pod is replaced).
     process.exit(code);

@@ -3,12 +3,18 @@
  * (where `scripts/setup-servers.sh` installs the pinned PyPI wheels), else PATH.
  */
 import { accessSync, constants, statSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ServerBinaryNotFoundError, type ServerName } from './api.ts';
 
 /** The repository root (two folders above this file), where `.venv/` lives. */
 export const PROJECT_ROOT: string = fileURLToPath(new URL('../..', import.meta.url));
+
+/** The user's cache of this project (wheels, helm, workflow bundles): `${BBN_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/bbn}`. */
+export function bbnCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.BBN_CACHE_DIR || join(env.XDG_CACHE_HOME || join(env.HOME || homedir(), '.cache'), 'bbn');
+}
 
 /** Per server: the override variable, the executable's name and how to get one. */
 export interface ServerBinarySpec {

@@ -17,6 +17,7 @@ export {
 } from './api.ts';
 export {
   type BinaryOrigin,
+  bbnCacheDir,
   findServerBinary,
   PROJECT_ROOT,
   type ResolveBinaryOptions,

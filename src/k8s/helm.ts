@@ -4,9 +4,10 @@
  */
 import { execFile } from 'node:child_process';
 import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { bbnCacheDir } from '../devservers/binaries.ts';
 import { HelmError } from './api.ts';
 
 /** The chart shipped with this project. */
@@ -14,8 +15,7 @@ export const CHART_DIR = fileURLToPath(new URL('../../deploy/helm/bbn', import.m
 
 /** Where scripts/k8s/setup-helm.sh puts helm: `${BBN_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/bbn}/bin`. */
 export function cacheBinDir(env: NodeJS.ProcessEnv = process.env): string {
-  const cache = env.BBN_CACHE_DIR || join(env.XDG_CACHE_HOME || join(env.HOME || homedir(), '.cache'), 'bbn');
-  return join(cache, 'bin');
+  return join(bbnCacheDir(env), 'bin');
 }
 
 function isExecutable(path: string): boolean {

@@ -44,6 +44,8 @@ export interface LocalDepsOptions {
   readonly onStep?: (report: StepReport, epochs: number) => void;
   /** Rank 0's metrics row of each evaluated epoch, awaited before the activity returns; must not throw. */
   readonly onEpoch?: (row: EpochMetrics, epochs: number) => void | Promise<void>;
+  /** Lines for people (which checkpoint a session resumed from, which were skipped). */
+  readonly log?: (line: string) => void;
   /** Where this rank's ring peer server binds (used when W > 1). */
   readonly ring?: RankRingOptions;
 }
@@ -145,7 +147,11 @@ export function createLocalDeps(opts: LocalDepsOptions): TrainingDeps & { dispos
     };
     sessions.set(req.runId, s);
     const latest = loadLatestGood(runPaths(req.outDir).checkpoints, model.signature);
+    for (const r of latest?.rejected ?? []) opts.log?.(`skipped bad checkpoint: ${r.reason}`);
     if (latest) {
+      opts.log?.(
+        `resuming from ${latest.path} (epoch ${latest.checkpoint.meta.epoch + 1} step ${latest.checkpoint.meta.step})`,
+      );
       restoreFrom(latest, model, s.trainer);
       s.epoch = latest.checkpoint.meta.epoch;
       s.step = latest.checkpoint.meta.step;

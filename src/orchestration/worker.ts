@@ -7,7 +7,9 @@
  * the SDK's swc loader, so this works under tsx); building takes seconds, so it is done once per
  * process and can be handed to a child process as a file (`writeWorkflowBundle`).
  */
-import { writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   bundleWorkflowCode,
@@ -19,6 +21,7 @@ import {
   type WorkflowBundle,
   type WorkflowBundleOption,
 } from '@temporalio/worker';
+import { writeFileAtomic } from '../worker/atomic-file.ts';
 import { createActivities, type TrainingDeps } from './activities.ts';
 
 /** Absolute path of the workflow module (what `workflowsPath` points at). */
@@ -32,6 +35,36 @@ export function trainingWorkflowBundle(): Promise<WorkflowBundle> {
     code,
   }));
   return bundle;
+}
+
+/**
+ * The bundle from the on-disk cache, built and stored there on a miss (webpack takes ~4 s, paid
+ * once per change of the workflow code instead of once per `bbn train`). The key hashes every
+ * source the workflow can import (src/core, this layer's workflow modules) and the lock file
+ * (the SDK's version). A cache that cannot be written only costs the rebuild.
+ */
+export async function cachedTrainingWorkflowBundle(cacheDir: string): Promise<WorkflowBundleOption> {
+  const root = fileURLToPath(new URL('../..', import.meta.url));
+  const sources = [
+    ...readdirSync(join(root, 'src', 'core'))
+      .filter((f) => f.endsWith('.ts'))
+      .sort()
+      .map((f) => join(root, 'src', 'core', f)),
+    ...['workflows.ts', 'api.ts', 'messages.ts'].map((f) => join(root, 'src', 'orchestration', f)),
+    join(root, 'package-lock.json'),
+  ];
+  const hash = createHash('sha256');
+  for (const f of sources) hash.update(f).update(existsSync(f) ? readFileSync(f) : '');
+  const path = join(cacheDir, 'workflow-bundles', `${hash.digest('hex').slice(0, 24)}.js`);
+  if (existsSync(path)) return { codePath: path };
+  const built = await trainingWorkflowBundle();
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileAtomic(path, built.code);
+  } catch {
+    // read-only cache: the in-memory bundle serves
+  }
+  return built;
 }
 
 /** Writes the bundle to `path`, for a worker in another process (`workflowBundle: { codePath }`). */

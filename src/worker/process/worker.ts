@@ -1,37 +1,32 @@
 /**
- * One rank of a distributed run, end to end: load data and the model (identical init on every
- * rank), serve the ring, Join the coordinator, heartbeat, and train every epoch on the shards the
- * coordinator streams, summing gradients with the ring allreduce. Rank 0 owns the run directory:
- * it evaluates, appends metrics, checkpoints and writes the summary exactly as `runTraining`.
+ * One rank of a distributed run, end to end: serve the ring, Join the coordinator, heartbeat, and
+ * train every epoch on the shards the coordinator streams, summing gradients with the ring
+ * allreduce. Rank 0 owns the run directory: it evaluates, appends metrics, checkpoints and writes
+ * the summary exactly as `runTraining`.
+ *
+ * Two threads: this one keeps its event loop free for gRPC (ring streams, heartbeats, the shard
+ * stream); the compute thread (compute-thread.ts) owns the backend, the data, the model, the
+ * trainer and rank 0's recorder, and hands each step's gradient here for the allreduce.
  *
  * Stopping is agreed, not local: every step's allreduce carries one extra value, the number of
  * ranks that want to stop (Ctrl-C, or the coordinator's STOP), so all ranks stop after the same
  * step and rank 0's checkpoint describes every rank's state.
  */
-import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import { type Allreducer, CollectiveServer, RingAllreduce } from '../../collective/index.ts';
 import type { RunConfig } from '../../core/config.ts';
-import { epochSchedule, shardRange } from '../../core/index.ts';
-import { Rng } from '../../core/rng.ts';
-import { loadData } from '../../data/load.ts';
+import { epochSchedule, shardRange, totalEpochs } from '../../core/index.ts';
 import type { bbn } from '../../generated/bbn.js';
-import { selectBackend } from '../../model/backend.ts';
-import { createModel } from '../../model/factory.ts';
-import { readCheckpoint } from '../checkpoint.ts';
-import { RunRecorder } from '../recorder.ts';
-import { modelSpecFor } from '../run.ts';
-import { restoreFrom, saveCheckpoint } from '../run-checkpoint.ts';
-import { type EpochMetrics, initRunDir, type RunSummary, readMetrics, rewriteMetrics } from '../run-dir.ts';
-import { type StepReport, Trainer, type TrainerState } from '../trainer.ts';
+import type { EpochMetrics, RunSummary } from '../run-dir.ts';
+import type { StepReport } from '../trainer.ts';
+import { ComputeThread } from './compute-thread.ts';
 import { ChecksumStatus, CoordinatorClient, type ShardStream, WorkerState } from './coordinator-client.ts';
+import { configDigest } from './digests.ts';
+import { WorkerError } from './errors.ts';
 import { Heartbeats } from './heartbeats.ts';
 
-/** A failure of this rank that its message fully explains (printed as one line by the CLI). */
-export class WorkerError extends Error {
-  override name = 'WorkerError';
-  readonly userFacing = true;
-}
+export { configDigest, paramsDigest } from './digests.ts';
+export { WorkerError } from './errors.ts';
 
 /** Options of `runWorker`. */
 export interface WorkerOptions {
@@ -66,45 +61,37 @@ export type WorkerOutcome =
   | { readonly kind: 'finished'; readonly rank: number; readonly summary?: RunSummary }
   | { readonly kind: 'stopped'; readonly rank: number; readonly epoch: number; readonly step: number };
 
-/** SHA-256 of a Float32Array's bytes (the replica checksum of the flat parameters). */
-export function paramsDigest(params: Float32Array): Uint8Array {
-  return createHash('sha256')
-    .update(new Uint8Array(params.buffer, params.byteOffset, params.byteLength))
-    .digest();
-}
-
-/** Digest of the resolved config; every rank of a run must send the same one. */
-export function configDigest(cfg: RunConfig): string {
-  return createHash('sha256').update(JSON.stringify(cfg)).digest('hex');
-}
-
 const CALL_TIMEOUT_MS = 10_000;
 /** Ring progress bound: rank 0 evaluates while the others wait in the next step's allreduce. */
 const RING_TIMEOUT_MS = 600_000;
+/** How long a compute thread may take to free its model at the end (a failed rank waits less). */
+const CLOSE_GRACE_MS = 10_000;
+const CLOSE_GRACE_FAILED_MS = 1_000;
 
 /** Runs one rank until the run finishes, is stopped, or fails (then throws, naming the cause). */
 export async function runWorker(opts: WorkerOptions): Promise<WorkerOutcome> {
   const { cfg } = opts;
   const say = opts.log ?? (() => {});
   const started = performance.now();
-  const backend = await selectBackend(cfg.compute.backend, { threads: cfg.compute.threads });
-  const data = await loadData(cfg.dataset);
-  const model = createModel(modelSpecFor(cfg, data), Rng.fromSeed(cfg.seed).split('init'));
   const client = new CoordinatorClient(opts.coordinator);
+  let compute: ComputeThread | undefined;
   let server: CollectiveServer | undefined;
   let ring: Allreducer | undefined;
   let heartbeats: Heartbeats | undefined;
   let join: bbn.v1.JoinResponse | undefined;
   let stream: ShardStream | undefined;
   let fatal: Error | undefined;
-  let recorder: RunRecorder | undefined;
   const fail = (err: Error) => {
     fatal ??= err;
     ring?.abort(err.message);
+    compute?.fail(err);
   };
   const runId = opts.runId ?? cfg.name;
   const workerId = `${hostname()}:${process.pid}`;
   try {
+    const opened = await ComputeThread.open({ cfg, outDir: opts.outDir });
+    compute = opened.thread;
+    const { backend, signature } = opened.ready;
     const bindHost = opts.bindHost ?? '127.0.0.1';
     server = await CollectiveServer.listen({ host: bindHost, port: 0 });
     const port = server.address.slice(server.address.lastIndexOf(':') + 1);
@@ -114,19 +101,19 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerOutcome> {
         runId,
         rank: opts.rank,
         worldSize: cfg.distributed.workers,
-        modelSignature: model.signature,
+        modelSignature: signature,
         address,
         workerId,
         host: hostname(),
         pid: process.pid,
-        backend: backend.name,
+        backend,
         configDigest: configDigest(cfg),
       },
       opts.joinTimeoutMs ?? 120_000,
     );
     const { generation, rank, worldSize } = join;
     const me = { runId, generation, rank, workerId };
-    say(`rank ${rank}/${worldSize} joined generation ${generation} (backend ${backend.name}, ${address})`);
+    say(`rank ${rank}/${worldSize} joined generation ${generation} (backend ${backend}, ${address})`);
     let wantStop = false;
     heartbeats = new Heartbeats(
       client,
@@ -153,43 +140,21 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerOutcome> {
       timeoutMs: RING_TIMEOUT_MS,
     });
     const theRing = ring;
-    if (fatal) theRing.abort(fatal.message);
-    // The gradient buffer plus one slot: how many ranks asked to stop after this step.
-    let wire = new Float32Array(0);
-    let agreedStop = false;
-    const trainer = new Trainer(cfg, data, model, { rank, worldSize }, async (buf, tag) => {
-      if (wire.length !== buf.length + 1) wire = new Float32Array(buf.length + 1);
-      wire.set(buf);
-      wire[buf.length] = wantStop || opts.shouldStop?.() ? 1 : 0;
-      hb.progress.state = WorkerState.allreduce;
-      await theRing.allreduce(wire, tag);
-      hb.progress.state = WorkerState.computing;
-      hb.progress.allreduceSequence++;
-      buf.set(wire.subarray(0, buf.length));
-      agreedStop = wire[buf.length] > 0;
-    });
+    if (fatal) throw fatal;
 
     const startEpoch = join.startEpoch || 1;
     let fromStep = join.startStep;
-    let partial: TrainerState['partial'] | undefined;
-    if (join.checkpointUri) {
-      const checkpoint = readCheckpoint(join.checkpointUri, model.signature);
-      restoreFrom({ path: join.checkpointUri, checkpoint, rejected: [] }, model, trainer);
-      if (checkpoint.meta.epoch + 1 !== startEpoch || checkpoint.meta.step !== fromStep) {
-        throw new WorkerError(
-          `rank ${rank}: checkpoint ${join.checkpointUri} is at epoch ${checkpoint.meta.epoch + 1} step ${checkpoint.meta.step}, ` +
-            `but the coordinator resumes at epoch ${startEpoch} step ${fromStep}`,
-        );
-      }
-      partial = trainer.state().partial;
-      if (rank === 0) rewriteMetrics(opts.outDir, readMetrics(opts.outDir, checkpoint.meta.epoch));
+    const { resumed } = await compute.start({
+      rank,
+      worldSize,
+      checkpointUri: join.checkpointUri,
+      startEpoch,
+      startStep: fromStep,
+    });
+    if (resumed)
       say(`rank ${rank}: resumed from ${join.checkpointUri} at epoch ${startEpoch} step ${fromStep}`);
-    } else if (rank === 0) {
-      initRunDir(opts.outDir, cfg);
-      rewriteMetrics(opts.outDir, []);
-    }
 
-    const epochs = trainer.epochs;
+    const epochs = totalEpochs(cfg);
     const K = cfg.distributed.checksumEverySteps;
     for (let epoch = startEpoch; epoch <= epochs; epoch++) {
       const plan = await client.epochPlan({ runId, generation, epoch }, CALL_TIMEOUT_MS);
@@ -198,41 +163,46 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerOutcome> {
       stream = client.streamShard({ runId, generation, epoch, rank, fromStep });
       const shards = stream;
       let pendingChecksum: Promise<void> = Promise.resolve();
-      const result = await trainer
-        .trainEpoch(epoch, {
-          fromStep,
-          partial,
-          steps: plan.steps,
-          shouldStop: () => agreedStop,
-          rowsOf: async (step) => {
-            await pendingChecksum;
-            if (fatal) throw fatal;
-            const s = await shards.next(step);
-            if (s.planDigest !== plan.planDigest) {
-              throw new WorkerError(
-                `rank ${rank}: epoch ${epoch} step ${step} shard has plan digest ${s.planDigest}, the plan says ${plan.planDigest}`,
-              );
-            }
-            return { offset, uniform: s.uniform, reversed: s.reversed };
+      const result = await compute
+        .trainEpoch(
+          { epoch, steps: plan.steps, fromStep, offset, checksumEverySteps: K },
+          {
+            rows: async (step) => {
+              await pendingChecksum;
+              if (fatal) throw fatal;
+              const s = await shards.next(step);
+              if (s.planDigest !== plan.planDigest) {
+                throw new WorkerError(
+                  `rank ${rank}: epoch ${epoch} step ${step} shard has plan digest ${s.planDigest}, the plan says ${plan.planDigest}`,
+                );
+              }
+              return { uniform: s.uniform, reversed: s.reversed };
+            },
+            // The wire is the gradient plus one slot: how many ranks ask to stop after this step.
+            reduce: async (wire, tag) => {
+              wire[wire.length - 1] = wantStop || opts.shouldStop?.() ? 1 : 0;
+              hb.progress.state = WorkerState.allreduce;
+              await theRing.allreduce(wire, tag);
+              hb.progress.state = WorkerState.computing;
+              hb.progress.allreduceSequence++;
+            },
+            step: (r, digest) => {
+              Object.assign(hb.progress, {
+                epoch,
+                step: r.step,
+                stepMs: 1000 * (r.computeSeconds + r.reduceSeconds),
+                computeMs: 1000 * r.computeSeconds,
+                allreduceWaitMs: 1000 * r.reduceSeconds,
+              });
+              opts.onStep?.(r);
+              if (digest) {
+                pendingChecksum = checkReplica(client, { ...me, epoch, step: r.step - 1 }, digest).catch(
+                  (err: Error) => fail(err),
+                );
+              }
+            },
           },
-          onStep: (r) => {
-            Object.assign(hb.progress, {
-              epoch,
-              step: r.step,
-              stepMs: 1000 * (r.computeSeconds + r.reduceSeconds),
-              computeMs: 1000 * r.computeSeconds,
-              allreduceWaitMs: 1000 * r.reduceSeconds,
-            });
-            opts.onStep?.(r);
-            if (r.step % K === 0) {
-              pendingChecksum = checkReplica(
-                client,
-                { ...me, epoch, step: r.step - 1 },
-                model.getParams(),
-              ).catch((err: Error) => fail(err));
-            }
-          },
-        })
+        )
         .catch((err: unknown) => {
           throw fatal ?? err;
         });
@@ -241,20 +211,18 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerOutcome> {
       stream.close();
       stream = undefined;
       fromStep = 0;
-      partial = undefined;
       if (!result.complete) {
         const position = { epoch: epoch - 1, step: result.stepsDone };
         if (rank === 0) {
           hb.progress.state = WorkerState.checkpointing;
-          const path = await saveCheckpoint(opts.outDir, cfg, model, trainer, position);
+          const path = await compute.saveCheckpoint(position);
           say(`rank 0: stopped at epoch ${epoch} step ${result.stepsDone}; checkpoint ${path}`);
         }
         return { kind: 'stopped', rank, ...position };
       }
       if (rank === 0) {
         hb.progress.state = WorkerState.evaluating;
-        recorder ??= new RunRecorder(opts.outDir, cfg, data, model, trainer);
-        const m = await recorder.finishEpoch(result);
+        const m = await compute.finishEpoch(result);
         opts.onEpoch?.(m);
         say(
           `epoch ${epoch}/${epochs} loss ${m.trainLoss.toFixed(4)} top1 ${(100 * m.testTop1).toFixed(2)}% ` +
@@ -268,20 +236,18 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerOutcome> {
       hb.progress.state = WorkerState.idle;
     }
     if (rank !== 0) return { kind: 'finished', rank };
-    recorder ??= new RunRecorder(opts.outDir, cfg, data, model, trainer);
-    const summary = await recorder.finishRun({
-      seconds: (performance.now() - started) / 1000,
-      backend: backend.name,
-    });
+    const summary = await compute.finishRun({ seconds: (performance.now() - started) / 1000, backend });
     return { kind: 'finished', rank, summary };
   } catch (err) {
     const cause = fatal ?? (err as Error);
+    fatal ??= cause;
     await heartbeats?.reportFailure(cause.message);
     throw cause;
   } finally {
-    recorder?.close();
     heartbeats?.stop();
     stream?.close();
+    // Ends the thread before the ring: a thread still in a step must not find its allreduce gone.
+    await compute?.close(fatal ? CLOSE_GRACE_FAILED_MS : CLOSE_GRACE_MS);
     if (join) {
       await client
         .leave(
@@ -300,7 +266,6 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerOutcome> {
     await ring?.close().catch(() => {});
     await server?.close().catch(() => {});
     client.close();
-    model.dispose();
   }
 }
 
@@ -323,14 +288,14 @@ export function checkPlan(cfg: RunConfig, plan: bbn.v1.EpochPlan, epoch: number,
   }
 }
 
-/** Reports the weights' digest; a MISMATCH is a WorkerError naming the diverged ranks. */
+/** Reports the weights' digest (computed by the compute thread); a MISMATCH is a WorkerError naming the diverged ranks. */
 async function checkReplica(
   client: CoordinatorClient,
   at: { runId: string; generation: number; rank: number; epoch: number; step: number },
-  params: Float32Array,
+  checksum: Uint8Array,
 ): Promise<void> {
   const res = await client.reportChecksum(
-    { ...at, checksum: paramsDigest(params), algorithm: 'sha256-f32-params' },
+    { ...at, checksum, algorithm: 'sha256-f32-params' },
     CALL_TIMEOUT_MS,
   );
   if (res.status === ChecksumStatus.mismatch) {

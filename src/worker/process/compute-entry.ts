@@ -1,0 +1,233 @@
+/**
+ * The compute thread of a worker rank (started by compute-thread.ts): it selects the backend,
+ * loads the data, builds the model, trains on `Trainer` and, on rank 0, records the run directory.
+ * Everything that blocks for a step's length happens here, so the main thread's event loop stays
+ * free for gRPC. The thread asks the main thread for each step's shard rows and for the ring
+ * allreduce of each step's gradient (protocol: compute-protocol.ts).
+ */
+import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
+import * as tf from '@tensorflow/tfjs';
+import type { RunConfig } from '../../core/config.ts';
+import { Rng } from '../../core/rng.ts';
+import type { LoadedData } from '../../data/api.ts';
+import { loadData } from '../../data/load.ts';
+import type { Model } from '../../model/api.ts';
+import { selectBackend } from '../../model/backend.ts';
+import { createModel } from '../../model/factory.ts';
+import { readCheckpoint } from '../checkpoint.ts';
+import { RunRecorder } from '../recorder.ts';
+import { modelSpecFor } from '../run.ts';
+import { restoreFrom, saveCheckpoint } from '../run-checkpoint.ts';
+import { initRunDir, readMetrics, rewriteMetrics } from '../run-dir.ts';
+import { Trainer, type TrainerState } from '../trainer.ts';
+import {
+  type CommandName,
+  type Commands,
+  type ComputeInit,
+  errorInfo,
+  type MainMessage,
+  type ThreadMessage,
+} from './compute-protocol.ts';
+import { paramsDigest } from './digests.ts';
+import { WorkerError } from './errors.ts';
+
+/** A request of this thread that the main thread refused (its message is the main side's error). */
+class RefusedError extends Error {
+  override name = 'RefusedError';
+}
+
+type Waiter = { resolve(m: MainMessage): void; reject(err: Error): void };
+
+/** This thread's requests to the main thread, matched to their answers by id. */
+class MainLink {
+  private nextId = 1;
+  /** Requests posted and not yet answered, by id. */
+  private readonly waiting = new Map<number, Waiter>();
+
+  constructor(private readonly port: MessagePort) {}
+
+  post(msg: ThreadMessage, transfer: ArrayBuffer[] = []): void {
+    this.port.postMessage(msg, transfer);
+  }
+
+  /** This rank's rows of `step`, which the main thread reads from the coordinator's shard stream. */
+  async rows(step: number): Promise<{ uniform: Int32Array; reversed: Int32Array }> {
+    const m = await this.request((id) => this.post({ type: 'rows', id, step }));
+    if (m.type !== 'rows') throw new Error(`compute thread: answer '${m.type}' to a rows request`);
+    return { uniform: m.uniform, reversed: m.reversed };
+  }
+
+  /** Hands `wire` over (transferred, zero copy) for the ring allreduce and returns the reduced buffer. */
+  async reduce(wire: Float32Array, tag: { epoch: number; step: number }): Promise<Float32Array> {
+    const m = await this.request((id) =>
+      this.post({ type: 'reduce', id, wire, ...tag }, [wire.buffer as ArrayBuffer]),
+    );
+    if (m.type !== 'reduced') throw new Error(`compute thread: answer '${m.type}' to a reduce request`);
+    return m.wire;
+  }
+
+  private request(send: (id: number) => void): Promise<MainMessage> {
+    const id = this.nextId++;
+    return new Promise<MainMessage>((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      send(id);
+    });
+  }
+
+  /** Settles the request an answer belongs to. */
+  answer(msg: Extract<MainMessage, { id: number; type: 'rows' | 'reduced' | 'refused' }>): void {
+    const w = this.waiting.get(msg.id);
+    if (!w) return;
+    this.waiting.delete(msg.id);
+    if (msg.type === 'refused') w.reject(new RefusedError(msg.error.message));
+    else w.resolve(msg);
+  }
+}
+
+type Handlers = {
+  [K in CommandName]: (args: Commands[K]['args']) => Promise<Commands[K]['result']> | Commands[K]['result'];
+};
+
+/** The rank's model, trainer and (rank 0) recorder, driven by the main thread's commands. */
+class ComputeSession implements Handlers {
+  private trainer?: Trainer;
+  /** Running sums of the epoch a mid-epoch checkpoint resumes; consumed by the first trainEpoch. */
+  private resumePartial?: TrainerState['partial'];
+  private recorder?: RunRecorder;
+  /** The world's agreed stop vote, from the last allreduce of the running epoch. */
+  private agreedStop = false;
+  /** The gradient plus one slot (the stop vote); detached while the main thread holds it. */
+  private wire: Float32Array = new Float32Array(0);
+
+  constructor(
+    private readonly cfg: RunConfig,
+    private readonly outDir: string,
+    private readonly data: LoadedData,
+    private readonly model: Model,
+    private readonly link: MainLink,
+  ) {}
+
+  private get theTrainer(): Trainer {
+    if (!this.trainer) throw new Error("compute thread: command before 'start'");
+    return this.trainer;
+  }
+
+  start(args: Commands['start']['args']): Commands['start']['result'] {
+    const { rank, worldSize, checkpointUri, startEpoch, startStep } = args;
+    const trainer = new Trainer(this.cfg, this.data, this.model, { rank, worldSize }, (buf, tag) =>
+      this.reduce(buf, tag),
+    );
+    this.trainer = trainer;
+    if (checkpointUri) {
+      const checkpoint = readCheckpoint(checkpointUri, this.model.signature);
+      restoreFrom({ path: checkpointUri, checkpoint, rejected: [] }, this.model, trainer);
+      if (checkpoint.meta.epoch + 1 !== startEpoch || checkpoint.meta.step !== startStep) {
+        throw new WorkerError(
+          `rank ${rank}: checkpoint ${checkpointUri} is at epoch ${checkpoint.meta.epoch + 1} step ${checkpoint.meta.step}, ` +
+            `but the coordinator resumes at epoch ${startEpoch} step ${startStep}`,
+        );
+      }
+      this.resumePartial = trainer.state().partial;
+      if (rank === 0) rewriteMetrics(this.outDir, readMetrics(this.outDir, checkpoint.meta.epoch));
+      return { resumed: true };
+    }
+    if (rank === 0) {
+      initRunDir(this.outDir, this.cfg);
+      rewriteMetrics(this.outDir, []);
+    }
+    return { resumed: false };
+  }
+
+  /** The trainer's reducer: the gradient crosses to the main thread and back without a copy. */
+  private async reduce(buf: Float32Array, tag: { epoch: number; step: number }): Promise<void> {
+    if (this.wire.length !== buf.length + 1) this.wire = new Float32Array(buf.length + 1);
+    this.wire.set(buf);
+    const wire = this.wire;
+    this.wire = new Float32Array(0); // detached by the transfer; replaced by the answer
+    this.wire = await this.link.reduce(wire, tag);
+    buf.set(this.wire.subarray(0, buf.length));
+    this.agreedStop = this.wire[buf.length] > 0;
+  }
+
+  trainEpoch(args: Commands['trainEpoch']['args']): Promise<Commands['trainEpoch']['result']> {
+    const { epoch, steps, fromStep, offset, checksumEverySteps } = args;
+    const partial = this.resumePartial;
+    this.resumePartial = undefined;
+    this.agreedStop = false;
+    return this.theTrainer.trainEpoch(epoch, {
+      fromStep,
+      partial,
+      steps,
+      shouldStop: () => this.agreedStop,
+      rowsOf: async (step) => ({ offset, ...(await this.link.rows(step)) }),
+      onStep: (report) => {
+        // Hashed here, not on the main thread: hashing a large model takes a step's share of time.
+        const digest =
+          report.step % checksumEverySteps === 0
+            ? new Uint8Array(paramsDigest(this.model.getParams()))
+            : undefined;
+        this.link.post({ type: 'step', report, digest });
+      },
+    });
+  }
+
+  private get theRecorder(): RunRecorder {
+    this.recorder ??= new RunRecorder(this.outDir, this.cfg, this.data, this.model, this.theTrainer);
+    return this.recorder;
+  }
+
+  finishEpoch(args: Commands['finishEpoch']['args']): Promise<Commands['finishEpoch']['result']> {
+    return this.theRecorder.finishEpoch(args.result);
+  }
+
+  saveCheckpoint(args: Commands['saveCheckpoint']['args']): Promise<string> {
+    return saveCheckpoint(this.outDir, this.cfg, this.model, this.theTrainer, args);
+  }
+
+  finishRun(args: Commands['finishRun']['args']): Promise<Commands['finishRun']['result']> {
+    return this.theRecorder.finishRun(args);
+  }
+
+  close(): Commands['close']['result'] {
+    this.recorder?.close();
+    this.recorder = undefined;
+    this.model.dispose();
+    return { numTensors: tf.memory().numTensors };
+  }
+}
+
+async function main(port: MessagePort, init: ComputeInit): Promise<void> {
+  const link = new MainLink(port);
+  let session: ComputeSession | undefined;
+  // Commands come after 'ready' (open() waits for it), one at a time; answers settle this thread's requests.
+  port.on('message', (msg: MainMessage) => {
+    if (msg.type !== 'call') {
+      link.answer(msg);
+      return;
+    }
+    const s = session;
+    const run = async () => {
+      if (!s) throw new Error(`compute thread: '${msg.op}' before the thread was ready`);
+      return (s[msg.op] as (a: unknown) => unknown).call(s, msg.args);
+    };
+    run().then(
+      (value) => link.post({ type: 'done', id: msg.id, value }),
+      (err: unknown) => link.post({ type: 'failed', id: msg.id, error: errorInfo(err) }),
+    );
+  });
+  const { cfg } = init;
+  let model: Model | undefined;
+  try {
+    const backend = await selectBackend(cfg.compute.backend, { threads: cfg.compute.threads });
+    const data = await loadData(cfg.dataset);
+    model = createModel(modelSpecFor(cfg, data), Rng.fromSeed(cfg.seed).split('init'));
+    session = new ComputeSession(cfg, init.outDir, data, model, link);
+    link.post({ type: 'ready', backend: backend.name, signature: model.signature });
+  } catch (err) {
+    model?.dispose();
+    link.post({ type: 'setupFailed', error: errorInfo(err) });
+  }
+}
+
+if (!parentPort) throw new Error('compute-entry.ts runs only as a worker thread (see compute-thread.ts)');
+await main(parentPort, workerData as ComputeInit);

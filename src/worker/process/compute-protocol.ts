@@ -1,0 +1,93 @@
+/**
+ * The messages between a rank's main thread (gRPC: ring, coordinator, heartbeats) and its compute
+ * thread (backend, data, model, trainer, and on rank 0 the run directory).
+ *
+ * Two kinds of exchange, both with ids:
+ * - commands, main → thread (`call`), answered by `done` or `failed`; one at a time;
+ * - requests the thread makes while it trains an epoch (`rows`, `reduce`), answered by `rows`,
+ *   `reduced` or `refused`. The gradient travels as a transferred ArrayBuffer both ways.
+ * `step` is a one-way report after every step. Everything here is structured-clone data.
+ */
+import type { RunConfig } from '../../core/config.ts';
+import type { EpochMetrics, RunSummary } from '../run-dir.ts';
+import type { EpochResult, StepReport } from '../trainer.ts';
+
+/** What the thread is started with (its `workerData`). */
+export interface ComputeInit {
+  readonly cfg: RunConfig;
+  /** Run directory (written by rank 0 only). */
+  readonly outDir: string;
+}
+
+/** Where this rank sits, and where the coordinator resumes the run (from Join). */
+export interface StartArgs {
+  readonly rank: number;
+  readonly worldSize: number;
+  /** Rank 0's checkpoint to restore; empty: a fresh run. */
+  readonly checkpointUri: string;
+  readonly startEpoch: number;
+  readonly startStep: number;
+}
+
+/** One epoch of training on the coordinator's plan. */
+export interface TrainEpochArgs {
+  readonly epoch: number;
+  readonly steps: number;
+  readonly fromStep: number;
+  /** This rank's first row in the global batch. */
+  readonly offset: number;
+  /** Digest the parameters every this many steps (the replica check). */
+  readonly checksumEverySteps: number;
+}
+
+/** The commands, their arguments and their results. */
+export interface Commands {
+  /** Builds the trainer; restores the checkpoint or (rank 0) creates the run directory. */
+  start: { args: StartArgs; result: { resumed: boolean } };
+  trainEpoch: { args: TrainEpochArgs; result: EpochResult };
+  /** Rank 0: evaluate, append metrics, checkpoint when due. */
+  finishEpoch: { args: { result: EpochResult }; result: EpochMetrics };
+  /** Rank 0: checkpoint of a stopped run; returns its path. */
+  saveCheckpoint: { args: { epoch: number; step: number }; result: string };
+  /** Rank 0: summary.json. */
+  finishRun: { args: { seconds: number; backend: string }; result: RunSummary };
+  /** Frees the model and the recorder; the result is the tensors left alive (0 unless leaked). */
+  close: { args: null; result: { numTensors: number } };
+}
+
+/** A command's name. */
+export type CommandName = keyof Commands;
+
+/** A thrown error, as it crosses the thread boundary. */
+export interface ErrorInfo {
+  readonly name: string;
+  readonly message: string;
+  readonly stack?: string;
+}
+
+/** Messages the main thread posts. */
+export type MainMessage =
+  | { [K in CommandName]: { type: 'call'; id: number; op: K; args: Commands[K]['args'] } }[CommandName]
+  | { type: 'rows'; id: number; uniform: Int32Array; reversed: Int32Array }
+  /** The reduced gradient (transferred back), its last slot the number of ranks that want to stop. */
+  | { type: 'reduced'; id: number; wire: Float32Array }
+  | { type: 'refused'; id: number; error: ErrorInfo };
+
+/** Messages the compute thread posts. */
+export type ThreadMessage =
+  | { type: 'ready'; backend: string; signature: string }
+  /** Set-up (backend, data, model) failed; the thread ends. */
+  | { type: 'setupFailed'; error: ErrorInfo }
+  | { type: 'done'; id: number; value: unknown }
+  | { type: 'failed'; id: number; error: ErrorInfo }
+  | { type: 'rows'; id: number; step: number }
+  /** The gradient buffer (transferred), one extra slot at the end for the stop vote. */
+  | { type: 'reduce'; id: number; wire: Float32Array; epoch: number; step: number }
+  /** After each step; `digest` (SHA-256 of the parameters) every `checksumEverySteps` steps. */
+  | { type: 'step'; report: StepReport; digest?: Uint8Array };
+
+/** An error as plain data. */
+export function errorInfo(err: unknown): ErrorInfo {
+  if (err instanceof Error) return { name: err.name, message: err.message, stack: err.stack };
+  return { name: 'Error', message: String(err) };
+}
