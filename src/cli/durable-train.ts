@@ -58,6 +58,11 @@ export interface DurableTrainOptions {
   /** Workflow timeouts and restart budget (defaults: `DEFAULT_TIMEOUTS`, `DEFAULT_RESTART_POLICY`). */
   readonly timeouts?: Partial<RunTimeouts>;
   readonly restart?: Partial<RestartPolicy>;
+  /**
+   * The ranks run elsewhere (Kubernetes pods running `bbn worker --temporal`): host only the
+   * workflow, re-attach to a running run, and continue a stopped one from its checkpoints.
+   */
+  readonly externalRanks?: boolean;
   /** Restart delay of a dead local rank process (ms); default 1 s. */
   readonly rankRestartDelayMs?: number;
 }
@@ -137,6 +142,16 @@ export async function trainDurably(o: DurableTrainOptions): Promise<TrainingResu
     installTemporalRuntime();
     const native = await NativeConnection.connect({ address });
     cleanups.push(() => native.close());
+    if (o.externalRanks) {
+      // The ranks are pods (`bbn worker --temporal`); this process hosts the workflow only.
+      const host = await createTrainingWorker({
+        connection: native,
+        namespace: o.temporalNamespace,
+        taskQueue: rankTaskQueue(runId, 0),
+        workflows,
+      });
+      return await host.runUntil(resultOf(handle, runId, outDir));
+    }
     if (o.workers === 1 && o.cfg.distributed.workers <= 1) {
       return await trainHere(o, runId, native, createTrainingWorker, workflows, () =>
         resultOf(handle, runId, outDir),
@@ -220,12 +235,12 @@ async function startOrAttach(
   say: (line: string) => void,
 ) {
   const existing = runHandle(client, runId);
-  const running = await existing.describe().then(
-    (d) => d.status.name === 'RUNNING',
-    () => false,
+  const status = await existing.describe().then(
+    (d) => d.status.name,
+    () => undefined,
   );
-  if (running) {
-    if (!o.resume) {
+  if (status === 'RUNNING') {
+    if (!o.resume && !o.externalRanks) {
       throw new ConfigError(
         `run ${runId} is already running on this Temporal server; follow it with bbn status ${runId}, or re-attach with bbn train --resume ${outDir}`,
       );
@@ -233,21 +248,27 @@ async function startOrAttach(
     say(`run ${runId}: re-attached to the running workflow`);
     return existing;
   }
-  if (!o.resume && existsSync(runPaths(outDir).checkpoints)) {
+  if (status === 'COMPLETED' && o.externalRanks) {
+    say(`run ${runId}: already completed`);
+    return existing;
+  }
+  const { listCheckpoints } = await import('../worker/checkpoint.ts');
+  const hasCheckpoints =
+    existsSync(runPaths(outDir).checkpoints) && listCheckpoints(runPaths(outDir).checkpoints).length > 0;
+  // A cluster orchestrator (re)started on a run directory with checkpoints continues that run.
+  const resume = o.resume || (!!o.externalRanks && hasCheckpoints);
+  if (!resume && hasCheckpoints) {
     // prepareRun would refuse too; say it before anything starts.
-    const { listCheckpoints } = await import('../worker/checkpoint.ts');
-    if (listCheckpoints(runPaths(outDir).checkpoints).length > 0) {
-      throw new ConfigError(
-        `${outDir} already holds checkpoints of a run; resume it with bbn train --resume ${outDir}`,
-      );
-    }
+    throw new ConfigError(
+      `${outDir} already holds checkpoints of a run; resume it with bbn train --resume ${outDir}`,
+    );
   }
   const input: TrainingInput = {
     runId,
     config: o.cfg,
     outDir,
     workers: Math.max(o.workers, o.cfg.distributed.workers),
-    resume: o.resume,
+    resume,
     timeouts: o.timeouts,
     restart: o.restart,
   };

@@ -148,7 +148,7 @@ export function registerLaunchCommand(program: Command, out: CommandOutput = pro
     .option('--k8s', "patch the run's worker StatefulSet")
     .option('-n, --namespace <ns>', 'namespace', 'default')
     .option('--kubeconfig <file>', 'kubeconfig (default: $KUBECONFIG or ~/.kube/config)')
-    .option('--temporal <host:port>', 'without --k8s: Temporal frontend')
+    .option('--temporal <host:port>', 'Temporal frontend (with --k8s: the workflow is told too)')
     .option('--temporal-namespace <ns>', 'Temporal namespace', 'default')
     .action(
       async (run: string, workers: number, f: TemporalFlags & { namespace: string; kubeconfig?: string }) => {
@@ -160,7 +160,19 @@ export function registerLaunchCommand(program: Command, out: CommandOutput = pro
           return temporalScale(run, workers, target, out);
         }
         const before = await scaleWorkers(loadKubeConfig(f.kubeconfig), f.namespace, run, workers);
-        out.write(`run ${run}: workers ${before} -> ${workers}\n`);
+        out.write(`run ${run}: worker pods ${before} -> ${workers}\n`);
+        // The workflow decides when the new world trains (the next epoch boundary); the chart's
+        // pods only serve it. Without a reachable Temporal, say how to finish the change.
+        const target = {
+          temporal: temporalAddress(f.temporal, true),
+          temporalNamespace: f.temporalNamespace,
+        };
+        await temporalScale(run, workers, target, out).catch((err: Error) =>
+          out.write(
+            `run ${run}: could not reach the workflow at ${target.temporal} (${err.message}); ` +
+              `run bbn scale ${run} ${workers} --temporal ADDR where Temporal is reachable\n`,
+          ),
+        );
       },
     );
 

@@ -20,6 +20,8 @@ export interface TemporalRankOptions {
   readonly host?: string;
   /** Host the other ranks dial; default `host`. */
   readonly advertise?: string;
+  /** Port of the ring peer server; default any free one. */
+  readonly peerPort?: number;
   /** Also host the workflow (a bundle file written by `writeWorkflowBundle`, or true to build it). */
   readonly workflows?: string | boolean;
 }
@@ -43,7 +45,7 @@ export async function runTemporalRank(o: TemporalRankOptions): Promise<number> {
       runId: o.runId,
       rank: o.rank,
       backend: backend.name,
-      ring: { host: o.host, advertiseHost: o.advertise },
+      ring: { host: o.host, advertiseHost: o.advertise, port: o.peerPort },
       workflows: typeof o.workflows === 'string' ? { codePath: o.workflows } : o.workflows,
       signal: stop.signal,
       onReady: () => say(`rank ${o.rank}: ready (run ${o.runId}, backend ${backend.name}, ${o.temporal})`),

@@ -111,6 +111,7 @@ interface TrainFlags {
   runId?: string;
   temporal?: string | boolean;
   temporalNamespace: string;
+  externalWorkers?: boolean;
 }
 
 /** The run's config and directory from the flags (`--resume DIR` reads DIR's saved config). */
@@ -150,6 +151,10 @@ export function registerTrainCommand(program: Command): void {
       'train without Temporal: in this process, or with the plain launcher (--workers)',
     )
     .option('--temporal-namespace <ns>', 'Temporal namespace', 'default')
+    .option(
+      '--external-workers',
+      'the ranks run elsewhere (cluster pods): host the workflow only, re-attach or continue the run, then keep serving until SIGTERM',
+    )
     .argument('[overrides...]', 'KEY=VALUE config overrides, e.g. train.epochs=5 method=ce')
     .action(async (overrides: string[], opts: TrainFlags) => {
       let workers = 1;
@@ -169,8 +174,22 @@ export function registerTrainCommand(program: Command): void {
           runId: opts.runId,
           temporal: typeof opts.temporal === 'string' ? opts.temporal : undefined,
           temporalNamespace: opts.temporalNamespace,
+          externalRanks: opts.externalWorkers,
         });
         printDurableOutcome(result, outDir);
+        if (opts.externalWorkers) {
+          // A Deployment's pod: exiting would only restart it; stay until the release goes.
+          process.stdout.write('run ended; serving nothing more until SIGTERM\n');
+          await new Promise<void>((done) => {
+            const alive = setInterval(() => {}, 3_600_000); // signal listeners alone do not keep a process up
+            const stop = () => {
+              clearInterval(alive);
+              done();
+            };
+            process.once('SIGTERM', stop);
+            process.once('SIGINT', stop);
+          });
+        }
         return;
       }
       if (opts.workers !== undefined) {

@@ -116,6 +116,7 @@ export function registerWorkerCommand(program: Command): void {
       'auto',
     )
     .option('--threads <n>', 'with --temporal: compute threads of the backend')
+    .option('--peer-port <port>', 'with --temporal: port of the ring peer server (default: any free one)')
     .option('--coordinator <host:port>', 'coordinator address')
     .option('--config <file>', 'run config (YAML), the same file and overrides as the coordinator')
     .option('--out <dir>', 'run directory (rank 0 writes metrics, checkpoints and the summary)')
@@ -142,6 +143,7 @@ interface WorkerFlags extends Partial<WorkerCommandOptions> {
   readonly workflows?: string | boolean;
   readonly backend: string;
   readonly threads?: string;
+  readonly peerPort?: string;
 }
 
 function temporalRankOptions(f: WorkerFlags): TemporalRankOptions {
@@ -149,8 +151,13 @@ function temporalRankOptions(f: WorkerFlags): TemporalRankOptions {
   if (threads !== undefined && (!Number.isInteger(threads) || threads < 1)) {
     throw new ConfigError(`--threads (${f.threads}) must be an integer >= 1`);
   }
+  const peerPort = f.peerPort === undefined ? undefined : Number(f.peerPort);
+  if (peerPort !== undefined && (!Number.isInteger(peerPort) || peerPort < 0 || peerPort > 65_535)) {
+    throw new ConfigError(`--peer-port (${f.peerPort}) must be an integer in 0..65535`);
+  }
   return {
     temporal: f.temporal ?? '',
+    peerPort,
     temporalNamespace: f.temporalNamespace,
     runId: f.runId ?? '',
     rank: f.rank === undefined ? Number.NaN : Number(f.rank),

@@ -14,6 +14,8 @@ export interface RankRingOptions {
   readonly host?: string;
   /** Host the other ranks dial; default `host`. */
   readonly advertiseHost?: string;
+  /** Port to bind; default 0 (any free port; a pod uses its declared container port). */
+  readonly port?: number;
   /** Progress bound of one allreduce (ms); default 600 s (rank 0 evaluates while peers wait). */
   readonly timeoutMs?: number;
 }
@@ -86,7 +88,10 @@ export class RankRing {
   }
 
   private peerServer(): Promise<CollectiveServer> {
-    this.server ??= CollectiveServer.listen({ host: this.opts.host ?? '127.0.0.1', port: 0 });
+    this.server ??= CollectiveServer.listen({
+      host: this.opts.host ?? '127.0.0.1',
+      port: this.opts.port ?? 0,
+    });
     return this.server;
   }
 }

@@ -56,6 +56,7 @@ export interface PodTemplate {
           name: string;
           image: string;
           args: string[];
+          ports: { name: string; containerPort: number }[];
           env: { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[];
           resources: { limits?: Record<string, unknown>; requests?: Record<string, unknown> };
           volumeMounts: { name: string; mountPath: string }[];

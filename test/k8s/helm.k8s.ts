@@ -89,13 +89,22 @@ for (const values of VALUES) {
         assert.equal(sts.spec.template.metadata.labels[k], v);
     });
 
-    it('gives each worker its rank from the pod index label and runs `bbn worker --rank`', () => {
+    it('gives each worker its rank from the pod index label; workers serve their Temporal queues, the coordinator pod hosts the workflow', () => {
       const c = one<PodTemplate>(objects, 'StatefulSet').spec.template.spec.containers[0];
       const rank = c.env.find((e) => e.name === 'BBN_RANK');
       assert.equal(rank?.valueFrom?.fieldRef?.fieldPath, "metadata.labels['apps.kubernetes.io/pod-index']");
-      assert.deepEqual(c.args.slice(0, 3), ['worker', '--rank', '$(BBN_RANK)']);
+      assert.deepEqual(c.args.slice(0, 5), [
+        'worker',
+        '--rank',
+        '$(BBN_RANK)',
+        '--temporal',
+        '$(BBN_TEMPORAL_ADDRESS)',
+      ]);
+      const peer = c.args.indexOf('--peer-port');
+      assert.equal(Number(c.args[peer + 1]), c.ports.find((p) => p.name === 'peer')?.containerPort);
       const coord = one<PodTemplate>(objects, 'Deployment').spec.template.spec.containers[0];
-      assert.equal(coord.args[0], 'coordinator');
+      assert.equal(coord.args[0], 'train');
+      assert.ok(coord.args.includes('--external-workers'));
       for (const e of [
         'BBN_TEMPORAL_ADDRESS',
         'BBN_NATS_URL',
@@ -103,6 +112,20 @@ for (const values of VALUES) {
         'BBN_CHECKPOINT_DIR',
       ])
         assert.ok(c.env.some((x) => x.name === e) && coord.env.some((x) => x.name === e), e);
+    });
+
+    it('orchestration=coordinator runs the plain data plane: bbn coordinator and bbn worker --coordinator', async () => {
+      const plain = await template(helm, values, ['orchestration=coordinator']);
+      const c = one<PodTemplate>(plain, 'StatefulSet').spec.template.spec.containers[0];
+      assert.ok(c.args.includes('--coordinator') && !c.args.includes('--temporal'));
+      assert.equal(
+        one<PodTemplate>(plain, 'Deployment').spec.template.spec.containers[0].args[0],
+        'coordinator',
+      );
+      await assert.rejects(
+        template(helm, values, ['orchestration=slurm']),
+        /orchestration "slurm" must be temporal or coordinator/,
+      );
     });
 
     it('asks for GPUs only on GPU values, and picks the matching image', () => {

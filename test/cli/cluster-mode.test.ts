@@ -1,0 +1,114 @@
+/**
+ * The processes of the Helm chart's default (temporal) mode, on loopback: two `bbn worker
+ * --temporal` ranks (the StatefulSet's pods) and the `bbn train --external-workers` orchestrator
+ * (the coordinator Deployment's pod), with exactly the chart's arguments. The orchestrator is
+ * SIGKILLed mid-run and started again, as Kubernetes would: it re-attaches to the running
+ * workflow, and the run ends bit-identical to the plain launcher's.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { finalParams, launch, removeTempDirs, tempDir, writeTinyConfig } from '../distributed/fixtures.ts';
+import { startTestTemporal, type TestServer, waitUntil } from '../helpers/servers.ts';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const BIN = join(ROOT, 'bin', 'bbn.mjs');
+const RUN = 'cluster-mode';
+
+let server: TestServer;
+let configPath: string;
+const children: ChildProcess[] = [];
+
+/** Starts `bbn …`, collecting its output lines. */
+function bbn(args: string[]): { child: ChildProcess; lines: string[]; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT });
+  children.push(child);
+  const lines: string[] = [];
+  for (const stream of [child.stdout, child.stderr]) {
+    let partial = '';
+    stream.on('data', (d: Buffer) => {
+      partial += d;
+      const parts = partial.split(/\r|\n/);
+      partial = parts.pop() ?? '';
+      lines.push(...parts);
+    });
+  }
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  return { child, lines, exited };
+}
+
+before(async () => {
+  server = await startTestTemporal();
+  configPath = writeTinyConfig();
+});
+
+after(async () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  await server?.stop();
+  removeTempDirs();
+});
+
+describe('the chart’s temporal mode as processes (orchestrator + rank workers)', () => {
+  it('an orchestrator killed mid-run and restarted re-attaches; the run ends bit-identical', {
+    timeout: 240_000,
+  }, async () => {
+    const plainDir = tempDir();
+    assert.equal((await launch({ configPath, outDir: plainDir, workers: 2 })).outcome.kind, 'finished');
+
+    const out = tempDir();
+    const ranks = [0, 1].map((rank) =>
+      bbn([
+        'worker',
+        '--rank',
+        String(rank),
+        '--temporal',
+        server.address,
+        '--run-id',
+        RUN,
+        '--host',
+        '127.0.0.1',
+      ]),
+    );
+    const orchestrate = () =>
+      bbn([
+        'train',
+        '--config',
+        configPath,
+        '--out',
+        out,
+        '--run-id',
+        RUN,
+        '--workers',
+        '2',
+        '--temporal',
+        server.address,
+        '--external-workers',
+      ]);
+    const first = orchestrate();
+    await waitUntil(
+      'epoch 1 ends on rank 0',
+      () => ranks[0].lines.some((l) => l.startsWith('epoch 1/3')),
+      120_000,
+    );
+    first.child.kill('SIGKILL');
+    await first.exited;
+    assert.ok(first.lines.some((l) => l.includes(`run ${RUN}: started`)));
+
+    const second = orchestrate();
+    await waitUntil(
+      'the run ends',
+      () => second.lines.some((l) => l.startsWith('run ended; serving nothing more')),
+      180_000,
+    );
+    assert.ok(
+      second.lines.some((l) => l.includes(`run ${RUN}: re-attached to the running workflow`)),
+      second.lines.join('\n'),
+    );
+    second.child.kill('SIGTERM');
+    assert.equal(await second.exited, 0, 'the orchestrator leaves cleanly on SIGTERM');
+    for (const r of ranks) r.child.kill('SIGTERM');
+    assert.deepEqual(await Promise.all(ranks.map((r) => r.exited)), [0, 0], 'ranks stop cleanly on SIGTERM');
+    assert.deepEqual(finalParams(out), finalParams(plainDir), 'bit-identical to the plain launcher');
+  });
+});
