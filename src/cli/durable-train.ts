@@ -117,6 +117,12 @@ export async function trainDurably(o: DurableTrainOptions): Promise<TrainingResu
   }
   const outDir = resolve(o.outDir);
   const runId = o.runId ?? runIdFor(outDir);
+  const inProcess = !o.externalRanks && o.workers === 1 && o.cfg.distributed.workers <= 1;
+  // Loading TensorFlow takes about a second: overlap it with the server's start.
+  const backend = inProcess
+    ? selectBackend(o.cfg.compute.backend, { threads: o.cfg.compute.threads })
+    : undefined;
+  backend?.catch(() => {}); // awaited (and reported) in trainHere
   const { address, server } = await localTemporal(outDir, o.temporal, say);
   const connection = await Connection.connect({ address });
   const client = new Client({ connection, namespace: o.temporalNamespace ?? 'default' });
@@ -152,8 +158,8 @@ export async function trainDurably(o: DurableTrainOptions): Promise<TrainingResu
       });
       return await host.runUntil(resultOf(handle, runId, outDir));
     }
-    if (o.workers === 1 && o.cfg.distributed.workers <= 1) {
-      return await trainHere(o, runId, native, createTrainingWorker, workflows, () =>
+    if (backend) {
+      return await trainHere(o, runId, native, createTrainingWorker, workflows, await backend, () =>
         resultOf(handle, runId, outDir),
       );
     }
@@ -284,10 +290,10 @@ async function trainHere(
   native: import('@temporalio/worker').NativeConnection,
   createTrainingWorker: typeof import('../orchestration/worker.ts').createTrainingWorker,
   workflows: import('@temporalio/worker').WorkflowBundleOption,
+  backend: Awaited<ReturnType<typeof selectBackend>>,
   result: () => Promise<TrainingResult>,
 ): Promise<TrainingResult> {
   const { createLocalDeps } = await import('../orchestration/local.ts');
-  const backend = await selectBackend(o.cfg.compute.backend, { threads: o.cfg.compute.threads });
   (o.say ?? ((l: string) => process.stderr.write(`${l}\n`)))(`backend: ${backend.name} (${backend.reason})`);
   const progress = createProgress();
   const deps = createLocalDeps({
