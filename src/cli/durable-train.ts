@@ -19,6 +19,7 @@ import type { RunConfig } from '../core/config.ts';
 import { ConfigError } from '../core/config.ts';
 import type { LocalServer } from '../devservers/api.ts';
 import { bbnCacheDir, freePort, startTemporalDevServer } from '../devservers/index.ts';
+import type { RunEnd } from '../metrics/telemetry.ts';
 import { selectBackend } from '../model/backend.ts';
 import {
   type RestartPolicy,
@@ -33,6 +34,7 @@ import { runPaths } from '../worker/run-dir.ts';
 import type { StepReport } from '../worker/trainer.ts';
 import { createProgress } from './progress.ts';
 import { RankProcesses } from './rank-processes.ts';
+import { checkpointUri, startCliTelemetry, type TelemetryFlags } from './telemetry-options.ts';
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'bbn.mjs');
 /** How often the supervisor asks the workflow for its world size (to follow `bbn scale`). */
@@ -63,6 +65,8 @@ export interface DurableTrainOptions {
    * workflow, re-attach to a running run, and continue a stopped one from its checkpoints.
    */
   readonly externalRanks?: boolean;
+  /** `--nats`, `--metrics-port`, `--metrics-host`: events and Prometheus metrics of the run's ranks. */
+  readonly telemetry?: TelemetryFlags;
   /** Restart delay of a dead local rank process (ms); default 1 s. */
   readonly rankRestartDelayMs?: number;
 }
@@ -174,6 +178,7 @@ export async function trainDurably(o: DurableTrainOptions): Promise<TrainingResu
         runId,
         '--rank',
         String(rank),
+        ...telemetryArgs(o.telemetry, rank),
         '--backend',
         o.cfg.compute.backend,
         ...(o.cfg.compute.threads ? ['--threads', String(o.cfg.compute.threads)] : []),
@@ -294,20 +299,33 @@ async function trainHere(
   result: () => Promise<TrainingResult>,
 ): Promise<TrainingResult> {
   const { createLocalDeps } = await import('../orchestration/local.ts');
-  (o.say ?? ((l: string) => process.stderr.write(`${l}\n`)))(`backend: ${backend.name} (${backend.reason})`);
+  const say = o.say ?? ((l: string) => process.stderr.write(`${l}\n`));
+  say(`backend: ${backend.name} (${backend.reason})`);
   const progress = createProgress();
+  const telemetry = await startCliTelemetry(o.telemetry ?? {}, {
+    runId,
+    cfg: o.cfg,
+    role: 'trainer',
+    checkpointUri: (epoch, step) => checkpointUri(resolve(o.outDir), epoch, step),
+  });
+  if (telemetry.metricsUrl) say(`metrics at ${telemetry.metricsUrl}`);
   const deps = createLocalDeps({
     backend: backend.name,
-    log: o.say ?? ((l: string) => process.stderr.write(`${l}\n`)),
-    onStep: (r: StepReport, epochs) =>
-      progress.step({ ...r, epochs, stepsPerSecond: 1 / Math.max(1e-9, r.computeSeconds + r.reduceSeconds) }),
-    onEpoch: (m, epochs) =>
+    log: say,
+    onStep: (r: StepReport, epochs) => {
+      telemetry.onStep(r);
+      progress.step({ ...r, epochs, stepsPerSecond: 1 / Math.max(1e-9, r.computeSeconds + r.reduceSeconds) });
+    },
+    onEpoch: (m, epochs) => {
+      telemetry.onEpoch(m);
       progress.endEpoch(
         `epoch ${m.epoch}/${epochs} loss ${m.trainLoss.toFixed(4)} top1 ${(100 * m.testTop1).toFixed(2)}% ` +
           `many ${pct(m.many)} medium ${pct(m.medium)} few ${pct(m.few)} ` +
           `alpha ${m.alpha === null ? '-' : m.alpha.toFixed(4)} lr ${m.lr.toExponential(2)} ${m.seconds.toFixed(1)}s`,
-      ),
+      );
+    },
   });
+  let end: RunEnd = { state: 'failed', reason: 'the process stopped before the run ended' };
   try {
     const worker = await createTrainingWorker({
       connection: native,
@@ -316,11 +334,30 @@ async function trainHere(
       deps,
       workflows,
     });
-    return await worker.runUntil(result());
+    const r = await worker.runUntil(result());
+    end =
+      r.state === 'completed' ? { state: 'completed' } : { state: 'paused', reason: 'stopped; resumable' };
+    return r;
+  } catch (err) {
+    end = { state: 'failed', reason: (err as Error).message };
+    throw err;
   } finally {
     progress.close();
     await deps.dispose();
+    await telemetry.close(end);
   }
 }
 
 const pct = (x: number | null) => (x === null ? '-' : (100 * x).toFixed(2));
+
+/** The telemetry flags a rank process gets (each rank its own metrics port when one was asked). */
+function telemetryArgs(flags: TelemetryFlags | undefined, rank: number): string[] {
+  const args: string[] = [];
+  if (flags?.nats) args.push('--nats', flags.nats);
+  if (flags?.metricsPort !== undefined) {
+    const port = Number(flags.metricsPort);
+    args.push('--metrics-port', String(port === 0 ? 0 : port + rank));
+  }
+  if (flags?.metricsHost) args.push('--metrics-host', flags.metricsHost);
+  return args;
+}

@@ -5,8 +5,10 @@
  * checkpoint on it. Prints `rank R: ready` once polling.
  */
 import { ConfigError } from '../core/config.ts';
+import type { Telemetry } from '../metrics/telemetry.ts';
 import { type BackendPreference, selectBackend } from '../model/backend.ts';
 import { serveRank } from '../orchestration/rank-worker.ts';
+import { startCliTelemetry, type TelemetryFlags } from './telemetry-options.ts';
 
 /** Options of a Temporal rank. */
 export interface TemporalRankOptions {
@@ -24,6 +26,8 @@ export interface TemporalRankOptions {
   readonly peerPort?: number;
   /** Also host the workflow (a bundle file written by `writeWorkflowBundle`, or true to build it). */
   readonly workflows?: string | boolean;
+  /** `--nats`, `--metrics-port`, `--metrics-host` (telemetry starts when the first run opens). */
+  readonly telemetry?: TelemetryFlags;
 }
 
 /** Serves the rank until SIGINT/SIGTERM; resolves with the exit code (0 stopped in order, 1 failed). */
@@ -38,6 +42,9 @@ export async function runTemporalRank(o: TemporalRankOptions): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const say = (line: string) => process.stdout.write(`${line}\n`);
+  // The run's config arrives with the first activity: telemetry starts then.
+  let telemetry: Promise<Telemetry | undefined> | undefined;
+  const withTelemetry = (use: (t: Telemetry) => void) => telemetry?.then((t) => t && use(t));
   try {
     await serveRank({
       address: o.temporal,
@@ -48,8 +55,27 @@ export async function runTemporalRank(o: TemporalRankOptions): Promise<number> {
       ring: { host: o.host, advertiseHost: o.advertise, port: o.peerPort },
       workflows: typeof o.workflows === 'string' ? { codePath: o.workflows } : o.workflows,
       signal: stop.signal,
+      onOpen: (cfg, layout) => {
+        telemetry ??= startCliTelemetry(o.telemetry ?? {}, {
+          runId: o.runId,
+          cfg,
+          role: 'worker',
+          rank: layout.rank,
+        }).then(
+          (t) => {
+            if (t.metricsUrl) say(`rank ${o.rank}: metrics at ${t.metricsUrl}`);
+            return t;
+          },
+          (err: Error) => {
+            say(`rank ${o.rank}: telemetry off: ${err.message}`);
+            return undefined;
+          },
+        );
+      },
+      onStep: (r) => withTelemetry((t) => t.onStep(r)),
       onReady: () => say(`rank ${o.rank}: ready (run ${o.runId}, backend ${backend.name}, ${o.temporal})`),
       onEpoch: (m, epochs) => {
+        withTelemetry((t) => t.onEpoch(m));
         say(
           `epoch ${m.epoch}/${epochs} loss ${m.trainLoss.toFixed(4)} top1 ${(100 * m.testTop1).toFixed(2)}% ` +
             `${m.stepsPerSecond.toFixed(2)} steps/s`,
@@ -62,6 +88,7 @@ export async function runTemporalRank(o: TemporalRankOptions): Promise<number> {
     process.stderr.write(`bbn worker: rank ${o.rank}: ${e.name}: ${e.message}\n`);
     return 1;
   } finally {
+    await (await telemetry)?.close();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }

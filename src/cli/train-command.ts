@@ -17,6 +17,7 @@ import { launchLocal } from './launcher.ts';
 import { log } from './log.ts';
 import { createProgress } from './progress.ts';
 import { formatShotTable, readRun } from './report-command.ts';
+import { addTelemetryOptions } from './telemetry-options.ts';
 
 const pct = (x: number | null) => (x === null ? '   -  ' : `${(100 * x).toFixed(2).padStart(6)}`);
 
@@ -112,6 +113,9 @@ interface TrainFlags {
   temporal?: string | boolean;
   temporalNamespace: string;
   externalWorkers?: boolean;
+  nats?: string;
+  metricsPort?: string;
+  metricsHost?: string;
 }
 
 /** The run's config and directory from the flags (`--resume DIR` reads DIR's saved config). */
@@ -132,7 +136,7 @@ function resolveRun(overrides: string[], opts: TrainFlags): { cfg: RunConfig; ou
 
 /** Registers `bbn train`. */
 export function registerTrainCommand(program: Command): void {
-  program
+  const cmd = program
     .command('train')
     .description(
       'train and evaluate a run (BBN or a baseline) on this machine, as a durable Temporal workflow',
@@ -155,58 +159,59 @@ export function registerTrainCommand(program: Command): void {
       '--external-workers',
       'the ranks run elsewhere (cluster pods): host the workflow only, re-attach or continue the run, then keep serving until SIGTERM',
     )
-    .argument('[overrides...]', 'KEY=VALUE config overrides, e.g. train.epochs=5 method=ce')
-    .action(async (overrides: string[], opts: TrainFlags) => {
-      let workers = 1;
-      if (opts.workers !== undefined) {
-        workers = Number(opts.workers);
-        if (!Number.isInteger(workers) || workers < 1) {
-          throw new ConfigError(`--workers (${opts.workers}) must be an integer >= 1`);
-        }
+    .argument('[overrides...]', 'KEY=VALUE config overrides, e.g. train.epochs=5 method=ce');
+  addTelemetryOptions(cmd).action(async (overrides: string[], opts: TrainFlags) => {
+    let workers = 1;
+    if (opts.workers !== undefined) {
+      workers = Number(opts.workers);
+      if (!Number.isInteger(workers) || workers < 1) {
+        throw new ConfigError(`--workers (${opts.workers}) must be an integer >= 1`);
       }
-      const { cfg, outDir } = resolveRun(overrides, opts);
-      if (opts.temporal !== false) {
-        const result = await trainDurably({
-          cfg,
-          outDir,
-          workers,
-          resume: !!opts.resume,
-          runId: opts.runId,
-          temporal: typeof opts.temporal === 'string' ? opts.temporal : undefined,
-          temporalNamespace: opts.temporalNamespace,
-          externalRanks: opts.externalWorkers,
+    }
+    const { cfg, outDir } = resolveRun(overrides, opts);
+    if (opts.temporal !== false) {
+      const result = await trainDurably({
+        cfg,
+        outDir,
+        workers,
+        resume: !!opts.resume,
+        runId: opts.runId,
+        temporal: typeof opts.temporal === 'string' ? opts.temporal : undefined,
+        temporalNamespace: opts.temporalNamespace,
+        externalRanks: opts.externalWorkers,
+        telemetry: { nats: opts.nats, metricsPort: opts.metricsPort, metricsHost: opts.metricsHost },
+      });
+      printDurableOutcome(result, outDir);
+      if (opts.externalWorkers) {
+        // A Deployment's pod: exiting would only restart it; stay until the release goes.
+        process.stdout.write('run ended; serving nothing more until SIGTERM\n');
+        await new Promise<void>((done) => {
+          const alive = setInterval(() => {}, 3_600_000); // signal listeners alone do not keep a process up
+          const stop = () => {
+            clearInterval(alive);
+            done();
+          };
+          process.once('SIGTERM', stop);
+          process.once('SIGINT', stop);
         });
-        printDurableOutcome(result, outDir);
-        if (opts.externalWorkers) {
-          // A Deployment's pod: exiting would only restart it; stay until the release goes.
-          process.stdout.write('run ended; serving nothing more until SIGTERM\n');
-          await new Promise<void>((done) => {
-            const alive = setInterval(() => {}, 3_600_000); // signal listeners alone do not keep a process up
-            const stop = () => {
-              clearInterval(alive);
-              done();
-            };
-            process.once('SIGTERM', stop);
-            process.once('SIGINT', stop);
-          });
-        }
-        return;
       }
-      if (opts.workers !== undefined) {
-        const r = await launchLocal({
-          configPath: opts.config,
-          overrides,
-          outDir,
-          workers,
-          resume: !!opts.resume,
-        });
-        process.stdout.write(
-          r.kind === 'stopped'
-            ? `stopped; resume with: bbn train --no-temporal --workers ${workers} --resume ${outDir}\n`
-            : `summary: ${runPaths(outDir).summary}\n`,
-        );
-        return;
-      }
-      printOutcome(await trainLocally(cfg, outDir, !!opts.resume), outDir);
-    });
+      return;
+    }
+    if (opts.workers !== undefined) {
+      const r = await launchLocal({
+        configPath: opts.config,
+        overrides,
+        outDir,
+        workers,
+        resume: !!opts.resume,
+      });
+      process.stdout.write(
+        r.kind === 'stopped'
+          ? `stopped; resume with: bbn train --no-temporal --workers ${workers} --resume ${outDir}\n`
+          : `summary: ${runPaths(outDir).summary}\n`,
+      );
+      return;
+    }
+    printOutcome(await trainLocally(cfg, outDir, !!opts.resume), outDir);
+  });
 }

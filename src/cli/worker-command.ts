@@ -166,6 +166,7 @@ function temporalRankOptions(f: WorkerFlags): TemporalRankOptions {
     host: f.host,
     advertise: f.advertise,
     workflows: f.workflows,
+    telemetry: { nats: f.nats, metricsPort: f.metricsPort, metricsHost: f.metricsHost },
   };
 }
 

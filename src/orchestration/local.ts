@@ -44,6 +44,8 @@ export interface LocalDepsOptions {
   readonly onStep?: (report: StepReport, epochs: number) => void;
   /** Rank 0's metrics row of each evaluated epoch, awaited before the activity returns; must not throw. */
   readonly onEpoch?: (row: EpochMetrics, epochs: number) => void | Promise<void>;
+  /** Called when this process opens a run (its config and its place in the world), e.g. to start telemetry. */
+  readonly onOpen?: (cfg: RunConfig, layout: RankInfo) => void;
   /** Lines for people (which checkpoint a session resumed from, which were skipped). */
   readonly log?: (line: string) => void;
   /** Where this rank's ring peer server binds (used when W > 1). */
@@ -146,6 +148,7 @@ export function createLocalDeps(opts: LocalDepsOptions): TrainingDeps & { dispos
       last: undefined,
     };
     sessions.set(req.runId, s);
+    opts.onOpen?.(cfg, layout);
     const latest = loadLatestGood(runPaths(req.outDir).checkpoints, model.signature);
     for (const r of latest?.rejected ?? []) opts.log?.(`skipped bad checkpoint: ${r.reason}`);
     if (latest) {

@@ -5,8 +5,9 @@
  * it; a replaced process (crash, pod restart) simply polls again and reloads from the checkpoint.
  */
 import { NativeConnection, type WorkflowBundleOption } from '@temporalio/worker';
+import type { RunConfig } from '../core/config.ts';
 import type { EpochMetrics } from '../worker/run-dir.ts';
-import type { StepReport } from '../worker/trainer.ts';
+import type { RankInfo, StepReport } from '../worker/trainer.ts';
 import { rankTaskQueue } from './api.ts';
 import { createLocalDeps } from './local.ts';
 import type { RankRingOptions } from './rank-ring.ts';
@@ -28,6 +29,7 @@ export interface ServeRankOptions {
   readonly signal?: AbortSignal;
   /** Called once the worker polls. */
   readonly onReady?: () => void;
+  readonly onOpen?: (cfg: RunConfig, layout: RankInfo) => void;
   readonly onStep?: (report: StepReport, epochs: number) => void;
   readonly onEpoch?: (row: EpochMetrics, epochs: number) => void | Promise<void>;
 }
@@ -37,7 +39,13 @@ export async function serveRank(o: ServeRankOptions): Promise<void> {
   if (!Number.isInteger(o.rank) || o.rank < 0)
     throw new RangeError(`rank (${o.rank}) must be an integer >= 0`);
   installTemporalRuntime();
-  const deps = createLocalDeps({ backend: o.backend, ring: o.ring, onStep: o.onStep, onEpoch: o.onEpoch });
+  const deps = createLocalDeps({
+    backend: o.backend,
+    ring: o.ring,
+    onOpen: o.onOpen,
+    onStep: o.onStep,
+    onEpoch: o.onEpoch,
+  });
   const connection = await NativeConnection.connect({ address: o.address });
   const stop = () => worker?.shutdown();
   let worker: Awaited<ReturnType<typeof createTrainingWorker>> | undefined;

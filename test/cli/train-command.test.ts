@@ -16,6 +16,7 @@ import { selectBackend } from '../../src/model/backend.ts';
 import { loadLatestGood } from '../../src/worker/checkpoint.ts';
 import { runTraining } from '../../src/worker/run.ts';
 import { readMetrics, runPaths } from '../../src/worker/run-dir.ts';
+import { startTestNats } from '../helpers/servers.ts';
 import { tinyConfig, tinyRun } from '../helpers/tiny.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -76,11 +77,21 @@ before(async () => {
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('bbn train (the embedded local default, through Temporal)', () => {
-  it('trains through its own dev server and ends bit-identical to the in-process trainer', {
+  it('trains through its own dev server and ends bit-identical to the in-process trainer; with --nats, bbn runs sees it', {
     timeout: 180_000,
   }, async () => {
     const out = join(dir, 'run-a');
-    const r = await bbn(['train', '-c', configPath, '-o', out]);
+    const nats = await startTestNats();
+    let runs: Run;
+    let r: Run;
+    try {
+      r = await bbn(['train', '-c', configPath, '-o', out, '--nats', nats.address]);
+      runs = await bbn(['runs', '--nats', nats.address]);
+    } finally {
+      await nats.stop();
+    }
+    assert.equal(runs.code, 0, runs.stderr);
+    assert.match(runs.stdout, /run-a\s+completed\s+3\/3/);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /temporal: dev server on 127\.0\.0\.1:\d+ \(state in .*run-a\/\.temporal\)/);
     assert.match(r.stderr, /run run-a: started/);
