@@ -41,7 +41,7 @@ export interface LocalDepsOptions {
   /** Data to use instead of loading the config's data set (tests share one copy). */
   readonly data?: LoadedData;
   /** Progress of this process's steps (e.g. the CLI's progress bar); must not throw. */
-  readonly onStep?: (report: StepReport, epochs: number) => void;
+  readonly onStep?: (report: StepReport & { readonly allreduceBytes?: number }, epochs: number) => void;
   /** Rank 0's metrics row of each evaluated epoch, awaited before the activity returns; must not throw. */
   readonly onEpoch?: (row: EpochMetrics, epochs: number) => void | Promise<void>;
   /** Called when this process opens a run (its config and its place in the world), e.g. to start telemetry. */
@@ -315,9 +315,10 @@ export function createLocalDeps(opts: LocalDepsOptions): TrainingDeps & { dispos
    */
   async function trainOnRing(s: Session, req: TrainRequest, ctl: RankControl): Promise<EpochResult> {
     const from = { fromStep: s.step, partial: s.step > 0 ? s.partial : undefined };
+    let allreduceBytes: number | undefined;
     const onStep = (r: StepReport) => {
       ctl.heartbeat(r.step);
-      opts.onStep?.(r, s.trainer.epochs);
+      opts.onStep?.({ ...r, allreduceBytes }, s.trainer.epochs);
     };
     if (req.worldSize === 1) {
       return s.trainer.trainEpoch(req.epoch, { ...from, onStep, shouldStop: ctl.shouldStop });
@@ -335,7 +336,9 @@ export function createLocalDeps(opts: LocalDepsOptions): TrainingDeps & { dispos
       if (wire.length !== buf.length + 1) wire = new Float32Array(buf.length + 1);
       wire.set(buf);
       wire[buf.length] = ctl.shouldStop() ? 1 : 0;
+      const sent = ring.stats().bytesSent;
       await ring.allreduce(wire, tag);
+      allreduceBytes = ring.stats().bytesSent - sent;
       buf.set(wire.subarray(0, buf.length));
       agreedStop = wire[buf.length] > 0;
     };

@@ -30,7 +30,7 @@ export interface ServeRankOptions {
   /** Called once the worker polls. */
   readonly onReady?: () => void;
   readonly onOpen?: (cfg: RunConfig, layout: RankInfo) => void;
-  readonly onStep?: (report: StepReport, epochs: number) => void;
+  readonly onStep?: (report: StepReport & { readonly allreduceBytes?: number }, epochs: number) => void;
   readonly onEpoch?: (row: EpochMetrics, epochs: number) => void | Promise<void>;
 }
 

@@ -106,6 +106,8 @@ test('prometheus - a worker and the coordinator serve /metrics during a run; bot
       assert.equal(f.get('bbn_step_seconds')?.type, 'histogram');
       assert.ok((sampleValue(f, 'bbn_step_seconds_sum', labels) ?? 0) > 0);
       assert.ok((sampleValue(f, 'bbn_allreduce_seconds_count', labels) ?? 0) >= 3);
+      // W=2: each rank sends half the wire each way (reduce-scatter + all-gather), headers included.
+      assert.ok((sampleValue(f, 'bbn_allreduce_bytes', labels) ?? 0) > 1000, 'allreduce bytes reported');
       assert.ok((sampleValue(f, 'bbn_samples_per_second', labels) ?? 0) > 0);
       assert.ok((sampleValue(f, 'bbn_epoch', labels) ?? 0) >= 1);
       assert.ok((sampleValue(f, 'bbn_alpha', labels) ?? -1) >= 0, 'BBN has an α');

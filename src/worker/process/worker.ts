@@ -51,7 +51,7 @@ export interface WorkerOptions {
   /** Progress lines for humans. */
   readonly log?: (line: string) => void;
   /** Called after every step of this rank (telemetry: metrics, events). Must not throw or block. */
-  readonly onStep?: (report: StepReport) => void;
+  readonly onStep?: (report: StepReport & { readonly allreduceBytes?: number }) => void;
   /** Called on rank 0 after each epoch's evaluation and checkpoint. Must not throw or block. */
   readonly onEpoch?: (metrics: EpochMetrics) => void;
 }
@@ -140,6 +140,8 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerOutcome> {
       timeoutMs: RING_TIMEOUT_MS,
     });
     const theRing = ring;
+    /** Bytes this rank sent in the last allreduce (for the step's telemetry). */
+    let allreduceBytes: number | undefined;
     if (fatal) throw fatal;
 
     const startEpoch = join.startEpoch || 1;
@@ -182,7 +184,9 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerOutcome> {
             reduce: async (wire, tag) => {
               wire[wire.length - 1] = wantStop || opts.shouldStop?.() ? 1 : 0;
               hb.progress.state = WorkerState.allreduce;
+              const sent = theRing.stats().bytesSent;
               await theRing.allreduce(wire, tag);
+              allreduceBytes = theRing.stats().bytesSent - sent;
               hb.progress.state = WorkerState.computing;
               hb.progress.allreduceSequence++;
             },
@@ -194,7 +198,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerOutcome> {
                 computeMs: 1000 * r.computeSeconds,
                 allreduceWaitMs: 1000 * r.reduceSeconds,
               });
-              opts.onStep?.(r);
+              opts.onStep?.({ ...r, allreduceBytes });
               if (digest) {
                 pendingChecksum = checkReplica(client, { ...me, epoch, step: r.step - 1 }, digest).catch(
                   (err: Error) => fail(err),
