@@ -18,6 +18,13 @@ export interface RankRingOptions {
   readonly port?: number;
   /** Progress bound of one allreduce (ms); default 600 s (rank 0 evaluates while peers wait). */
   readonly timeoutMs?: number;
+  /**
+   * Ring keepalive (ms); default 60 s. A Temporal rank computes on its main thread, which cannot
+   * answer a ping during a step, so the collective layer's 5 s default would call a rank with long
+   * steps lost. A dead rank is still noticed at once (its sockets close) or by its activity's
+   * heartbeat timeout.
+   */
+  readonly keepaliveMs?: number;
 }
 
 /** A request whose peer list does not name this process (it restarted after the rendezvous). */
@@ -67,6 +74,7 @@ export class RankRing {
       chunkBytes: cfg.distributed.chunkBytes,
       compress: cfg.distributed.compressBf16 ? 'bf16' : 'none',
       timeoutMs: this.opts.timeoutMs ?? 600_000,
+      keepaliveMs: this.opts.keepaliveMs ?? 60_000,
     });
     this.current = { key, ring };
     return ring;
