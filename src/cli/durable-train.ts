@@ -1,9 +1,9 @@
 /**
  * `bbn train`, the embedded local default: the run is a Temporal workflow even on one machine,
  * so a crash of any process loses nothing. It uses the Temporal server at `--temporal` (or
- * BBN_TEMPORAL_ADDRESS), else one already answering on localhost:7233, else starts a dev server
- * whose SQLite state lives in the run directory (`<out>/.temporal/`), on port 7233 when free so
- * that `bbn status | pause | scale | cancel RUN` find it without flags.
+ * BBN_TEMPORAL_ADDRESS), else starts a dev server whose SQLite state lives in the run directory
+ * (`<out>/.temporal/`), on port 7233 when free so that `bbn status | pause | scale | cancel RUN`
+ * find it without flags while the run trains.
  *
  * W = 1 trains in this process (the fast path: the Temporal worker hosts workflow and trainer).
  * W > 1 starts one `bbn worker --temporal` process per rank, kept alive by `RankProcesses` and
