@@ -99,7 +99,7 @@ export async function temporalLaunch(
       );
       return result;
     } finally {
-      deps.dispose();
+      await deps.dispose();
       await native.close();
     }
   });
