@@ -18,7 +18,7 @@ import { Client, Connection } from '@temporalio/client';
 import type { RunConfig } from '../core/config.ts';
 import { ConfigError } from '../core/config.ts';
 import type { LocalServer } from '../devservers/api.ts';
-import { bbnCacheDir, freePort, startTemporalDevServer } from '../devservers/index.ts';
+import { bbnCacheDir, freePort, portIsFree, startTemporalDevServer } from '../devservers/index.ts';
 import type { RunEnd } from '../metrics/telemetry.ts';
 import { selectBackend } from '../model/backend.ts';
 import {
@@ -30,9 +30,10 @@ import {
 } from '../orchestration/api.ts';
 import { runHandle, startRun } from '../orchestration/client.ts';
 import { cancelSignal, progressQuery } from '../orchestration/messages.ts';
+import { listCheckpoints } from '../worker/checkpoint.ts';
 import { runPaths } from '../worker/run-dir.ts';
 import type { StepReport } from '../worker/trainer.ts';
-import { createProgress } from './progress.ts';
+import { createProgress, formatEpochLine } from './progress.ts';
 import { RankProcesses } from './rank-processes.ts';
 import { checkpointUri, startCliTelemetry, type TelemetryFlags } from './telemetry-options.ts';
 
@@ -92,7 +93,7 @@ async function localTemporal(
   const dataDir = join(outDir, '.temporal');
   mkdirSync(dataDir, { recursive: true });
   let server: LocalServer | undefined;
-  if (await isFree(7233)) {
+  if (await portIsFree(7233)) {
     // Another run may take the port between the check and the bind: then any free port does.
     server = await startTemporalDevServer({ dataDir, port: 7233 }).catch(() => undefined);
   }
@@ -102,15 +103,6 @@ async function localTemporal(
     `temporal: dev server on ${server.address} (state in ${dataDir}); bbn status ${runIdFor(outDir)}${flag}`,
   );
   return { address: server.address, server };
-}
-
-async function isFree(port: number): Promise<boolean> {
-  const { createServer } = await import('node:net');
-  return new Promise((done) => {
-    const s = createServer()
-      .once('error', () => done(false))
-      .listen(port, '127.0.0.1', () => s.close(() => done(true)));
-  });
 }
 
 /** Runs (or re-attaches to) the run's workflow until it ends; resolves with its result. */
@@ -163,7 +155,7 @@ export async function trainDurably(o: DurableTrainOptions): Promise<TrainingResu
       return await host.runUntil(resultOf(handle, runId, outDir));
     }
     if (backend) {
-      return await trainHere(o, runId, native, createTrainingWorker, workflows, await backend, () =>
+      return await trainHere(o, runId, native, workflows, await backend, () =>
         resultOf(handle, runId, outDir),
       );
     }
@@ -263,7 +255,6 @@ async function startOrAttach(
     say(`run ${runId}: already completed`);
     return existing;
   }
-  const { listCheckpoints } = await import('../worker/checkpoint.ts');
   const hasCheckpoints =
     existsSync(runPaths(outDir).checkpoints) && listCheckpoints(runPaths(outDir).checkpoints).length > 0;
   // A cluster orchestrator (re)started on a run directory with checkpoints continues that run.
@@ -293,12 +284,12 @@ async function trainHere(
   o: DurableTrainOptions,
   runId: string,
   native: import('@temporalio/worker').NativeConnection,
-  createTrainingWorker: typeof import('../orchestration/worker.ts').createTrainingWorker,
   workflows: import('@temporalio/worker').WorkflowBundleOption,
   backend: Awaited<ReturnType<typeof selectBackend>>,
   result: () => Promise<TrainingResult>,
 ): Promise<TrainingResult> {
   const { createLocalDeps } = await import('../orchestration/local.ts');
+  const { createTrainingWorker } = await import('../orchestration/worker.ts');
   const say = o.say ?? ((l: string) => process.stderr.write(`${l}\n`));
   say(`backend: ${backend.name} (${backend.reason})`);
   const progress = createProgress();
@@ -318,11 +309,7 @@ async function trainHere(
     },
     onEpoch: (m, epochs) => {
       telemetry.onEpoch(m);
-      progress.endEpoch(
-        `epoch ${m.epoch}/${epochs} loss ${m.trainLoss.toFixed(4)} top1 ${(100 * m.testTop1).toFixed(2)}% ` +
-          `many ${pct(m.many)} medium ${pct(m.medium)} few ${pct(m.few)} ` +
-          `alpha ${m.alpha === null ? '-' : m.alpha.toFixed(4)} lr ${m.lr.toExponential(2)} ${m.seconds.toFixed(1)}s`,
-      );
+      progress.endEpoch(formatEpochLine(m, epochs));
     },
   });
   let end: RunEnd = { state: 'failed', reason: 'the process stopped before the run ended' };
@@ -347,8 +334,6 @@ async function trainHere(
     await telemetry.close(end);
   }
 }
-
-const pct = (x: number | null) => (x === null ? '-' : (100 * x).toFixed(2));
 
 /** The telemetry flags a rank process gets (each rank its own metrics port when one was asked). */
 function telemetryArgs(flags: TelemetryFlags | undefined, rank: number): string[] {

@@ -16,7 +16,7 @@ import { ConfigError } from '../core/config.ts';
 import { loadData } from '../data/load.ts';
 import { loadLatestGood } from '../worker/checkpoint.ts';
 import { runPaths } from '../worker/run-dir.ts';
-import { type LineChild, spawnLineChild } from './child-process.ts';
+import { describeExit, type LineChild, spawnLineChild } from './child-process.ts';
 import { loadRunConfig } from './config-file.ts';
 
 /** Options of `launchLocal`. */
@@ -61,9 +61,8 @@ export class WorkerFailedError extends Error {
     readonly exitSignal: NodeJS.Signals | null,
     readonly tail: readonly string[],
   ) {
-    const how = exitSignal ? `was killed by ${exitSignal}` : `exited with code ${exitCode}`;
     super(
-      `worker rank ${rank} ${how}; the other ranks were stopped. Last lines of rank ${rank}:\n  ${tail.join('\n  ')}`,
+      `worker rank ${rank} ${describeExit({ code: exitCode, signal: exitSignal })}; the other ranks were stopped. Last lines of rank ${rank}:\n  ${tail.join('\n  ')}`,
     );
   }
 }

@@ -3,6 +3,7 @@
  * terminal, and plain periodic lines when the output is a file or a pipe (CI logs, `| tee`).
  */
 import { SingleBar } from 'cli-progress';
+import type { EpochMetrics } from '../worker/run-dir.ts';
 import type { StepReport } from '../worker/trainer.ts';
 
 /** What the trainer reports after each step. */
@@ -20,6 +21,16 @@ export interface ProgressSink {
 }
 
 const fmt = (x: number | null, digits = 4) => (x === null ? '-' : x.toFixed(digits));
+const pct = (x: number | null) => (x === null ? '-' : (100 * x).toFixed(2));
+
+/** The line that closes an evaluated epoch (every `bbn train` path and rank 0 print the same). */
+export function formatEpochLine(m: EpochMetrics, epochs: number): string {
+  return (
+    `epoch ${m.epoch}/${epochs} loss ${m.trainLoss.toFixed(4)} train-acc ${pct(m.trainAccuracy)}% ` +
+    `top1 ${pct(m.testTop1)}% many ${pct(m.many)} medium ${pct(m.medium)} few ${pct(m.few)} ` +
+    `alpha ${m.alpha === null ? '-' : m.alpha.toFixed(4)} lr ${m.lr.toExponential(2)} ${m.seconds.toFixed(1)}s`
+  );
+}
 
 /** A bar on a TTY, periodic plain lines otherwise (every `everySeconds`, and at each epoch's end). */
 export function createProgress(stream: NodeJS.WriteStream = process.stderr, everySeconds = 10): ProgressSink {

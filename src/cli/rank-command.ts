@@ -8,6 +8,7 @@ import { ConfigError } from '../core/config.ts';
 import type { Telemetry } from '../metrics/telemetry.ts';
 import { type BackendPreference, selectBackend } from '../model/backend.ts';
 import { serveRank } from '../orchestration/rank-worker.ts';
+import { formatEpochLine } from './progress.ts';
 import { startCliTelemetry, type TelemetryFlags } from './telemetry-options.ts';
 
 /** Options of a Temporal rank. */
@@ -76,10 +77,7 @@ export async function runTemporalRank(o: TemporalRankOptions): Promise<number> {
       onReady: () => say(`rank ${o.rank}: ready (run ${o.runId}, backend ${backend.name}, ${o.temporal})`),
       onEpoch: (m, epochs) => {
         withTelemetry((t) => t.onEpoch(m));
-        say(
-          `epoch ${m.epoch}/${epochs} loss ${m.trainLoss.toFixed(4)} top1 ${(100 * m.testTop1).toFixed(2)}% ` +
-            `${m.stepsPerSecond.toFixed(2)} steps/s`,
-        );
+        say(formatEpochLine(m, epochs));
       },
     });
     return 0;

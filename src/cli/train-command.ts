@@ -15,11 +15,9 @@ import { loadRunConfig } from './config-file.ts';
 import { trainDurably } from './durable-train.ts';
 import { launchLocal } from './launcher.ts';
 import { log } from './log.ts';
-import { createProgress } from './progress.ts';
+import { createProgress, formatEpochLine } from './progress.ts';
 import { formatShotTable, readRun } from './report-command.ts';
 import { addTelemetryOptions } from './telemetry-options.ts';
-
-const pct = (x: number | null) => (x === null ? '   -  ' : `${(100 * x).toFixed(2).padStart(6)}`);
 
 /** Runs one training in this process, printing progress; resolves with how it ended. */
 export async function trainLocally(cfg: RunConfig, outDir: string, resume: boolean): Promise<RunOutcome> {
@@ -60,11 +58,7 @@ export async function trainLocally(cfg: RunConfig, outDir: string, resume: boole
           });
         },
         onEpoch(m, epochs) {
-          progress.endEpoch(
-            `epoch ${m.epoch}/${epochs} loss ${m.trainLoss.toFixed(4)} train-acc ${pct(m.trainAccuracy).trim()}% ` +
-              `top1 ${pct(m.testTop1).trim()}% many ${pct(m.many).trim()} medium ${pct(m.medium).trim()} few ${pct(m.few).trim()} ` +
-              `alpha ${m.alpha === null ? '-' : m.alpha.toFixed(4)} lr ${m.lr.toExponential(2)} ${m.seconds.toFixed(1)}s`,
-          );
+          progress.endEpoch(formatEpochLine(m, epochs));
         },
         shouldStop: () => stopRequested,
       },

@@ -32,7 +32,7 @@ export {
   type EngineProbeOptions,
   probeContainerEngine,
 } from './engine.ts';
-export { freePort } from './launch.ts';
+export { freePort, portIsFree } from './launch.ts';
 export { NATS_MIN_VERSION, natsServerArgs, startNatsServer } from './nats.ts';
 export { type DevServers, type DevServersOptions, startDevServers } from './pair.ts';
 export { compareVersions, type WaitReadyOptions, waitForNats, waitForTemporal } from './ready.ts';

@@ -27,6 +27,15 @@ export function freePort(host: string = DEFAULT_HOST): Promise<number> {
   });
 }
 
+/** True when nothing listens on `host:port`: we can bind it ourselves (racy too, like {@link freePort}). */
+export function portIsFree(port: number, host: string = DEFAULT_HOST): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, host, () => srv.close(() => resolve(true)));
+  });
+}
+
 /** `host:port`, bracketing IPv6 literals. */
 export function hostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;

@@ -18,7 +18,7 @@ import { loadData } from '../data/load.ts';
 import type { Model } from '../model/api.ts';
 import { createModel } from '../model/factory.ts';
 import { listCheckpoints, loadLatestGood } from '../worker/checkpoint.ts';
-import { paramsDigest } from '../worker/process/worker.ts';
+import { paramsDigest } from '../worker/process/digests.ts';
 import { RunRecorder } from '../worker/recorder.ts';
 import { modelSpecFor, restoreFrom, saveCheckpoint } from '../worker/run.ts';
 import { type EpochMetrics, initRunDir, readMetrics, rewriteMetrics, runPaths } from '../worker/run-dir.ts';

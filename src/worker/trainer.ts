@@ -187,7 +187,7 @@ export class Trainer {
       const t1 = performance.now();
       await this.reduce(buf, { epoch, step });
       const t2 = performance.now();
-      if (nb > 0) this.model.setBuffers(buffers.slice());
+      if (nb > 0) this.model.setBuffers(buffers); // copied into the variables
       const norm = buf[n];
       if (!(norm > 0) || buf[n + 3] !== B) {
         throw new Error(`epoch ${epoch} step ${step}: reduced batch has ${buf[n + 3]} rows, expected ${B}`);

@@ -7,7 +7,6 @@
  * BBN_TEST_CONTAINERS=0 skips the engine probe (local binaries even where Docker runs).
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import {
   chooseServerSource,
   findServerBinary,
@@ -149,14 +148,8 @@ export function processGone(pid: number): boolean {
   }
 }
 
-/** True when nothing listens on `host:port`: we can bind it ourselves. */
-export function portIsFree(port: number, host = '127.0.0.1'): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.once('error', () => resolve(false));
-    srv.listen(port, host, () => srv.close(() => resolve(true)));
-  });
-}
+/** True when nothing listens on `host:port` (the dev servers' own probe). */
+export { portIsFree } from '../../src/devservers/index.ts';
 
 /** Polls `cond` every 50 ms until true; throws naming `what` after `timeoutMs`. */
 export async function waitUntil(
