@@ -8,6 +8,8 @@
  * `restoreFrom`). Training is deterministic from a checkpoint and the plan is world-size
  * invariant, so the run ends with the weights of an uninterrupted `runTraining`.
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { ConfigError, parseRunConfig, type RunConfig } from '../core/config.ts';
 import { planDigest } from '../core/epoch-plan.ts';
@@ -17,7 +19,7 @@ import type { LoadedData } from '../data/api.ts';
 import { loadData } from '../data/load.ts';
 import type { Model } from '../model/api.ts';
 import { createModel } from '../model/factory.ts';
-import { listCheckpoints, loadLatestGood } from '../worker/checkpoint.ts';
+import { checkpointFileName, listCheckpoints, loadLatestGood } from '../worker/checkpoint.ts';
 import { paramsDigest } from '../worker/process/digests.ts';
 import { RunRecorder } from '../worker/recorder.ts';
 import { modelSpecFor, restoreFrom, saveCheckpoint } from '../worker/run.ts';
@@ -31,7 +33,7 @@ import {
   type TrainerState,
 } from '../worker/trainer.ts';
 import type { RankControl, TrainingDeps } from './activities.ts';
-import { FAILURE_TYPES, type RunRef, type TrainRequest } from './api.ts';
+import { type EpochSummary, FAILURE_TYPES, type RunRef, type TrainRequest } from './api.ts';
 import { RankRing, type RankRingOptions, StaleRendezvousError } from './rank-ring.ts';
 
 /** Options of the local implementation. */
@@ -230,6 +232,20 @@ export function createLocalDeps(opts: LocalDepsOptions): TrainingDeps & { dispos
       const layout = { rank: req.rank, worldSize: req.worldSize };
       let s = await session(req, layout);
       if (s.epoch !== req.epoch - 1 || !sameLayout(s.layout, layout)) s = await reopen(req, s, layout);
+      // The epoch was trained and recorded, but the process died before Temporal heard of it:
+      // report it from the record instead of training it twice.
+      const recorded = s.epoch === req.epoch && s.step === 0 ? recordedEpoch(req.outDir, req.epoch) : null;
+      if (recorded) {
+        return {
+          epoch: req.epoch,
+          rank: req.rank,
+          steps: req.plan.steps,
+          trainLoss: recorded.row.trainLoss,
+          trainAccuracy: recorded.row.trainAccuracy,
+          seconds: recorded.row.seconds,
+          paramsDigest: Buffer.from(paramsDigest(s.model.getParams())).toString('hex'),
+        };
+      }
       if (s.epoch !== req.epoch - 1) {
         throw fail(
           FAILURE_TYPES.positionLost,
@@ -263,6 +279,8 @@ export function createLocalDeps(opts: LocalDepsOptions): TrainingDeps & { dispos
     async evaluateAndCheckpoint(req) {
       const s = await session(req);
       const last = s.last;
+      const recorded = s.epoch === req.epoch && s.step === 0 ? recordedEpoch(req.outDir, req.epoch) : null;
+      if (last?.epoch !== req.epoch && recorded) return summaryOf(recorded.row, recorded.checkpoint);
       if (s.epoch !== req.epoch || s.step !== 0 || last?.epoch !== req.epoch) {
         throw fail(
           FAILURE_TYPES.positionLost,
@@ -272,17 +290,7 @@ export function createLocalDeps(opts: LocalDepsOptions): TrainingDeps & { dispos
       const recorder = recorderOf(req, s);
       const row = await recorder.finishEpoch(last, { everyEpoch: true });
       await opts.onEpoch?.(row, s.trainer.epochs);
-      return {
-        epoch: req.epoch,
-        alpha: last.alpha,
-        lr: last.lr,
-        trainLoss: last.trainLoss,
-        testTop1: row.testTop1,
-        many: row.many,
-        medium: row.medium,
-        few: row.few,
-        checkpoint: recorder.lastCheckpoint ?? '',
-      };
+      return summaryOf(row, recorder.lastCheckpoint ?? '');
     },
 
     async checkpointNow(req) {
@@ -361,6 +369,28 @@ export function createLocalDeps(opts: LocalDepsOptions): TrainingDeps & { dispos
       s.reduce = noReduce;
     }
   }
+}
+
+/** Epoch `epoch`'s metrics row and end-of-epoch checkpoint, when both are on disk (rank 0 wrote them in that order). */
+function recordedEpoch(outDir: string, epoch: number): { row: EpochMetrics; checkpoint: string } | null {
+  const row = readMetrics(outDir, epoch).find((m) => m.epoch === epoch);
+  const checkpoint = join(runPaths(outDir).checkpoints, checkpointFileName(epoch, 0));
+  return row && existsSync(checkpoint) ? { row, checkpoint } : null;
+}
+
+/** What the workflow records of an evaluated epoch. */
+function summaryOf(row: EpochMetrics, checkpoint: string): EpochSummary {
+  return {
+    epoch: row.epoch,
+    alpha: row.alpha,
+    lr: row.lr,
+    trainLoss: row.trainLoss,
+    testTop1: row.testTop1,
+    many: row.many,
+    medium: row.medium,
+    few: row.few,
+    checkpoint,
+  };
 }
 
 /** The workflow's plan must be the one this rank derives from its own config and data. */

@@ -1,0 +1,84 @@
+/**
+ * The rank deps across a crash that Temporal never heard of: rank 0 recorded epoch 1 (metrics row,
+ * then checkpoint) and died before `evaluateAndCheckpoint` completed. A new process must answer
+ * the retried calls from that record, neither failing nor training the epoch twice, and the run
+ * must end with the uninterrupted run's weights.
+ */
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import type { LoadedData } from '../../src/data/api.ts';
+import { loadData } from '../../src/data/load.ts';
+import { selectBackend } from '../../src/model/backend.ts';
+import type { RankControl } from '../../src/orchestration/activities.ts';
+import { createLocalDeps } from '../../src/orchestration/local.ts';
+import { runTraining } from '../../src/worker/run.ts';
+import { readMetrics } from '../../src/worker/run-dir.ts';
+import { finalParams, tempDir, tinyConfig } from './fixtures.ts';
+
+let backend: string;
+let data: LoadedData;
+
+before(async () => {
+  backend = (await selectBackend('auto')).name;
+  data = await loadData(tinyConfig().dataset);
+});
+
+function control(): RankControl & { steps: number } {
+  const ctl = {
+    steps: 0,
+    previous: undefined,
+    heartbeat: () => {
+      ctl.steps++;
+    },
+    signal: new AbortController().signal,
+    shouldStop: () => false,
+  };
+  return ctl;
+}
+
+describe('local rank deps', () => {
+  it('a process that died after recording epoch 1 but before reporting it: the retries answer from the record', async () => {
+    const reference = tempDir();
+    await runTraining(tinyConfig(2), reference, { backend, data });
+
+    const config = tinyConfig(2);
+    const outDir = tempDir();
+    const ref = { runId: 'crash-after-record', outDir, config, generation: 0 };
+    const first = createLocalDeps({ backend, data });
+    await first.prepareRun({ ...ref, resume: false });
+    const plan = await first.planEpoch({ ...ref, epoch: 1, workers: 1 });
+    const train = await first.trainEpochOnRank({ ...ref, epoch: 1, rank: 0, worldSize: 1, plan }, control());
+    const recorded = await first.evaluateAndCheckpoint({ ...ref, epoch: 1, train, plan });
+    await first.dispose(); // the process dies here; the workflow still waits for epoch 1's record
+
+    const second = createLocalDeps({ backend, data });
+    try {
+      // The activity's retry reaches a process that never trained epoch 1.
+      assert.deepEqual(await second.evaluateAndCheckpoint({ ...ref, epoch: 1, train, plan }), recorded);
+      // Or the workflow restarts epoch 1 as a new generation: it is reported, not trained again.
+      const ctl = control();
+      const again = await second.trainEpochOnRank(
+        { ...ref, generation: 1, epoch: 1, rank: 0, worldSize: 1, plan },
+        ctl,
+      );
+      assert.equal(ctl.steps, 0, 'no step trained');
+      assert.equal(again.trainLoss, train.trainLoss);
+      assert.equal(again.paramsDigest, train.paramsDigest);
+
+      const next = { ...ref, generation: 1 };
+      const plan2 = await second.planEpoch({ ...next, epoch: 2, workers: 1 });
+      const train2 = await second.trainEpochOnRank(
+        { ...next, epoch: 2, rank: 0, worldSize: 1, plan: plan2 },
+        control(),
+      );
+      await second.evaluateAndCheckpoint({ ...next, epoch: 2, train: train2, plan: plan2 });
+      assert.deepEqual(
+        readMetrics(outDir).map((m) => m.epoch),
+        [1, 2],
+      );
+      assert.deepEqual(finalParams(outDir), finalParams(reference), 'bit-identical to the uninterrupted run');
+    } finally {
+      await second.dispose();
+    }
+  });
+});
