@@ -67,7 +67,7 @@ async function direct(): Promise<number> {
 let n = 0;
 async function durable(): Promise<number> {
   const runId = `bench-${process.pid}-${++n}`;
-  const deps = createLocalDeps({ backend, data });
+  const deps = createLocalDeps();
   const worker = await createTrainingWorker({
     connection: native,
     taskQueue: rankTaskQueue(runId, 0),

@@ -5,7 +5,8 @@
  * (`<out>/.temporal/`), on port 7233 when free so that `bbn status | pause | scale | cancel RUN`
  * find it without flags while the run trains.
  *
- * W = 1 trains in this process (the fast path: the Temporal worker hosts workflow and trainer).
+ * W = 1 trains in this process (the Temporal worker hosts the workflow and the rank, whose model
+ * computes on a worker thread so that Ctrl-C, status and telemetry answer during a step).
  * W > 1 starts one `bbn worker --temporal` process per rank, kept alive by `RankProcesses` and
  * following `bbn scale`. Ctrl-C cancels the run cleanly (final checkpoint); a second Ctrl-C
  * leaves at once, and `bbn train --resume DIR` later re-attaches to the still-running workflow or
@@ -20,7 +21,6 @@ import { ConfigError } from '../core/config.ts';
 import type { LocalServer } from '../devservers/api.ts';
 import { bbnCacheDir, freePort, portIsFree, startTemporalDevServer } from '../devservers/index.ts';
 import type { RunEnd } from '../metrics/telemetry.ts';
-import { selectBackend } from '../model/backend.ts';
 import {
   type RestartPolicy,
   type RunTimeouts,
@@ -29,7 +29,7 @@ import {
   type TrainingResult,
 } from '../orchestration/api.ts';
 import { runHandle, startRun } from '../orchestration/client.ts';
-import { cancelSignal, progressQuery } from '../orchestration/messages.ts';
+import { cancelSignal, progressQuery, rankLostSignal } from '../orchestration/messages.ts';
 import { listCheckpoints } from '../worker/checkpoint.ts';
 import { runPaths } from '../worker/run-dir.ts';
 import type { StepReport } from '../worker/trainer.ts';
@@ -114,11 +114,6 @@ export async function trainDurably(o: DurableTrainOptions): Promise<TrainingResu
   const outDir = resolve(o.outDir);
   const runId = o.runId ?? runIdFor(outDir);
   const inProcess = !o.externalRanks && o.workers === 1 && o.cfg.distributed.workers <= 1;
-  // Loading TensorFlow takes about a second: overlap it with the server's start.
-  const backend = inProcess
-    ? selectBackend(o.cfg.compute.backend, { threads: o.cfg.compute.threads })
-    : undefined;
-  backend?.catch(() => {}); // awaited (and reported) in trainHere
   const { address, server } = await localTemporal(outDir, o.temporal, say);
   const connection = await Connection.connect({ address });
   const client = new Client({ connection, namespace: o.temporalNamespace ?? 'default' });
@@ -154,10 +149,8 @@ export async function trainDurably(o: DurableTrainOptions): Promise<TrainingResu
       });
       return await host.runUntil(resultOf(handle, runId, outDir));
     }
-    if (backend) {
-      return await trainHere(o, runId, native, workflows, await backend, () =>
-        resultOf(handle, runId, outDir),
-      );
+    if (inProcess) {
+      return await trainHere(o, runId, native, workflows, () => resultOf(handle, runId, outDir));
     }
     const ranks = new RankProcesses({
       command: (rank) => [
@@ -178,6 +171,13 @@ export async function trainDurably(o: DurableTrainOptions): Promise<TrainingResu
       onLine: (rank, line) => process.stdout.write(`[rank ${rank}] ${line}\n`),
       onSpawn: o.onSpawn,
       restartDelayMs: o.rankRestartDelayMs,
+      // The workflow abandons the epoch at once instead of waiting for the rank's heartbeat timeout.
+      onLost: (loss) => {
+        say(`run ${runId}: rank ${loss.rank} ${loss.detail}`);
+        handle
+          .signal(rankLostSignal, { rank: loss.rank, cause: loss.cause, detail: loss.detail })
+          .catch((err: Error) => say(`could not tell run ${runId} about rank ${loss.rank}: ${err.message}`));
+      },
     });
     cleanups.push(() => ranks.close());
     ranks.ensure(o.workers);
@@ -279,19 +279,17 @@ async function startOrAttach(
   return handle;
 }
 
-/** W = 1: workflow and trainer in this process, with the progress bar. */
+/** W = 1: workflow and rank runtime in this process (the model on its compute thread), with the progress bar. */
 async function trainHere(
   o: DurableTrainOptions,
   runId: string,
   native: import('@temporalio/worker').NativeConnection,
   workflows: import('@temporalio/worker').WorkflowBundleOption,
-  backend: Awaited<ReturnType<typeof selectBackend>>,
   result: () => Promise<TrainingResult>,
 ): Promise<TrainingResult> {
   const { createLocalDeps } = await import('../orchestration/local.ts');
   const { createTrainingWorker } = await import('../orchestration/worker.ts');
   const say = o.say ?? ((l: string) => process.stderr.write(`${l}\n`));
-  say(`backend: ${backend.name} (${backend.reason})`);
   const progress = createProgress();
   const telemetry = await startCliTelemetry(o.telemetry ?? {}, {
     runId,
@@ -301,8 +299,8 @@ async function trainHere(
   });
   if (telemetry.metricsUrl) say(`metrics at ${telemetry.metricsUrl}`);
   const deps = createLocalDeps({
-    backend: backend.name,
     log: say,
+    onOpen: (_cfg, _layout, backend) => say(`backend: ${backend} (on the compute thread)`),
     onStep: (r: StepReport, epochs) => {
       telemetry.onStep(r);
       progress.step({ ...r, epochs, stepsPerSecond: 1 / Math.max(1e-9, r.computeSeconds + r.reduceSeconds) });

@@ -6,8 +6,9 @@
  */
 import { ConfigError } from '../core/config.ts';
 import type { Telemetry } from '../metrics/telemetry.ts';
-import { type BackendPreference, selectBackend } from '../model/backend.ts';
+import type { BackendPreference } from '../model/backend.ts';
 import { serveRank } from '../orchestration/rank-worker.ts';
+import { RankHealth, serveHealth } from '../worker/health.ts';
 import { formatEpochLine } from './progress.ts';
 import { startCliTelemetry, type TelemetryFlags } from './telemetry-options.ts';
 
@@ -25,6 +26,8 @@ export interface TemporalRankOptions {
   readonly advertise?: string;
   /** Port of the ring peer server; default any free one. */
   readonly peerPort?: number;
+  /** Port of the health endpoint (`GET /healthz` on `host`); default any free one. */
+  readonly healthPort?: number;
   /** Also host the workflow (a bundle file written by `writeWorkflowBundle`, or true to build it). */
   readonly workflows?: string | boolean;
   /** `--nats`, `--metrics-port`, `--metrics-host` (telemetry starts when the first run opens). */
@@ -37,9 +40,11 @@ export async function runTemporalRank(o: TemporalRankOptions): Promise<number> {
   if (!Number.isInteger(o.rank) || o.rank < 0) {
     throw new ConfigError(`bbn worker --temporal needs --rank R (an integer >= 0), got ${o.rank}`);
   }
-  const backend = await selectBackend(o.backend ?? 'auto', { threads: o.threads });
   const stop = new AbortController();
   const onSignal = () => stop.abort();
+  // Served by this (main) thread, which never computes: it answers unless the process is frozen.
+  const health = new RankHealth(o.rank);
+  const healthServer = await serveHealth(health, o.healthPort ?? 0, o.host ?? '127.0.0.1');
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const say = (line: string) => process.stdout.write(`${line}\n`);
@@ -52,11 +57,14 @@ export async function runTemporalRank(o: TemporalRankOptions): Promise<number> {
       namespace: o.temporalNamespace,
       runId: o.runId,
       rank: o.rank,
-      backend: backend.name,
+      compute: { backend: o.backend, threads: o.threads },
       ring: { host: o.host, advertiseHost: o.advertise, port: o.peerPort },
       workflows: typeof o.workflows === 'string' ? { codePath: o.workflows } : o.workflows,
       signal: stop.signal,
-      onOpen: (cfg, layout) => {
+      onOpen: (cfg, layout, backend) => {
+        say(
+          `rank ${o.rank}: run ${o.runId} opened as rank ${layout.rank} of ${layout.worldSize}, backend ${backend}`,
+        );
         telemetry ??= startCliTelemetry(o.telemetry ?? {}, {
           runId: o.runId,
           cfg,
@@ -73,9 +81,14 @@ export async function runTemporalRank(o: TemporalRankOptions): Promise<number> {
           },
         );
       },
-      onStep: (r) => withTelemetry((t) => t.onStep(r)),
-      onReady: () => say(`rank ${o.rank}: ready (run ${o.runId}, backend ${backend.name}, ${o.temporal})`),
+      onStep: (r) => {
+        health.progress('training', r.epoch, r.step);
+        withTelemetry((t) => t.onStep(r));
+      },
+      // Announced once polling: a supervisor probes it from then on (start-up is not judged).
+      onReady: () => say(`rank ${o.rank}: ready (run ${o.runId}, ${o.temporal}); health ${healthServer.url}`),
       onEpoch: (m, epochs) => {
+        health.progress('evaluated', m.epoch, 0);
         withTelemetry((t) => t.onEpoch(m));
         say(formatEpochLine(m, epochs));
       },
@@ -87,6 +100,7 @@ export async function runTemporalRank(o: TemporalRankOptions): Promise<number> {
     return 1;
   } finally {
     await (await telemetry)?.close();
+    await healthServer.close();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }

@@ -3,6 +3,13 @@
  * `bbn worker --temporal` process per rank alive, restarts a rank that dies (the workflow
  * restarts the epoch from the last checkpoint on the replacement), follows `scale` (`ensure`),
  * and gives up on a rank that keeps dying, naming it and the tail of its log.
+ *
+ * It also replaces a rank that is alive but frozen (SIGSTOP, a main thread that stopped turning):
+ * each rank announces its health endpoint (`health http://…/healthz`, served by its main thread,
+ * which never computes), the supervisor probes it every second, and a rank that has not answered
+ * for {@link FROZEN_AFTER_MS} is named `frozen`, SIGKILLed by PID and replaced. Every loss (frozen
+ * or exited) is reported through `onLost` at once, so the run's workflow can restart the
+ * generation without waiting for Temporal's heartbeat timeout.
  */
 import type { ChildProcess } from 'node:child_process';
 import { describeExit, type LineChild, spawnLineChild } from './child-process.ts';
@@ -18,7 +25,31 @@ export interface RankProcessesOptions {
   readonly maxRestarts?: number;
   /** Delay before a restart; default 1 s. */
   readonly restartDelayMs?: number;
+  /** A rank was lost (its process exited, or it was frozen and has been killed); it is being replaced. */
+  readonly onLost?: (loss: RankLoss) => void;
 }
+
+/** A lost rank, as the supervisor saw it. */
+export interface RankLoss {
+  readonly rank: number;
+  readonly pid: number | undefined;
+  readonly cause: 'frozen' | 'exited';
+  /** For people: "frozen: no answer from its health endpoint for 3.0 s" / "exited with code 1". */
+  readonly detail: string;
+  /** Milliseconds from the last sign of life to the verdict (frozen), or 0 (exited). */
+  readonly detectedAfterMs: number;
+}
+
+/** Health probe period, and the bound on one probe's answer. */
+const PROBE_EVERY_MS = 1_000;
+/**
+ * A rank whose health endpoint has not answered for this long is frozen. Its main thread only
+ * serves gRPC, heartbeats and this endpoint (compute runs on its own thread), so 3 s of silence
+ * is not a busy rank; with the 1 s probe period the verdict lands within about 4 s of the freeze.
+ */
+export const FROZEN_AFTER_MS = 3_000;
+/** The line a rank prints once its health endpoint listens. */
+const HEALTH_LINE = /\bhealth (http:\/\/\S+\/healthz)\b/;
 
 /** A rank that died more often than allowed. */
 export class RankGaveUpError extends Error {
@@ -34,6 +65,14 @@ interface Slot {
   restarts: number;
   wanted: boolean;
   timer?: NodeJS.Timeout;
+  /** The current child's health endpoint, once announced. */
+  health?: string;
+  /** When the current child last answered its health probe (or announced it). */
+  lastAlive: number;
+  /** A probe is in flight (probes never overlap). */
+  probing: boolean;
+  /** Set once the current child was judged lost (its exit is then not reported again). */
+  lost: boolean;
 }
 
 /** Rank processes kept alive; `failed` rejects when one gave up. */
@@ -44,18 +83,59 @@ export class RankProcesses {
   /** Rejects with a {@link RankGaveUpError} when a rank exhausted its restarts; never resolves. */
   readonly failed: Promise<never>;
 
+  /** Probes every rank's health endpoint; unref'd, so it never keeps the process alive. */
+  private readonly prober: NodeJS.Timeout;
+
   constructor(private readonly opts: RankProcessesOptions) {
     this.failed = new Promise<never>((_, reject) => {
       this.fail = reject;
     });
     this.failed.catch(() => {}); // observed by whoever awaits it
+    this.prober = setInterval(() => this.tick(performance.now()), PROBE_EVERY_MS);
+    this.prober.unref();
+  }
+
+  /**
+   * One round of liveness checks (the interval calls it; tests may too): probes each announced
+   * health endpoint, and kills and reports a rank silent for {@link FROZEN_AFTER_MS}.
+   */
+  tick(now: number): void {
+    for (const [rank, slot] of this.slots) {
+      if (!slot.health || slot.lost || slot.child.exit || !slot.wanted) continue;
+      const silentMs = now - slot.lastAlive;
+      if (silentMs >= FROZEN_AFTER_MS) {
+        this.frozen(rank, slot, silentMs);
+        continue;
+      }
+      if (slot.probing) continue;
+      slot.probing = true;
+      const child = slot.child;
+      fetch(slot.health, { signal: AbortSignal.timeout(PROBE_EVERY_MS) })
+        .then(async (res) => {
+          await res.body?.cancel();
+          if (res.ok && slot.child === child) slot.lastAlive = performance.now();
+        })
+        .catch(() => {})
+        .finally(() => {
+          slot.probing = false;
+        });
+    }
+  }
+
+  private frozen(rank: number, slot: Slot, silentMs: number): void {
+    slot.lost = true;
+    const pid = slot.child.proc.pid;
+    const detail = `frozen: no answer from its health endpoint for ${(silentMs / 1000).toFixed(1)} s (pid ${pid}); killed and replaced`;
+    this.opts.onLine?.(rank, `rank ${rank} ${detail}`, 'stderr');
+    slot.child.proc.kill('SIGKILL');
+    this.opts.onLost?.({ rank, pid, cause: 'frozen', detail, detectedAfterMs: silentMs });
   }
 
   /** Keeps ranks 0..count-1 running and stops the others. */
   ensure(count: number): void {
     for (let rank = 0; rank < count; rank++) {
       const slot = this.slots.get(rank);
-      if (!slot) this.slots.set(rank, { child: this.spawn(rank), restarts: 0, wanted: true });
+      if (!slot) this.slots.set(rank, this.newSlot(rank));
       else slot.wanted = true;
     }
     for (const [rank, slot] of this.slots) {
@@ -70,6 +150,7 @@ export class RankProcesses {
   /** Stops every rank (SIGTERM, then SIGKILL after a grace) and waits for them. */
   async close(): Promise<void> {
     this.closed = true;
+    clearInterval(this.prober);
     const slots = [...this.slots.values()];
     for (const s of slots) {
       clearTimeout(s.timer);
@@ -82,12 +163,35 @@ export class RankProcesses {
     clearTimeout(kill);
   }
 
-  private spawn(rank: number): LineChild {
+  private newSlot(rank: number): Slot {
+    const slot: Slot = {
+      child: undefined as unknown as LineChild,
+      restarts: 0,
+      wanted: true,
+      lastAlive: 0,
+      probing: false,
+      lost: false,
+    };
+    this.spawnInto(rank, slot);
+    return slot;
+  }
+
+  /** Starts rank `rank`'s process in `slot` (first start or replacement). */
+  private spawnInto(rank: number, slot: Slot): void {
     const [command, ...args] = this.opts.command(rank);
-    const child = spawnLineChild(command, args, (line, stream) => this.opts.onLine?.(rank, line, stream));
+    slot.health = undefined;
+    slot.lost = false;
+    const child = spawnLineChild(command, args, (line, stream) => {
+      const announced = slot.child === child && !slot.health ? HEALTH_LINE.exec(line) : null;
+      if (announced) {
+        slot.health = announced[1];
+        slot.lastAlive = performance.now();
+      }
+      this.opts.onLine?.(rank, line, stream);
+    });
+    slot.child = child;
     child.exited.then(() => this.exited(rank, child));
     this.opts.onSpawn?.(rank, child.proc);
-    return child;
   }
 
   private exited(rank: number, child: LineChild): void {
@@ -106,9 +210,13 @@ export class RankProcesses {
       return;
     }
     slot.restarts++;
-    this.opts.onLine?.(rank, `rank ${rank} ${describeExit(child.exit)}; restarting it`, 'stderr');
+    if (!slot.lost) {
+      const detail = `${describeExit(child.exit)}; restarting it`;
+      this.opts.onLine?.(rank, `rank ${rank} ${detail}`, 'stderr');
+      this.opts.onLost?.({ rank, pid: child.proc.pid, cause: 'exited', detail, detectedAfterMs: 0 });
+    }
     slot.timer = setTimeout(() => {
-      if (!this.closed && slot.wanted) slot.child = this.spawn(rank);
+      if (!this.closed && slot.wanted) this.spawnInto(rank, slot);
     }, this.opts.restartDelayMs ?? 1_000);
   }
 }

@@ -8,7 +8,6 @@ import { Client, Connection } from '@temporalio/client';
 import type { Command } from 'commander';
 import type { RunConfig } from '../core/config.ts';
 import type { BackendPreference } from '../model/backend.ts';
-import { selectBackend } from '../model/backend.ts';
 import { rankTaskQueue, type TrainingResult } from '../orchestration/api.ts';
 import {
   cancelRun,
@@ -82,8 +81,7 @@ export async function temporalLaunch(
     const { NativeConnection } = await import('@temporalio/worker');
     const { createLocalDeps } = await import('../orchestration/local.ts');
     const { createTrainingWorker } = await import('../orchestration/worker.ts');
-    const backend = await selectBackend(o.localWorker.backend);
-    const deps = createLocalDeps({ backend: backend.name });
+    const deps = createLocalDeps({ compute: { backend: o.localWorker.backend } });
     const native = await NativeConnection.connect({ address: o.temporal });
     try {
       const worker = await createTrainingWorker({
@@ -129,8 +127,13 @@ export function formatRunStatus(s: RunStatus): string {
         (r.lastFailure ? `, last failure: ${r.lastFailure}` : ''),
     );
   }
+  for (const l of s.lost ?? []) {
+    lines.push(`  lost: rank ${l.rank} ${l.detail}; restarting the epoch from the last checkpoint`);
+  }
   for (const f of s.failures) {
-    lines.push(`  failure: epoch ${f.epoch} generation ${f.generation} rank ${f.rank ?? '-'}: ${f.message}`);
+    lines.push(
+      `  failure: epoch ${f.epoch} generation ${f.generation} rank ${f.rank ?? '-'}${f.cause ? ` (${f.cause})` : ''}: ${f.message}`,
+    );
   }
   return `${lines.join('\n')}\n`;
 }

@@ -117,6 +117,10 @@ export function registerWorkerCommand(program: Command): void {
     )
     .option('--threads <n>', 'with --temporal: compute threads of the backend')
     .option('--peer-port <port>', 'with --temporal: port of the ring peer server (default: any free one)')
+    .option(
+      '--health-port <port>',
+      'with --temporal: port of the health endpoint GET /healthz, served on --host (default: any free one; printed)',
+    )
     .option('--coordinator <host:port>', 'coordinator address')
     .option('--config <file>', 'run config (YAML), the same file and overrides as the coordinator')
     .option('--out <dir>', 'run directory (rank 0 writes metrics, checkpoints and the summary)')
@@ -144,6 +148,16 @@ interface WorkerFlags extends Partial<WorkerCommandOptions> {
   readonly backend: string;
   readonly threads?: string;
   readonly peerPort?: string;
+  readonly healthPort?: string;
+}
+
+/** A `--*-port` flag's value (undefined when absent). */
+function portFlag(flag: string, value: string | undefined): number | undefined {
+  const port = value === undefined ? undefined : Number(value);
+  if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65_535)) {
+    throw new ConfigError(`${flag} (${value}) must be an integer in 0..65535`);
+  }
+  return port;
 }
 
 function temporalRankOptions(f: WorkerFlags): TemporalRankOptions {
@@ -151,13 +165,10 @@ function temporalRankOptions(f: WorkerFlags): TemporalRankOptions {
   if (threads !== undefined && (!Number.isInteger(threads) || threads < 1)) {
     throw new ConfigError(`--threads (${f.threads}) must be an integer >= 1`);
   }
-  const peerPort = f.peerPort === undefined ? undefined : Number(f.peerPort);
-  if (peerPort !== undefined && (!Number.isInteger(peerPort) || peerPort < 0 || peerPort > 65_535)) {
-    throw new ConfigError(`--peer-port (${f.peerPort}) must be an integer in 0..65535`);
-  }
   return {
     temporal: f.temporal ?? '',
-    peerPort,
+    peerPort: portFlag('--peer-port', f.peerPort),
+    healthPort: portFlag('--health-port', f.healthPort),
     temporalNamespace: f.temporalNamespace,
     runId: f.runId ?? '',
     rank: f.rank === undefined ? Number.NaN : Number(f.rank),

@@ -35,15 +35,16 @@ export interface RunTimeouts {
 }
 
 /**
- * Defaults: heartbeat 60 s, because in the local (W=1) path tfjs compute blocks the activity
- * worker's event loop for a whole step, and a large-model CPU step can take tens of seconds;
- * a dead rank is still noticed within a minute. Schedule-to-start 10 min bounds start-up
+ * Defaults: heartbeat 10 s. Every rank computes on its compute thread, so its main thread
+ * heartbeats every second (the worker's `maxHeartbeatThrottleInterval`) however long a step is;
+ * this timeout is the backstop for ranks no supervisor watches (a supervisor reports a lost rank
+ * within seconds through the `rankLost` signal). Schedule-to-start 10 min bounds start-up
  * (a rank that never registers fails the epoch rather than hanging). Short activities 10 min
  * (evaluation of a large test set). An epoch may legitimately take hours: 24 h, with liveness
  * carried by the heartbeat, not by this bound.
  */
 export const DEFAULT_TIMEOUTS: RunTimeouts = {
-  heartbeatMs: 60_000,
+  heartbeatMs: 10_000,
   scheduleToStartMs: 10 * 60_000,
   shortActivityMs: 10 * 60_000,
   epochMs: 24 * 3_600_000,
@@ -143,6 +144,16 @@ export interface FailureRecord {
   /** The first failing rank, when the failure came from a rank's activity. */
   readonly rank: number | null;
   readonly message: string;
+  /** How that rank was lost, when a supervisor reported it (`frozen`, `exited`). */
+  readonly cause?: RankLost['cause'];
+}
+
+/** Input of the `rankLost` signal: what a supervisor saw. */
+export interface RankLost {
+  readonly rank: number;
+  readonly cause: 'frozen' | 'exited';
+  /** For people, e.g. "frozen: no answer from its health endpoint for 3.0 s (pid 42); killed and replaced". */
+  readonly detail: string;
 }
 
 /** Answer of the `progress` query. */
@@ -164,6 +175,8 @@ export interface RunProgress {
   readonly restartsUsed: number;
   readonly failures: readonly FailureRecord[];
   readonly pauseRequested: boolean;
+  /** Ranks of the epoch in flight that a supervisor reported lost (the generation is being restarted). */
+  readonly lost?: readonly RankLost[];
 }
 
 /** Result of the workflow. */

@@ -1,88 +1,73 @@
 /**
- * The training side of one rank's Temporal worker process ({@link TrainingDeps}): the `Trainer`
- * runs inside this process, for world size 1 (the embedded local default) or as rank r of W,
- * summing gradients with the peers over the gRPC ring (`RankRing`; Temporal's `ringAddress`
- * activity is the rendezvous). Data and model are loaded once per run and kept across epochs;
- * after a process crash, a new generation (a failure, or a change of W) or a request this process
- * cannot continue, the session reloads from the newest good checkpoint (`loadLatestGood` +
- * `restoreFrom`). Training is deterministic from a checkpoint and the plan is world-size
- * invariant, so the run ends with the weights of an uninterrupted `runTraining`.
+ * The training side of one rank's Temporal worker process ({@link TrainingDeps}): the rank
+ * runtime runs on a compute thread (`ComputeThread`, compute-entry.ts), for world size 1 (the
+ * embedded local default) or as rank r of W, summing gradients with the peers over the gRPC ring
+ * (`RankRing`; Temporal's `ringAddress` activity is the rendezvous). This main thread owns the ring,
+ * the activity heartbeats and the stop vote, and stays free while a step computes, so cancel,
+ * pause, status queries and telemetry answer at once. Data and model are loaded once per run and
+ * kept across epochs; after a failure, a new generation (a failure, or a change of W) or a request
+ * this process cannot continue, the thread reloads from the newest good checkpoint. Training is
+ * deterministic from a checkpoint and the plan is world-size invariant, so the run ends with the
+ * weights of an uninterrupted `runTraining`.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { ConfigError, parseRunConfig, type RunConfig } from '../core/config.ts';
-import { planDigest } from '../core/epoch-plan.ts';
 import { epochSchedule } from '../core/epoch-schedule.ts';
-import { Rng } from '../core/rng.ts';
-import type { LoadedData } from '../data/api.ts';
-import { loadData } from '../data/load.ts';
-import type { Model } from '../model/api.ts';
-import { createModel } from '../model/factory.ts';
-import { checkpointFileName, listCheckpoints, loadLatestGood } from '../worker/checkpoint.ts';
-import { paramsDigest } from '../worker/process/digests.ts';
-import { RunRecorder } from '../worker/recorder.ts';
-import { modelSpecFor, restoreFrom, saveCheckpoint } from '../worker/run.ts';
+import { totalEpochs } from '../core/methods.ts';
+import { checkpointFileName, listCheckpoints } from '../worker/checkpoint.ts';
+import type { ComputeInit } from '../worker/process/compute-protocol.ts';
+import { ComputeThread, type EpochHandlers } from '../worker/process/compute-thread.ts';
 import { type EpochMetrics, initRunDir, readMetrics, rewriteMetrics, runPaths } from '../worker/run-dir.ts';
-import {
-  type EpochResult,
-  type RankInfo,
-  type Reducer,
-  type StepReport,
-  Trainer,
-  type TrainerState,
-} from '../worker/trainer.ts';
+import type { EpochResult, RankInfo, StepReport } from '../worker/trainer.ts';
 import type { RankControl, TrainingDeps } from './activities.ts';
 import { type EpochSummary, FAILURE_TYPES, type RunRef, type TrainRequest } from './api.ts';
 import { RankRing, type RankRingOptions, StaleRendezvousError } from './rank-ring.ts';
 
 /** Options of the local implementation. */
 export interface LocalDepsOptions {
-  /** Backend name recorded in summary.json (the caller selected it). */
-  readonly backend: string;
-  /** Data to use instead of loading the config's data set (tests share one copy). */
-  readonly data?: LoadedData;
   /** Progress of this process's steps (e.g. the CLI's progress bar); must not throw. */
   readonly onStep?: (report: StepReport & { readonly allreduceBytes?: number }, epochs: number) => void;
   /** Rank 0's metrics row of each evaluated epoch, awaited before the activity returns; must not throw. */
   readonly onEpoch?: (row: EpochMetrics, epochs: number) => void | Promise<void>;
-  /** Called when this process opens a run (its config and its place in the world), e.g. to start telemetry. */
-  readonly onOpen?: (cfg: RunConfig, layout: RankInfo) => void;
+  /** Called when this process opens a run (its config, its place in the world, the backend its thread computes on). */
+  readonly onOpen?: (cfg: RunConfig, layout: RankInfo, backend: string) => void;
   /** Lines for people (which checkpoint a session resumed from, which were skipped). */
   readonly log?: (line: string) => void;
   /** Where this rank's ring peer server binds (used when W > 1). */
   readonly ring?: RankRingOptions;
+  /** This node's backend choice over the run config's `compute` (`bbn worker --backend/--threads`). */
+  readonly compute?: ComputeInit['compute'];
 }
 
 /**
- * After the workflow cancels a W > 1 epoch, the ranks agree to stop after one more step; if the
- * ring has not got there by this bound (a peer is gone), it is aborted so the activity ends.
+ * After the workflow cancels a W > 1 epoch, the ranks agree to stop after one more step. A world
+ * that has not agreed within this bound plus two step times has lost a rank (frozen or gone), so
+ * the ring is aborted and the activity ends: survivors never wait on a dead peer for long.
  */
-const STOP_GRACE_MS = 30_000;
+const STOP_GRACE_MS = 2_000;
+/** Digest the parameters only at the end of an epoch (the workflow's replica check). */
+const NO_STEP_DIGESTS = Number.MAX_SAFE_INTEGER;
 
-/** One run's in-process state. */
+/** One run's state in this process: the compute thread holds the model, this side the position. */
 interface Session {
   readonly key: string;
   readonly cfg: RunConfig;
-  readonly data: LoadedData;
-  readonly model: Model;
-  readonly trainer: Trainer;
-  /** This session's place in the world (the trainer's shard); a new layout reloads the session. */
-  readonly layout: RankInfo;
-  /** What the trainer's reducer does right now (set per epoch: the ring's allreduce when W > 1). */
-  reduce: Reducer;
+  readonly thread: ComputeThread;
+  /** The backend the thread computes on (recorded in summary.json). */
+  readonly backend: string;
+  /** This session's place in the world (the trainer's shard); a new layout restarts the thread's trainer. */
+  layout: RankInfo;
   /** Highest generation seen; requests of older generations are refused (fencing). */
   generation: number;
-  /** Completed epochs and steps of the next that the in-memory state holds. */
+  /** Completed epochs and steps of the next that the thread's state holds. */
   epoch: number;
   step: number;
   /** False after an error mid-epoch or a generation change: reload from the checkpoint before use. */
   clean: boolean;
-  /** Running sums of a partly trained epoch (for a resume mid-epoch). */
-  partial: TrainerState['partial'] | undefined;
   last: EpochResult | undefined;
-  /** Rank 0's evaluation, metrics, TensorBoard and checkpoint writer (created on first use). */
-  recorder?: RunRecorder;
+  readonly epochs: number;
 }
 
 function fail(type: string, message: string): ApplicationFailure {
@@ -98,80 +83,82 @@ function configOf(req: RunRef): RunConfig {
   }
 }
 
-const sameLayout = (a: RankInfo, b: RankInfo) => a.rank === b.rank && a.worldSize === b.worldSize;
-const noReduce: Reducer = async () => {};
+/** A config error raised inside the compute thread (it crosses as a WorkerError with the cause's name) is not retried. */
+function asFailure(err: unknown): unknown {
+  const cause = (err as { cause?: { name?: string; message?: string } }).cause;
+  if (cause?.name === 'ConfigError') return fail(FAILURE_TYPES.config, cause.message ?? String(err));
+  return err;
+}
 
-/** This process's rank training dependencies; `dispose()` frees every run's model and the ring. */
-export function createLocalDeps(opts: LocalDepsOptions): TrainingDeps & { dispose(): Promise<void> } {
+const sameLayout = (a: RankInfo, b: RankInfo) => a.rank === b.rank && a.worldSize === b.worldSize;
+
+/** This process's rank training dependencies; `dispose()` ends every run's compute thread and the ring. */
+export function createLocalDeps(opts: LocalDepsOptions = {}): TrainingDeps & { dispose(): Promise<void> } {
   const sessions = new Map<string, Session>();
   const started = new Map<string, number>();
   const rings = new RankRing(opts.ring);
 
-  const drop = (runId: string) => {
+  const drop = async (runId: string) => {
     const s = sessions.get(runId);
-    s?.recorder?.close();
-    s?.model.dispose();
     sessions.delete(runId);
-  };
-  const recorderOf = (req: RunRef, s: Session): RunRecorder => {
-    s.recorder ??= new RunRecorder(req.outDir, s.cfg, s.data, s.model, s.trainer);
-    return s.recorder;
+    await s?.thread.close();
   };
 
-  /** A new session: data, and the model initialised from the seed exactly as `runTraining` does. */
-  const open = async (
-    req: RunRef,
-    cfg: RunConfig,
-    key: string,
-    layout: RankInfo = { rank: 0, worldSize: 1 },
-    loaded?: LoadedData,
-  ): Promise<Session> => {
-    const data = loaded ?? opts.data ?? (await loadData(cfg.dataset));
-    if (cfg.train.batchSize > data.train.size) {
+  /** Positions the thread's rank runtime at the run's newest good checkpoint (the seed's initial state if none). */
+  const restart = async (req: RunRef, s: Session, layout: RankInfo): Promise<void> => {
+    const at = await s.thread
+      .start({ rank: layout.rank, worldSize: layout.worldSize, checkpointUri: { latest: true } })
+      .catch((err: unknown) => {
+        throw asFailure(err);
+      });
+    for (const r of at.rejected) opts.log?.(`skipped bad checkpoint: ${r}`);
+    if (!at.resumed && at.rejected.length > 0) {
+      // Never train from scratch into a run whose checkpoints could not be read.
       throw fail(
         FAILURE_TYPES.config,
-        `train.batchSize (${cfg.train.batchSize}) is larger than the training set (${data.train.size} images of ${data.train.name})`,
+        `run ${req.runId}: no checkpoint in ${runPaths(req.outDir).checkpoints} could be restored (${at.rejected.join('; ')})`,
       );
     }
-    const model = createModel(modelSpecFor(cfg, data), Rng.fromSeed(cfg.seed).split('init'));
+    if (at.resumed) opts.log?.(`resuming from ${at.path} (epoch ${at.epoch + 1} step ${at.step})`);
+    s.layout = layout;
+    s.epoch = at.epoch;
+    s.step = at.step;
+    s.clean = true;
+    s.last = undefined;
+  };
+
+  /** A new session: its compute thread (backend, data, model from the seed), positioned by `restart`. */
+  const open = async (req: RunRef, cfg: RunConfig, key: string, layout: RankInfo): Promise<Session> => {
+    const { thread, ready } = await ComputeThread.open({
+      cfg,
+      outDir: req.outDir,
+      compute: opts.compute,
+    }).catch((err: unknown) => {
+      throw asFailure(err);
+    });
     const s: Session = {
       key,
       cfg,
-      data,
-      model,
-      trainer: new Trainer(cfg, data, model, layout, (buf, tag) => s.reduce(buf, tag)),
+      thread,
+      backend: ready.backend,
       layout,
-      reduce: noReduce,
       generation: req.generation,
       epoch: 0,
       step: 0,
-      clean: true,
-      partial: undefined,
+      clean: false,
       last: undefined,
+      epochs: totalEpochs(cfg),
     };
-    sessions.set(req.runId, s);
-    opts.onOpen?.(cfg, layout);
-    const latest = loadLatestGood(runPaths(req.outDir).checkpoints, model.signature);
-    for (const r of latest?.rejected ?? []) opts.log?.(`skipped bad checkpoint: ${r.reason}`);
-    if (latest) {
-      opts.log?.(
-        `resuming from ${latest.path} (epoch ${latest.checkpoint.meta.epoch + 1} step ${latest.checkpoint.meta.step})`,
-      );
-      restoreFrom(latest, model, s.trainer);
-      s.epoch = latest.checkpoint.meta.epoch;
-      s.step = latest.checkpoint.meta.step;
-      s.partial = s.step > 0 ? s.trainer.state().partial : undefined;
+    try {
+      await restart(req, s, layout);
+    } catch (err) {
+      await thread.close();
+      throw err;
     }
+    // Registered only once positioned: a failed restore leaves nothing a retry could train on.
+    sessions.set(req.runId, s);
+    opts.onOpen?.(cfg, layout, ready.backend);
     return s;
-  };
-
-  /** The run's session positioned at its newest good checkpoint (a fresh one if there is none). */
-  const reopen = async (req: RunRef, s: Session, layout = s.layout): Promise<Session> => {
-    const generation = s.generation;
-    drop(req.runId);
-    const fresh = await open(req, s.cfg, s.key, layout, s.data);
-    fresh.generation = generation;
-    return fresh;
   };
 
   /** The run's session, created on first use; checks the generation (fencing). */
@@ -180,10 +167,10 @@ export function createLocalDeps(opts: LocalDepsOptions): TrainingDeps & { dispos
     const key = `${req.outDir}\n${JSON.stringify(cfg)}`;
     let s = sessions.get(req.runId);
     if (s && s.key !== key) {
-      drop(req.runId);
+      await drop(req.runId);
       s = undefined;
     }
-    if (!s) return open(req, cfg, key, layout);
+    if (!s) return open(req, cfg, key, layout ?? { rank: 0, worldSize: 1 });
     if (req.generation < s.generation) {
       throw fail(
         FAILURE_TYPES.staleGeneration,
@@ -194,7 +181,14 @@ export function createLocalDeps(opts: LocalDepsOptions): TrainingDeps & { dispos
       s.generation = req.generation;
       s.clean = false; // a new generation restarts from the last checkpoint
     }
-    return s.clean ? s : reopen(req, s);
+    if (!s.clean) {
+      if (s.thread.isBroken) {
+        await drop(req.runId);
+        return open(req, cfg, key, layout ?? s.layout);
+      }
+      await restart(req, s, layout ?? s.layout);
+    }
+    return s;
   };
 
   return {
@@ -208,7 +202,7 @@ export function createLocalDeps(opts: LocalDepsOptions): TrainingDeps & { dispos
             `outDir ${req.outDir} already holds checkpoints of a run; resume it, or choose another outDir`,
           );
         }
-        drop(req.runId);
+        await drop(req.runId);
         initRunDir(req.outDir, cfg);
         rewriteMetrics(req.outDir, []);
       }
@@ -222,16 +216,16 @@ export function createLocalDeps(opts: LocalDepsOptions): TrainingDeps & { dispos
     async planEpoch(req) {
       const s = await session(req);
       const { alpha, lr } = epochSchedule(s.cfg, req.epoch);
-      const plan = s.trainer.plan(req.epoch);
-      return { epoch: req.epoch, alpha, lr, steps: plan.steps, digest: planDigest(plan) };
+      const plan = await s.thread.plan(req.epoch);
+      return { epoch: req.epoch, alpha, lr, steps: plan.steps, digest: plan.digest };
     },
 
     ringAddress: () => rings.address(),
 
     async trainEpochOnRank(req, ctl) {
       const layout = { rank: req.rank, worldSize: req.worldSize };
-      let s = await session(req, layout);
-      if (s.epoch !== req.epoch - 1 || !sameLayout(s.layout, layout)) s = await reopen(req, s, layout);
+      const s = await session(req, layout);
+      if (s.epoch !== req.epoch - 1 || !sameLayout(s.layout, layout)) await restart(req, s, layout);
       // The epoch was trained and recorded, but the process died before Temporal heard of it:
       // report it from the record instead of training it twice.
       const recorded = s.epoch === req.epoch && s.step === 0 ? recordedEpoch(req.outDir, req.epoch) : null;
@@ -243,7 +237,7 @@ export function createLocalDeps(opts: LocalDepsOptions): TrainingDeps & { dispos
           trainLoss: recorded.row.trainLoss,
           trainAccuracy: recorded.row.trainAccuracy,
           seconds: recorded.row.seconds,
-          paramsDigest: Buffer.from(paramsDigest(s.model.getParams())).toString('hex'),
+          paramsDigest: await s.thread.digest(),
         };
       }
       if (s.epoch !== req.epoch - 1) {
@@ -252,18 +246,16 @@ export function createLocalDeps(opts: LocalDepsOptions): TrainingDeps & { dispos
           `run ${req.runId}: the last checkpoint is at epoch ${s.epoch}, cannot train epoch ${req.epoch}`,
         );
       }
-      checkPlan(s, req);
+      await checkPlan(s, req);
       s.clean = false; // until the epoch returns normally
       const result = await trainOnRing(s, req, ctl);
       s.clean = true;
       if (result.complete) {
         s.epoch = req.epoch;
         s.step = 0;
-        s.partial = undefined;
         s.last = result;
       } else {
         s.step = result.stepsDone;
-        s.partial = s.trainer.state().partial;
       }
       return {
         epoch: req.epoch,
@@ -272,7 +264,7 @@ export function createLocalDeps(opts: LocalDepsOptions): TrainingDeps & { dispos
         trainLoss: result.trainLoss,
         trainAccuracy: result.trainAccuracy,
         seconds: result.seconds,
-        paramsDigest: Buffer.from(paramsDigest(s.model.getParams())).toString('hex'),
+        paramsDigest: await s.thread.digest(),
       };
     },
 
@@ -287,16 +279,15 @@ export function createLocalDeps(opts: LocalDepsOptions): TrainingDeps & { dispos
           `run ${req.runId}: this process does not hold the end of epoch ${req.epoch}`,
         );
       }
-      const recorder = recorderOf(req, s);
-      const row = await recorder.finishEpoch(last, { everyEpoch: true });
-      await opts.onEpoch?.(row, s.trainer.epochs);
-      return summaryOf(row, recorder.lastCheckpoint ?? '');
+      const row = await s.thread.finishEpoch(last, { everyEpoch: true });
+      await opts.onEpoch?.(row, s.epochs);
+      return summaryOf(row, join(runPaths(req.outDir).checkpoints, checkpointFileName(req.epoch, 0)));
     },
 
     async checkpointNow(req) {
       const s = sessions.get(req.runId);
       if (s?.clean && s.step > 0 && req.generation >= s.generation) {
-        return saveCheckpoint(req.outDir, s.cfg, s.model, s.trainer, { epoch: s.epoch, step: s.step });
+        return s.thread.saveCheckpoint({ epoch: s.epoch, step: s.step });
       }
       const latest = listCheckpoints(runPaths(req.outDir).checkpoints).at(-1);
       return latest ? `${runPaths(req.outDir).checkpoints}/${latest}` : null;
@@ -306,30 +297,40 @@ export function createLocalDeps(opts: LocalDepsOptions): TrainingDeps & { dispos
       const s = await session(req);
       const t0 = started.get(req.runId);
       const seconds = t0 === undefined ? req.seconds : (performance.now() - t0) / 1000;
-      await recorderOf(req, s).finishRun({ seconds, backend: opts.backend });
-      drop(req.runId);
+      await s.thread.finishRun({ seconds, backend: s.backend });
+      await drop(req.runId);
       started.delete(req.runId);
     },
 
     async dispose() {
-      for (const runId of [...sessions.keys()]) drop(runId);
+      await Promise.all([...sessions.keys()].map(drop));
       await rings.close();
     },
   };
 
   /**
-   * Trains the epoch; with W > 1 every step's allreduce carries one extra value, the number of
-   * ranks asked to stop, so a cancelled world stops after the same step on every rank.
+   * Trains the epoch on the compute thread. Every step's allreduce carries one extra value, the
+   * number of ranks asked to stop, so a cancelled world stops after the same step on every rank
+   * (with W = 1 the "allreduce" only sets that vote).
    */
   async function trainOnRing(s: Session, req: TrainRequest, ctl: RankControl): Promise<EpochResult> {
-    const from = { fromStep: s.step, partial: s.step > 0 ? s.partial : undefined };
     let allreduceBytes: number | undefined;
-    const onStep = (r: StepReport) => {
+    let lastStepMs = 0;
+    let stepStarted = performance.now();
+    const step = (r: StepReport) => {
+      const now = performance.now();
+      lastStepMs = now - stepStarted;
+      stepStarted = now;
       ctl.heartbeat(r.step);
-      opts.onStep?.({ ...r, allreduceBytes }, s.trainer.epochs);
+      opts.onStep?.({ ...r, allreduceBytes }, s.epochs);
+    };
+    const args = { epoch: req.epoch, fromStep: s.step, checksumEverySteps: NO_STEP_DIGESTS };
+    const vote = (wire: Float32Array) => {
+      wire[wire.length - 1] = ctl.shouldStop() ? 1 : 0;
     };
     if (req.worldSize === 1) {
-      return s.trainer.trainEpoch(req.epoch, { ...from, onStep, shouldStop: ctl.shouldStop });
+      const handlers: EpochHandlers = { reduce: async (wire) => vote(wire), step };
+      return s.thread.trainEpoch(args, handlers);
     }
     let ring: Awaited<ReturnType<RankRing['ringFor']>>;
     try {
@@ -338,35 +339,31 @@ export function createLocalDeps(opts: LocalDepsOptions): TrainingDeps & { dispos
       if (err instanceof StaleRendezvousError) throw fail(FAILURE_TYPES.positionLost, err.message);
       throw err;
     }
-    let agreedStop = false;
-    let wire = new Float32Array(0);
-    s.reduce = async (buf, tag) => {
-      if (wire.length !== buf.length + 1) wire = new Float32Array(buf.length + 1);
-      wire.set(buf);
-      wire[buf.length] = ctl.shouldStop() ? 1 : 0;
-      const sent = ring.stats().bytesSent;
-      await ring.allreduce(wire, tag);
-      allreduceBytes = ring.stats().bytesSent - sent;
-      buf.set(wire.subarray(0, buf.length));
-      agreedStop = wire[buf.length] > 0;
+    const handlers: EpochHandlers = {
+      async reduce(wire, tag) {
+        vote(wire);
+        const sent = ring.stats().bytesSent;
+        await ring.allreduce(wire, tag);
+        allreduceBytes = ring.stats().bytesSent - sent;
+      },
+      step,
     };
     let grace: NodeJS.Timeout | undefined;
     const onAbort = () => {
       grace = setTimeout(
-        () => ring.abort(`rank ${req.rank}: cancelled, and the world did not stop`),
-        STOP_GRACE_MS,
+        () => ring.abort(`rank ${req.rank}: cancelled, and the world did not agree to stop (a rank is lost)`),
+        STOP_GRACE_MS + 2 * lastStepMs,
       );
     };
     ctl.signal.addEventListener('abort', onAbort, { once: true });
     try {
-      return await s.trainer.trainEpoch(req.epoch, { ...from, onStep, shouldStop: () => agreedStop });
+      return await s.thread.trainEpoch(args, handlers);
     } catch (err) {
       await rings.drop(); // a broken ring is rebuilt by the next attempt
       throw err;
     } finally {
       ctl.signal.removeEventListener('abort', onAbort);
       clearTimeout(grace);
-      s.reduce = noReduce;
     }
   }
 }
@@ -394,15 +391,15 @@ function summaryOf(row: EpochMetrics, checkpoint: string): EpochSummary {
 }
 
 /** The workflow's plan must be the one this rank derives from its own config and data. */
-function checkPlan(s: Session, req: TrainRequest): void {
+async function checkPlan(s: Session, req: TrainRequest): Promise<void> {
   const { alpha, lr } = epochSchedule(s.cfg, req.epoch);
   const problems: string[] = [];
   if (req.plan.alpha !== alpha) problems.push(`alpha ${req.plan.alpha} (this rank: ${alpha})`);
   if (req.plan.lr !== lr) problems.push(`lr ${req.plan.lr} (this rank: ${lr})`);
   if (req.plan.digest !== undefined) {
-    const own = s.trainer.plan(req.epoch);
+    const own = await s.thread.plan(req.epoch);
     if (req.plan.steps !== own.steps) problems.push(`steps ${req.plan.steps} (this rank: ${own.steps})`);
-    const digest = planDigest(own);
+    const digest = own.digest;
     if (req.plan.digest !== digest) problems.push(`plan digest ${req.plan.digest} (this rank: ${digest})`);
   }
   if (problems.length > 0) {

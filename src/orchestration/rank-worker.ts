@@ -5,11 +5,10 @@
  * it; a replaced process (crash, pod restart) simply polls again and reloads from the checkpoint.
  */
 import { NativeConnection, type WorkflowBundleOption } from '@temporalio/worker';
-import type { RunConfig } from '../core/config.ts';
 import type { EpochMetrics } from '../worker/run-dir.ts';
-import type { RankInfo, StepReport } from '../worker/trainer.ts';
+import type { StepReport } from '../worker/trainer.ts';
 import { rankTaskQueue } from './api.ts';
-import { createLocalDeps } from './local.ts';
+import { createLocalDeps, type LocalDepsOptions } from './local.ts';
 import type { RankRingOptions } from './rank-ring.ts';
 import { createTrainingWorker, installTemporalRuntime } from './worker.ts';
 
@@ -20,8 +19,8 @@ export interface ServeRankOptions {
   readonly namespace?: string;
   readonly runId: string;
   readonly rank: number;
-  /** Name of the tfjs backend the caller selected (recorded in summary.json). */
-  readonly backend: string;
+  /** This node's backend choice over the run config's (`--backend`, `--threads`). */
+  readonly compute?: LocalDepsOptions['compute'];
   readonly ring?: RankRingOptions;
   /** Also host the workflow (a prebuilt bundle, or `true` to build it here). */
   readonly workflows?: boolean | WorkflowBundleOption;
@@ -29,7 +28,7 @@ export interface ServeRankOptions {
   readonly signal?: AbortSignal;
   /** Called once the worker polls. */
   readonly onReady?: () => void;
-  readonly onOpen?: (cfg: RunConfig, layout: RankInfo) => void;
+  readonly onOpen?: LocalDepsOptions['onOpen'];
   readonly onStep?: (report: StepReport & { readonly allreduceBytes?: number }, epochs: number) => void;
   readonly onEpoch?: (row: EpochMetrics, epochs: number) => void | Promise<void>;
 }
@@ -40,7 +39,7 @@ export async function serveRank(o: ServeRankOptions): Promise<void> {
     throw new RangeError(`rank (${o.rank}) must be an integer >= 0`);
   installTemporalRuntime();
   const deps = createLocalDeps({
-    backend: o.backend,
+    compute: o.compute,
     ring: o.ring,
     onOpen: o.onOpen,
     onStep: o.onStep,

@@ -140,6 +140,9 @@ export async function createTrainingWorker(opts: TrainingWorkerOptions): Promise
     workflowBundle,
     activities: opts.deps ? createActivities(opts.deps) : undefined,
     shutdownForceTime: opts.shutdownForceTime ?? '10s',
+    // Heartbeats reach the server every second (the default throttle is 0.8 × the heartbeat
+    // timeout); the main thread is free to send them because compute runs on its own thread.
+    maxHeartbeatThrottleInterval: '1s',
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivityTaskExecutions ?? 2,
   });
 }

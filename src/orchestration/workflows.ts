@@ -35,6 +35,7 @@ import {
   type EpochSummary,
   FAILURE_TYPES,
   type FailureRecord,
+  type RankLost,
   type RestartPolicy,
   type RunProgress,
   type RunState,
@@ -45,7 +46,14 @@ import {
   type TrainingResult,
   type TrainResult,
 } from './api.ts';
-import { cancelSignal, pauseSignal, progressQuery, resumeSignal, scaleUpdate } from './messages.ts';
+import {
+  cancelSignal,
+  pauseSignal,
+  progressQuery,
+  rankLostSignal,
+  resumeSignal,
+  scaleUpdate,
+} from './messages.ts';
 
 /** Patch: W > 1 epochs first ask every rank for its ring address (Temporal is the rendezvous). */
 const PATCH_RENDEZVOUS = 'ring-rendezvous';
@@ -152,6 +160,8 @@ export async function bbnTraining(input: TrainingInput): Promise<TrainingResult>
   let plan: EpochPlanSummary | null = null;
   /** The scope of the epoch in flight; `cancel` cancels it so ranks stop within seconds. */
   let epochScope: CancellationScope | null = null;
+  /** Ranks of the epoch in flight that a supervisor reported lost (and already killed). */
+  const lost = new Map<number, RankLost>();
 
   setHandler(pauseSignal, () => {
     pauseRequested = true;
@@ -162,6 +172,12 @@ export async function bbnTraining(input: TrainingInput): Promise<TrainingResult>
   setHandler(cancelSignal, () => {
     cancelRequested = true;
     epochScope?.cancel();
+  });
+  setHandler(rankLostSignal, (loss) => {
+    // Only a loss during an epoch matters: between epochs the replacement simply serves the next one.
+    if (!epochScope || lost.has(loss.rank) || loss.rank >= workers) return;
+    lost.set(loss.rank, loss);
+    epochScope.cancel();
   });
   setHandler(
     scaleUpdate,
@@ -195,6 +211,7 @@ export async function bbnTraining(input: TrainingInput): Promise<TrainingResult>
       restartsUsed,
       failures,
       pauseRequested,
+      lost: [...lost.values()],
     }),
   );
 
@@ -263,7 +280,9 @@ export async function bbnTraining(input: TrainingInput): Promise<TrainingResult>
           return await Promise.all(calls);
         } catch (err) {
           if (!scope.consideredCancelled) scope.cancel();
-          await Promise.allSettled(calls);
+          // A rank reported lost was killed by its supervisor: its activity will never acknowledge
+          // the cancellation, so only the survivors are waited for (they stop within seconds).
+          await Promise.allSettled(calls.filter((_, rank) => !lost.has(rank)));
           throw err;
         }
       });
@@ -325,6 +344,7 @@ export async function bbnTraining(input: TrainingInput): Promise<TrainingResult>
         await condition(() => !pauseRequested || cancelRequested);
       }
       if (cancelRequested) return await stop();
+      lost.clear();
       try {
         state = 'planning';
         const ahead = prefetched;
@@ -365,13 +385,26 @@ export async function bbnTraining(input: TrainingInput): Promise<TrainingResult>
         if (cancelRequested && (isCancellation(err) || isCancellation((err as RankFailure).cause))) {
           return await stop();
         }
-        if (isCancellation(err) || isNonRetryable(err)) throw err;
-        failures.push({
-          epoch,
-          generation,
-          rank: err instanceof RankFailure ? err.rank : null,
-          message: err instanceof RankFailure ? err.message : rootMessage(err),
-        });
+        const first = lost.values().next().value as RankLost | undefined;
+        if (!first && (isCancellation(err) || isNonRetryable(err))) throw err;
+        // The first cause: a supervisor's report names the rank that was lost; the survivors'
+        // failures (their ring broke because of it) are its consequences.
+        failures.push(
+          first
+            ? {
+                epoch,
+                generation,
+                rank: first.rank,
+                message: `rank ${first.rank} ${first.detail}`,
+                cause: first.cause,
+              }
+            : {
+                epoch,
+                generation,
+                rank: err instanceof RankFailure ? err.rank : null,
+                message: err instanceof RankFailure ? err.message : rootMessage(err),
+              },
+        );
         if (restartsUsed >= v.restart.maxRestarts) {
           throw ApplicationFailure.nonRetryable(
             `run ${input.runId}: restart budget (${v.restart.maxRestarts}) exhausted at epoch ${epoch}; last failure: ${failures.at(-1)?.message}`,

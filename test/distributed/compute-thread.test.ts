@@ -124,7 +124,7 @@ describe('compute thread', () => {
           handlers({
             rows: async (step) => {
               if (step === 1) throw refused;
-              return handlers().rows(step);
+              return (handlers().rows as NonNullable<EpochHandlers['rows']>)(step);
             },
           }),
         ),

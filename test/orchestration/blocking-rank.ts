@@ -5,12 +5,10 @@
  * argv: address runId rank blockMs keepaliveMs
  */
 import { DefaultLogger, Runtime } from '@temporalio/worker';
-import { selectBackend } from '../../src/model/backend.ts';
 import { serveRank } from '../../src/orchestration/rank-worker.ts';
 
 Runtime.install({ logger: new DefaultLogger('WARN') });
 const [address, runId, rank, blockMs, keepaliveMs] = process.argv.slice(2);
-const backend = (await selectBackend('auto')).name;
 const stop = new AbortController();
 process.on('SIGTERM', () => stop.abort());
 let blocked = Number(blockMs) <= 0;
@@ -18,7 +16,6 @@ await serveRank({
   address,
   runId,
   rank: Number(rank),
-  backend,
   ring: { keepaliveMs: Number(keepaliveMs) },
   signal: stop.signal,
   onReady: () => process.stdout.write('ready\n'),

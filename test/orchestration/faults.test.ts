@@ -197,7 +197,6 @@ describe('durable runs survive crashes (real processes, real Temporal server)', 
     const runId = `restart-${process.pid}`;
     let restarted = false;
     const deps = createLocalDeps({
-      backend,
       // While rank 0 finishes epoch 1, the server goes away and comes back on the same state.
       onEpoch: async (row) => {
         if (row.epoch !== 1) return;

@@ -44,14 +44,14 @@ describe('local rank deps', () => {
     const config = tinyConfig(2);
     const outDir = tempDir();
     const ref = { runId: 'crash-after-record', outDir, config, generation: 0 };
-    const first = createLocalDeps({ backend, data });
+    const first = createLocalDeps();
     await first.prepareRun({ ...ref, resume: false });
     const plan = await first.planEpoch({ ...ref, epoch: 1, workers: 1 });
     const train = await first.trainEpochOnRank({ ...ref, epoch: 1, rank: 0, worldSize: 1, plan }, control());
     const recorded = await first.evaluateAndCheckpoint({ ...ref, epoch: 1, train, plan });
     await first.dispose(); // the process dies here; the workflow still waits for epoch 1's record
 
-    const second = createLocalDeps({ backend, data });
+    const second = createLocalDeps();
     try {
       // The activity's retry reaches a process that never trained epoch 1.
       assert.deepEqual(await second.evaluateAndCheckpoint({ ...ref, epoch: 1, train, plan }), recorded);

@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime, type WorkflowBundle } from '@temporalio/worker';
-import { selectBackend } from '../../src/model/backend.ts';
 import type { TrainingInput } from '../../src/orchestration/api.ts';
 import { runHandle, scaleRun, startRun } from '../../src/orchestration/client.ts';
 import { serveRank } from '../../src/orchestration/rank-worker.ts';
@@ -30,14 +29,12 @@ let server: TestServer;
 let connection: Connection;
 let client: Client;
 let bundle: WorkflowBundle;
-let backend: string;
 let configPath: string;
 let runs = 0;
 
 before(async () => {
   Runtime.install({ logger: new DefaultLogger('WARN') });
   [server, bundle] = await Promise.all([startTestTemporal(), trainingWorkflowBundle()]);
-  backend = (await selectBackend('auto')).name;
   connection = await Connection.connect({ address: server.address });
   client = new Client({ connection });
   configPath = writeTinyConfig();
@@ -65,7 +62,6 @@ async function withRanks<T>(
       address: server.address,
       runId,
       rank,
-      backend,
       workflows: rank === 0 ? bundle : undefined,
       signal: stop.signal,
       onReady: markReady,

@@ -17,7 +17,7 @@ import { createTrainingWorker } from '../../src/orchestration/worker.ts';
 Runtime.install({ logger: new DefaultLogger('WARN') });
 const [address, taskQueue, bundlePath, backend, holdEpoch, marker] = process.argv.slice(2);
 await selectBackend(backend as BackendPreference);
-const local = createLocalDeps({ backend });
+const local = createLocalDeps();
 const deps: TrainingDeps = {
   ...local,
   trainEpochOnRank(req, ctl) {

@@ -106,7 +106,7 @@ describe('bbnTraining workflow', () => {
     timeout: 90_000,
   }, async () => {
     const inp = input();
-    const local = createLocalDeps({ backend, data });
+    const local = createLocalDeps();
     const handle = await start(inp);
     const [result, progress] = await withWorker(inp.runId, local, async () => [
       await handle.result(),
@@ -143,7 +143,7 @@ describe('bbnTraining workflow', () => {
     timeout: 90_000,
   }, async () => {
     const inp = input();
-    const local = createLocalDeps({ backend, data });
+    const local = createLocalDeps();
     const handle = await start(inp);
     const deps: TrainingDeps = {
       ...local,
@@ -174,7 +174,7 @@ describe('bbnTraining workflow', () => {
     timeout: 90_000,
   }, async () => {
     const inp = input({ maxWorkers: 64 });
-    const local = createLocalDeps({ backend, data });
+    const local = createLocalDeps();
     const handle = await start(inp);
     await handle.signal(pauseSignal); // paused before epoch 1: nothing trains while we talk to it
     const result = await withWorker(inp.runId, local, async () => {
@@ -207,7 +207,7 @@ describe('bbnTraining workflow', () => {
     timeout: 90_000,
   }, async () => {
     const inp = input({ config: { ...tinyConfig(), train: { ...tinyConfig().train, lr: -1 } } });
-    const local = createLocalDeps({ backend, data });
+    const local = createLocalDeps();
     const handle = await start(inp);
     await withWorker(inp.runId, local, () =>
       assert.rejects(handle.result(), (err: Error) => {
@@ -223,7 +223,7 @@ describe('bbnTraining workflow', () => {
     timeout: 90_000,
   }, async () => {
     const inp = input();
-    const local = createLocalDeps({ backend, data });
+    const local = createLocalDeps();
     const handle = await start(inp);
     const deps: TrainingDeps = {
       ...local,
@@ -248,8 +248,9 @@ describe('bbnTraining workflow', () => {
     assert.equal(stopped.state, 'cancelled');
     assert.match(
       stopped.checkpoint ?? '',
-      /ckpt-e000001-s0000002\.bbnckpt$/,
-      'epoch 1 done, 2 steps of epoch 2',
+      // The stop vote rides each step's allreduce: asked after step 2, it ends the run after step 3.
+      /ckpt-e000001-s0000003\.bbnckpt$/,
+      'epoch 1 done, 3 steps of epoch 2',
     );
     const again = { ...inp, runId: `${inp.runId}-resumed`, resume: true };
     const resumed = await withWorker(again.runId, local, () => start(again).then((h) => h.result()));

@@ -7,18 +7,19 @@
  */
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
-import type { RunConfig } from '../../core/config.ts';
+import { ConfigError, type RunConfig } from '../../core/config.ts';
+import { planDigest } from '../../core/epoch-plan.ts';
 import { Rng } from '../../core/rng.ts';
 import type { LoadedData } from '../../data/api.ts';
 import { loadData } from '../../data/load.ts';
 import type { Model } from '../../model/api.ts';
 import { selectBackend } from '../../model/backend.ts';
 import { createModel } from '../../model/factory.ts';
-import { readCheckpoint } from '../checkpoint.ts';
+import { loadLatestGood, readCheckpoint } from '../checkpoint.ts';
 import { RunRecorder } from '../recorder.ts';
 import { modelSpecFor } from '../run.ts';
 import { restoreFrom, saveCheckpoint } from '../run-checkpoint.ts';
-import { initRunDir, readMetrics, rewriteMetrics } from '../run-dir.ts';
+import { initRunDir, readMetrics, rewriteMetrics, runPaths } from '../run-dir.ts';
 import { Trainer, type TrainerState } from '../trainer.ts';
 import {
   type CommandName,
@@ -88,7 +89,12 @@ type Handlers = {
   [K in CommandName]: (args: Commands[K]['args']) => Promise<Commands[K]['result']> | Commands[K]['result'];
 };
 
-/** The rank's model, trainer and (rank 0) recorder, driven by the main thread's commands. */
+/**
+ * The one rank runtime: the rank's model, trainer and (rank 0) recorder, driven by the main
+ * thread's commands. Opening a run, resuming it, training an epoch with the main thread's
+ * allreduce and stop vote, recording, checkpointing, digesting and disposing live here, for both
+ * the durable (Temporal) ranks and the coordinator's streamed ranks.
+ */
 class ComputeSession implements Handlers {
   private trainer?: Trainer;
   /** Running sums of the epoch a mid-epoch checkpoint resumes; consumed by the first trainEpoch. */
@@ -98,14 +104,19 @@ class ComputeSession implements Handlers {
   private agreedStop = false;
   /** The gradient plus one slot (the stop vote); detached while the main thread holds it. */
   private wire: Float32Array = new Float32Array(0);
+  /** The model of the current `start` (rebuilt from the seed by every later `start`). */
+  private model: Model;
+  private started = false;
 
   constructor(
     private readonly cfg: RunConfig,
     private readonly outDir: string,
     private readonly data: LoadedData,
-    private readonly model: Model,
+    model: Model,
     private readonly link: MainLink,
-  ) {}
+  ) {
+    this.model = model;
+  }
 
   private get theTrainer(): Trainer {
     if (!this.trainer) throw new Error("compute thread: command before 'start'");
@@ -113,29 +124,59 @@ class ComputeSession implements Handlers {
   }
 
   start(args: Commands['start']['args']): Commands['start']['result'] {
-    const { rank, worldSize, checkpointUri, startEpoch, startStep } = args;
+    const { rank, worldSize, checkpointUri } = args;
+    if (this.started) {
+      // A new generation or membership: the same initial weights as the first start, then restore.
+      this.recorder?.close();
+      this.recorder = undefined;
+      this.model.dispose();
+      this.model = createModel(modelSpecFor(this.cfg, this.data), Rng.fromSeed(this.cfg.seed).split('init'));
+    }
+    this.started = true;
     const trainer = new Trainer(this.cfg, this.data, this.model, { rank, worldSize }, (buf, tag) =>
       this.reduce(buf, tag),
     );
     this.trainer = trainer;
-    if (checkpointUri) {
-      const checkpoint = readCheckpoint(checkpointUri, this.model.signature);
-      restoreFrom({ path: checkpointUri, checkpoint, rejected: [] }, this.model, trainer);
-      if (checkpoint.meta.epoch + 1 !== startEpoch || checkpoint.meta.step !== startStep) {
-        throw new WorkerError(
-          `rank ${rank}: checkpoint ${checkpointUri} is at epoch ${checkpoint.meta.epoch + 1} step ${checkpoint.meta.step}, ` +
-            `but the coordinator resumes at epoch ${startEpoch} step ${startStep}`,
-        );
+    this.resumePartial = undefined;
+    const latest =
+      typeof checkpointUri === 'string'
+        ? checkpointUri
+          ? {
+              path: checkpointUri,
+              checkpoint: readCheckpoint(checkpointUri, this.model.signature),
+              rejected: [],
+            }
+          : undefined
+        : loadLatestGood(runPaths(this.outDir).checkpoints, this.model.signature);
+    const rejected = (latest?.rejected ?? []).map((r) => r.reason);
+    if (!latest) {
+      if (rank === 0 && checkpointUri === '') {
+        initRunDir(this.outDir, this.cfg);
+        rewriteMetrics(this.outDir, []);
       }
-      this.resumePartial = trainer.state().partial;
-      if (rank === 0) rewriteMetrics(this.outDir, readMetrics(this.outDir, checkpoint.meta.epoch));
-      return { resumed: true };
+      return { resumed: false, epoch: 0, step: 0, rejected };
     }
-    if (rank === 0) {
-      initRunDir(this.outDir, this.cfg);
-      rewriteMetrics(this.outDir, []);
+    const { meta } = latest.checkpoint;
+    restoreFrom(latest, this.model, trainer);
+    if (
+      args.startEpoch !== undefined &&
+      (meta.epoch + 1 !== args.startEpoch || meta.step !== (args.startStep ?? 0))
+    ) {
+      throw new WorkerError(
+        `rank ${rank}: checkpoint ${latest.path} is at epoch ${meta.epoch + 1} step ${meta.step}, ` +
+          `but the coordinator resumes at epoch ${args.startEpoch} step ${args.startStep}`,
+      );
     }
-    return { resumed: false };
+    this.resumePartial = meta.step > 0 ? trainer.state().partial : undefined;
+    if (rank === 0 && typeof checkpointUri === 'string') {
+      rewriteMetrics(this.outDir, readMetrics(this.outDir, meta.epoch));
+    }
+    return { resumed: true, epoch: meta.epoch, step: meta.step, path: latest.path, rejected };
+  }
+
+  plan(args: Commands['plan']['args']): Commands['plan']['result'] {
+    const plan = this.theTrainer.plan(args.epoch);
+    return { steps: plan.steps, digest: planDigest(plan) };
   }
 
   /** The trainer's reducer: the gradient crosses to the main thread and back without a copy. */
@@ -151,7 +192,7 @@ class ComputeSession implements Handlers {
 
   trainEpoch(args: Commands['trainEpoch']['args']): Promise<Commands['trainEpoch']['result']> {
     const { epoch, steps, fromStep, offset, checksumEverySteps } = args;
-    const partial = this.resumePartial;
+    const partial = fromStep > 0 ? this.resumePartial : undefined;
     this.resumePartial = undefined;
     this.agreedStop = false;
     return this.theTrainer.trainEpoch(epoch, {
@@ -159,7 +200,8 @@ class ComputeSession implements Handlers {
       partial,
       steps,
       shouldStop: () => this.agreedStop,
-      rowsOf: async (step) => ({ offset, ...(await this.link.rows(step)) }),
+      rowsOf:
+        offset === undefined ? undefined : async (step) => ({ offset, ...(await this.link.rows(step)) }),
       onStep: (report) => {
         // Hashed here, not on the main thread: hashing a large model takes a step's share of time.
         const digest =
@@ -177,7 +219,7 @@ class ComputeSession implements Handlers {
   }
 
   finishEpoch(args: Commands['finishEpoch']['args']): Promise<Commands['finishEpoch']['result']> {
-    return this.theRecorder.finishEpoch(args.result);
+    return this.theRecorder.finishEpoch(args.result, { everyEpoch: args.everyEpoch });
   }
 
   saveCheckpoint(args: Commands['saveCheckpoint']['args']): Promise<string> {
@@ -186,6 +228,10 @@ class ComputeSession implements Handlers {
 
   finishRun(args: Commands['finishRun']['args']): Promise<Commands['finishRun']['result']> {
     return this.theRecorder.finishRun(args);
+  }
+
+  digest(): string {
+    return Buffer.from(paramsDigest(this.model.getParams())).toString('hex');
   }
 
   close(): Commands['close']['result'] {
@@ -218,8 +264,15 @@ async function main(port: MessagePort, init: ComputeInit): Promise<void> {
   const { cfg } = init;
   let model: Model | undefined;
   try {
-    const backend = await selectBackend(cfg.compute.backend, { threads: cfg.compute.threads });
+    const backend = await selectBackend(init.compute?.backend ?? cfg.compute.backend, {
+      threads: init.compute?.threads ?? cfg.compute.threads,
+    });
     const data = await loadData(cfg.dataset);
+    if (cfg.train.batchSize > data.train.size) {
+      throw new ConfigError(
+        `train.batchSize (${cfg.train.batchSize}) is larger than the training set (${data.train.size} images of ${data.train.name})`,
+      );
+    }
     model = createModel(modelSpecFor(cfg, data), Rng.fromSeed(cfg.seed).split('init'));
     session = new ComputeSession(cfg, init.outDir, data, model, link);
     link.post({ type: 'ready', backend: backend.name, signature: model.signature });

@@ -9,6 +9,7 @@
  * `step` is a one-way report after every step. Everything here is structured-clone data.
  */
 import type { RunConfig } from '../../core/config.ts';
+import type { BackendPreference } from '../../model/backend.ts';
 import type { EpochMetrics, RunSummary } from '../run-dir.ts';
 import type { EpochResult, StepReport } from '../trainer.ts';
 
@@ -17,40 +18,68 @@ export interface ComputeInit {
   readonly cfg: RunConfig;
   /** Run directory (written by rank 0 only). */
   readonly outDir: string;
+  /** This node's backend choice, over the config's `compute` (e.g. `bbn worker --backend` on a GPU node). */
+  readonly compute?: { readonly backend?: BackendPreference; readonly threads?: number };
 }
 
-/** Where this rank sits, and where the coordinator resumes the run (from Join). */
+/**
+ * Where this rank sits, and where it resumes the run. `start` may be called again (a new
+ * generation or membership): the model is rebuilt from the seed and restored again.
+ */
 export interface StartArgs {
   readonly rank: number;
   readonly worldSize: number;
-  /** Rank 0's checkpoint to restore; empty: a fresh run. */
-  readonly checkpointUri: string;
-  readonly startEpoch: number;
-  readonly startStep: number;
+  /**
+   * `latest`: restore the newest good checkpoint of the run directory, if any (a durable run; the
+   * caller prepared the run directory). Otherwise rank 0's checkpoint to restore (the coordinator
+   * named it at Join), or empty for a fresh run, whose directory rank 0 then creates.
+   */
+  readonly checkpointUri: string | { readonly latest: true };
+  readonly startEpoch?: number;
+  readonly startStep?: number;
+}
+
+/** Where `start` left the rank: the position it restored (epoch 0 step 0 for a fresh run). */
+export interface StartResult {
+  readonly resumed: boolean;
+  /** Completed epochs, and steps of the next, that the restored state holds. */
+  readonly epoch: number;
+  readonly step: number;
+  /** The checkpoint restored, and the newer ones skipped as unreadable (with the reason). */
+  readonly path?: string;
+  readonly rejected: readonly string[];
 }
 
 /** One epoch of training on the coordinator's plan. */
 export interface TrainEpochArgs {
   readonly epoch: number;
-  readonly steps: number;
+  /** Steps of the epoch; default: the rank's own plan's. */
+  readonly steps?: number;
   readonly fromStep: number;
-  /** This rank's first row in the global batch. */
-  readonly offset: number;
+  /**
+   * This rank's first row in the global batch when the main thread streams the rows (coordinator
+   * mode); absent: the thread takes its shard of the plan it derives from the seed itself.
+   */
+  readonly offset?: number;
   /** Digest the parameters every this many steps (the replica check). */
   readonly checksumEverySteps: number;
 }
 
 /** The commands, their arguments and their results. */
 export interface Commands {
-  /** Builds the trainer; restores the checkpoint or (rank 0) creates the run directory. */
-  start: { args: StartArgs; result: { resumed: boolean } };
+  /** Builds the model and trainer; restores the checkpoint or (rank 0) creates the run directory. */
+  start: { args: StartArgs; result: StartResult };
+  /** The epoch's global plan, as its step count and `planDigest` (what the coordinator broadcasts). */
+  plan: { args: { epoch: number }; result: { steps: number; digest: string } };
   trainEpoch: { args: TrainEpochArgs; result: EpochResult };
-  /** Rank 0: evaluate, append metrics, checkpoint when due. */
-  finishEpoch: { args: { result: EpochResult }; result: EpochMetrics };
+  /** Rank 0: evaluate, append metrics, checkpoint when due (always, with `everyEpoch`). */
+  finishEpoch: { args: { result: EpochResult; everyEpoch?: boolean }; result: EpochMetrics };
   /** Rank 0: checkpoint of a stopped run; returns its path. */
   saveCheckpoint: { args: { epoch: number; step: number }; result: string };
   /** Rank 0: summary.json. */
   finishRun: { args: { seconds: number; backend: string }; result: RunSummary };
+  /** SHA-256 (hex) of the parameters (the replica check after an epoch). */
+  digest: { args: null; result: string };
   /** Frees the model and the recorder; the result is the tensors left alive (0 unless leaked). */
   close: { args: null; result: { numTensors: number } };
 }

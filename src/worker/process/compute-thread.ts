@@ -10,7 +10,6 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { AllreduceTag } from '../../collective/index.ts';
-import type { RunConfig } from '../../core/config.ts';
 import type { EpochMetrics, RunSummary } from '../run-dir.ts';
 import type { EpochResult, StepReport } from '../trainer.ts';
 import type {
@@ -20,6 +19,7 @@ import type {
   ErrorInfo,
   MainMessage,
   StartArgs,
+  StartResult,
   ThreadMessage,
   TrainEpochArgs,
 } from './compute-protocol.ts';
@@ -28,8 +28,8 @@ import { WorkerError } from './errors.ts';
 
 /** What the main thread does for the compute thread while it trains an epoch. */
 export interface EpochHandlers {
-  /** This rank's rows of `step`. */
-  rows(step: number): Promise<{ uniform: Int32Array; reversed: Int32Array }>;
+  /** This rank's rows of `step` (asked only when the epoch's args give an `offset`). */
+  rows?(step: number): Promise<{ uniform: Int32Array; reversed: Int32Array }>;
   /** Sums `wire` across the ranks in place; its last slot is the stop vote, which the handler sets. */
   reduce(wire: Float32Array, tag: AllreduceTag): Promise<void>;
   /** After each step; `digest` is the parameters' SHA-256 every `checksumEverySteps` steps. */
@@ -63,8 +63,8 @@ function bootstrapSource(): string {
  * settings inside the thread would be ignored: they are made here, on the main thread (which never
  * loads TensorFlow itself), before the thread starts.
  */
-function prepareNativeEnv(cfg: RunConfig): void {
-  const { threads } = cfg.compute;
+function prepareNativeEnv(init: ComputeInit): void {
+  const threads = init.compute?.threads ?? init.cfg.compute.threads;
   if (threads > 0) {
     process.env.TF_NUM_INTRAOP_THREADS = String(threads);
     process.env.TF_NUM_INTEROP_THREADS = String(threads);
@@ -118,7 +118,7 @@ export class ComputeThread {
    * failure the thread is ended and the error thrown is a `WorkerError` naming the cause.
    */
   static async open(init: ComputeInit): Promise<{ thread: ComputeThread; ready: ComputeReady }> {
-    prepareNativeEnv(init.cfg);
+    prepareNativeEnv(init);
     const thread = new ComputeThread(new Worker(bootstrapSource(), { eval: true, workerData: init }));
     try {
       const ready = await new Promise<unknown>((resolve, reject) => {
@@ -155,9 +155,11 @@ export class ComputeThread {
         return;
       }
       case 'rows':
-        this.serve(msg.id, (h) =>
-          h.rows(msg.step).then((r) => this.post({ type: 'rows', id: msg.id, ...r })),
-        );
+        this.serve(msg.id, async (h) => {
+          if (!h.rows) throw new Error('compute thread: rows asked of an epoch without streamed rows');
+          const r = await h.rows(msg.step);
+          this.post({ type: 'rows', id: msg.id, ...r });
+        });
         return;
       case 'reduce':
         this.serve(msg.id, (h) =>
@@ -199,8 +201,18 @@ export class ComputeThread {
   }
 
   /** Builds the trainer; restores the checkpoint or (rank 0) creates the run directory. */
-  start(args: StartArgs): Promise<{ resumed: boolean }> {
+  start(args: StartArgs): Promise<StartResult> {
     return this.call('start', args);
+  }
+
+  /** The epoch's plan as its step count and digest. */
+  plan(epoch: number): Promise<{ steps: number; digest: string }> {
+    return this.call('plan', { epoch });
+  }
+
+  /** SHA-256 (hex) of the parameters. */
+  digest(): Promise<string> {
+    return this.call('digest', null);
   }
 
   /** Trains one epoch, serving the thread's rows and allreduce requests with `handlers`. */
@@ -215,8 +227,8 @@ export class ComputeThread {
   }
 
   /** Rank 0: evaluates, appends the metrics row and checkpoints when due. */
-  finishEpoch(result: EpochResult): Promise<EpochMetrics> {
-    return this.call('finishEpoch', { result });
+  finishEpoch(result: EpochResult, opts: { everyEpoch?: boolean } = {}): Promise<EpochMetrics> {
+    return this.call('finishEpoch', { result, everyEpoch: opts.everyEpoch });
   }
 
   /** Rank 0: the checkpoint of a stopped run; resolves with its path. */
@@ -227,6 +239,11 @@ export class ComputeThread {
   /** Rank 0: writes summary.json. */
   finishRun(info: { seconds: number; backend: string }): Promise<RunSummary> {
     return this.call('finishRun', info);
+  }
+
+  /** True once the thread failed (crashed, exited, or `fail` was called): only `close` is left. */
+  get isBroken(): boolean {
+    return this.broken !== undefined;
   }
 
   /** Marks the thread failed: pending and later commands reject with `err` (the first one wins). */
