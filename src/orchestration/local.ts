@@ -19,10 +19,15 @@ import type { LoadedData } from '../data/api.ts';
 import { loadData } from '../data/load.ts';
 import type { Model } from '../model/api.ts';
 import { createModel } from '../model/factory.ts';
-import { checkpointFileName, listCheckpoints, loadLatestGood } from '../worker/checkpoint.ts';
+import {
+  CheckpointError,
+  checkpointFileName,
+  type LatestCheckpoint,
+  listCheckpoints,
+} from '../worker/checkpoint.ts';
 import { paramsDigest } from '../worker/process/digests.ts';
 import { RunRecorder } from '../worker/recorder.ts';
-import { modelSpecFor, restoreFrom, saveCheckpoint } from '../worker/run.ts';
+import { loadRestorable, modelSpecFor, restoreFrom, saveCheckpoint } from '../worker/run.ts';
 import { type EpochMetrics, initRunDir, readMetrics, rewriteMetrics, runPaths } from '../worker/run-dir.ts';
 import {
   type EpochResult,
@@ -149,9 +154,16 @@ export function createLocalDeps(opts: LocalDepsOptions): TrainingDeps & { dispos
       partial: undefined,
       last: undefined,
     };
+    // Restore before the session exists: a retry must not find a fresh session and train from epoch 1.
+    let latest: LatestCheckpoint | undefined;
+    try {
+      latest = loadRestorable(req.outDir, model);
+    } catch (err) {
+      model.dispose();
+      throw err instanceof CheckpointError ? fail(FAILURE_TYPES.config, err.message) : err;
+    }
     sessions.set(req.runId, s);
     opts.onOpen?.(cfg, layout);
-    const latest = loadLatestGood(runPaths(req.outDir).checkpoints, model.signature);
     for (const r of latest?.rejected ?? []) opts.log?.(`skipped bad checkpoint: ${r.reason}`);
     if (latest) {
       opts.log?.(
