@@ -21,7 +21,8 @@ export function registerEvalCommand(program: Command): void {
     .option('--json', 'print the report as JSON')
     .argument('[overrides...]', 'KEY=VALUE overrides of the saved config, e.g. dataset.root=/data/cifar')
     .action(async (overrides: string[], opts: { checkpoint: string; json?: boolean }) => {
-      const ckpt = readCheckpoint(opts.checkpoint);
+      // NaN or infinite weights (a diverged run) are refused, naming the file and the section.
+      const ckpt = readCheckpoint(opts.checkpoint, { finite: true });
       const cfg = parseRunConfig(
         applyOverrides(ckpt.meta.config, overrides),
         `config saved in ${opts.checkpoint}`,

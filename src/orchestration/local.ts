@@ -30,6 +30,7 @@ import { RunRecorder } from '../worker/recorder.ts';
 import { loadRestorable, modelSpecFor, restoreFrom, saveCheckpoint } from '../worker/run.ts';
 import { type EpochMetrics, initRunDir, readMetrics, rewriteMetrics, runPaths } from '../worker/run-dir.ts';
 import {
+  DivergenceError,
   type EpochResult,
   type RankInfo,
   type Reducer,
@@ -266,7 +267,10 @@ export function createLocalDeps(opts: LocalDepsOptions): TrainingDeps & { dispos
       }
       checkPlan(s, req);
       s.clean = false; // until the epoch returns normally
-      const result = await trainOnRing(s, req, ctl);
+      const result = await trainOnRing(s, req, ctl).catch((err) => {
+        // Retrying a diverged step from the same checkpoint diverges again: fail the run at once.
+        throw err instanceof DivergenceError ? fail(FAILURE_TYPES.config, err.message) : err;
+      });
       s.clean = true;
       if (result.complete) {
         s.epoch = req.epoch;

@@ -34,6 +34,8 @@ export interface EpochMetrics {
   readonly few: number | null;
   readonly seconds: number;
   readonly stepsPerSecond: number;
+  /** Steps dropped for a non-finite loss, gradient or update (`train.onNonFinite: skip`); absent when none. */
+  readonly skippedSteps?: number;
 }
 
 /** summary.json: both the last and the best epoch, since the official code selects the best on the test set. */
