@@ -5,7 +5,7 @@ import { Rng } from '../core/rng.ts';
 import { loadData } from '../data/load.ts';
 import { selectBackend } from '../model/backend.ts';
 import { createModel } from '../model/factory.ts';
-import { readCheckpoint } from '../worker/checkpoint.ts';
+import { CheckpointError, checkpointMismatch, readCheckpoint } from '../worker/checkpoint.ts';
 import { evaluateModel } from '../worker/evaluate.ts';
 import { modelSpecFor } from '../worker/run.ts';
 import { formatTable } from './report-command.ts';
@@ -31,6 +31,11 @@ export function registerEvalCommand(program: Command): void {
       const data = await loadData(cfg.dataset);
       const model = createModel(modelSpecFor(cfg, data), Rng.fromSeed(cfg.seed).split('init'));
       try {
+        const mismatch = checkpointMismatch(opts.checkpoint, ckpt, {
+          signature: model.signature,
+          sections: { params: model.numParams, buffers: model.numBuffers },
+        });
+        if (mismatch) throw new CheckpointError(mismatch);
         model.setState({
           signature: ckpt.meta.modelSignature,
           params: ckpt.sections.params,
