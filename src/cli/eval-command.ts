@@ -5,7 +5,7 @@ import { Rng } from '../core/rng.ts';
 import { loadData } from '../data/load.ts';
 import { selectBackend } from '../model/backend.ts';
 import { createModel } from '../model/factory.ts';
-import { readCheckpoint } from '../worker/checkpoint.ts';
+import { CheckpointError, checkpointMismatch, readCheckpoint } from '../worker/checkpoint.ts';
 import { evaluateModel } from '../worker/evaluate.ts';
 import { modelSpecFor } from '../worker/run.ts';
 import { formatTable } from './report-command.ts';
@@ -21,7 +21,8 @@ export function registerEvalCommand(program: Command): void {
     .option('--json', 'print the report as JSON')
     .argument('[overrides...]', 'KEY=VALUE overrides of the saved config, e.g. dataset.root=/data/cifar')
     .action(async (overrides: string[], opts: { checkpoint: string; json?: boolean }) => {
-      const ckpt = readCheckpoint(opts.checkpoint);
+      // NaN or infinite weights (a diverged run) are refused, naming the file and the section.
+      const ckpt = readCheckpoint(opts.checkpoint, { finite: true });
       const cfg = parseRunConfig(
         applyOverrides(ckpt.meta.config, overrides),
         `config saved in ${opts.checkpoint}`,
@@ -30,6 +31,11 @@ export function registerEvalCommand(program: Command): void {
       const data = await loadData(cfg.dataset);
       const model = createModel(modelSpecFor(cfg, data), Rng.fromSeed(cfg.seed).split('init'));
       try {
+        const mismatch = checkpointMismatch(opts.checkpoint, ckpt, {
+          signature: model.signature,
+          sections: { params: model.numParams, buffers: model.numBuffers },
+        });
+        if (mismatch) throw new CheckpointError(mismatch);
         model.setState({
           signature: ckpt.meta.modelSignature,
           params: ckpt.sections.params,

@@ -16,6 +16,7 @@ import { ConfigError } from '../core/config.ts';
 import { loadData } from '../data/load.ts';
 import { loadLatestGood } from '../worker/checkpoint.ts';
 import { runPaths } from '../worker/run-dir.ts';
+import { readRunIdentity } from '../worker/run-identity.ts';
 import { describeExit, type LineChild, spawnLineChild } from './child-process.ts';
 import { loadRunConfig } from './config-file.ts';
 
@@ -87,7 +88,10 @@ export async function launchLocal(opts: LaunchOptions): Promise<LaunchOutcome> {
   const cfg = loadRunConfig(configPath, overrides);
   let resume: ResumePoint | undefined;
   if (opts.resume) {
-    const latest = loadLatestGood(runPaths(outDir).checkpoints);
+    const latest = loadLatestGood(runPaths(outDir).checkpoints, {
+      run: readRunIdentity(outDir),
+      finite: true,
+    });
     if (!latest) throw new ConfigError(`--resume ${outDir}: no checkpoint to resume from`);
     const { epoch, step } = latest.checkpoint.meta;
     resume = { epoch: epoch + 1, step, checkpointUri: latest.path };

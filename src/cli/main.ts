@@ -1,58 +1,9 @@
 /**
- * The `bbn` command. Thin: it parses arguments and calls the layers below. Every expected failure
- * (bad config, bad data) is printed as one clear line and exits with status 2.
+ * The `bbn` command's entry (bin/bbn.mjs imports it): runs the CLI (cli.ts) and exits with its
+ * status when that is not 0. Every expected failure (bad config, bad data, a run directory that
+ * cannot be used) is printed as one clear line and exits with status 2.
  */
-import { Command } from 'commander';
-import { ConfigError } from '../core/config.ts';
-import { registerCoordinatorCommand } from './coordinator-command.ts';
-import { registerDataCommand } from './data-command.ts';
-import { registerEvalCommand } from './eval-command.ts';
-import { registerLaunchCommand } from './launch-command.ts';
-import { registerReportCommand } from './report-command.ts';
-import { registerRunCommands } from './run-commands.ts';
-import { registerTrainCommand } from './train-command.ts';
-import { registerRunsCommand, registerWatchCommand } from './watch-command.ts';
-import { registerWorkerCommand } from './worker-command.ts';
+import { runCli } from './cli.ts';
 
-const program = new Command()
-  .name('bbn')
-  .description('Train BBN (Bilateral-Branch Network) on long-tailed data, on one machine or a cluster')
-  .showHelpAfterError();
-
-registerDataCommand(program);
-registerTrainCommand(program);
-registerEvalCommand(program);
-registerReportCommand(program);
-registerCoordinatorCommand(program);
-registerWatchCommand(program);
-registerRunsCommand(program);
-registerWorkerCommand(program);
-registerLaunchCommand(program);
-registerRunCommands(program);
-
-/** Errors whose message is the whole story for a user; anything else is a bug and keeps its stack. */
-function isUserError(err: unknown): err is Error {
-  return (
-    err instanceof Error &&
-    (err instanceof ConfigError ||
-      (err as { userFacing?: boolean }).userFacing === true ||
-      [
-        'DataError',
-        'CheckpointError',
-        'CoreValueError',
-        'ModelError',
-        'BackendError',
-        'InvalidRequestError',
-      ].includes(err.name))
-  );
-}
-
-try {
-  await program.parseAsync(process.argv);
-} catch (err) {
-  if (isUserError(err)) {
-    process.stderr.write(`bbn: ${err.message}\n`);
-    process.exit(2);
-  }
-  throw err;
-}
+const status = await runCli(process.argv);
+if (status !== 0) process.exit(status);

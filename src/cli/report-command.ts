@@ -6,6 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { ConfigError } from '../core/config.ts';
 import { type EpochMetrics, type RunSummary, readMetrics, runPaths } from '../worker/run-dir.ts';
+import { fsReason } from '../worker/run-dir-error.ts';
 import { HTML_REPORT_OPTION, NO_PNG_OPTION, writeReportFiles } from './html-report.ts';
 
 const pct = (x: number | null | undefined) =>
@@ -58,10 +59,33 @@ export function readRun(dir: string): RunRecord {
       `${dir} has no summary.json: not a finished run directory (still training, or stopped?)`,
     );
   }
-  const summary = JSON.parse(readFileSync(p.summary, 'utf8')) as RunSummary;
+  let summary: RunSummary;
+  try {
+    summary = JSON.parse(readFileSync(p.summary, 'utf8')) as RunSummary;
+  } catch (err) {
+    const why =
+      err instanceof SyntaxError ? 'is not JSON (empty or torn)' : `cannot be read: ${fsReason(err)}`;
+    throw new ConfigError(`${p.summary} ${why}; bbn train --resume ${dir} writes it again at the run's end`);
+  }
+  if (typeof summary?.last?.top1Error !== 'number' || typeof summary.best?.top1Error !== 'number') {
+    throw new ConfigError(`${p.summary} is not a run summary (no last/best top-1 error)`);
+  }
   const rows = readMetrics(dir);
   if (rows.length === 0) throw new ConfigError(`${dir} has no metrics.jsonl rows`);
   return { dir, summary, last: rows[rows.length - 1] };
+}
+
+/**
+ * A warning when the run diverged: epochs whose training loss is not finite (NaN and Infinity are
+ * written as null in JSON), or a summary whose classifier norms are not finite.
+ */
+export function divergenceNote(dir: string): string | undefined {
+  const rows = readMetrics(dir);
+  const bad = rows.filter((r) => !Number.isFinite(r.trainLoss)).map((r) => r.epoch);
+  if (bad.length > 0) {
+    return `${dir}: the run diverged: the training loss is not finite in epoch${bad.length > 1 ? 's' : ''} ${bad.join(', ')}; its weights are not usable`;
+  }
+  return undefined;
 }
 
 /** The full report text of one or more runs. */
@@ -104,7 +128,12 @@ export function registerReportCommand(program: Command): void {
     .option(...HTML_REPORT_OPTION)
     .option(...NO_PNG_OPTION)
     .action(async (dirs: string[], o: { html?: string; png: boolean }) => {
-      process.stdout.write(`${formatReport(dirs.map(readRun))}\n`);
+      const runs = dirs.map(readRun);
+      for (const d of dirs) {
+        const note = divergenceNote(d);
+        if (note) process.stderr.write(`bbn: warning: ${note}\n`);
+      }
+      process.stdout.write(`${formatReport(runs)}\n`);
       if (o.html) await writeReportFiles(dirs, o.html, { png: o.png });
     });
 }

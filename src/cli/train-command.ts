@@ -5,11 +5,13 @@
  * launcher), where Ctrl-C stops after the current step with a checkpoint.
  */
 import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import type { Command } from 'commander';
 import { ConfigError, type RunConfig } from '../core/config.ts';
 import { selectBackend } from '../model/backend.ts';
 import type { TrainingResult } from '../orchestration/api.ts';
 import { type RunOutcome, runTraining } from '../worker/run.ts';
+import { claimRunDir } from '../worker/run-claim.ts';
 import { runPaths } from '../worker/run-dir.ts';
 import { loadRunConfig } from './config-file.ts';
 import { trainDurably } from './durable-train.ts';
@@ -110,6 +112,31 @@ interface TrainFlags {
   nats?: string;
   metricsPort?: string;
   metricsHost?: string;
+  force?: boolean;
+}
+
+/** The most ranks one run may have (the ring's and the coordinator's tested range). */
+export const MAX_WORKERS = 1024;
+
+/** The most rank processes one machine starts: 4 per CPU (at least 8). */
+export function localWorkerLimit(cpus = availableParallelism()): number {
+  return Math.max(8, 4 * cpus);
+}
+
+/** `--workers N`: an integer in 1..MAX_WORKERS, and at most `localWorkerLimit()` when the ranks run here. */
+export function parseWorkers(text: string, local: boolean): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_WORKERS) {
+    throw new ConfigError(`--workers (${text}) must be an integer from 1 to ${MAX_WORKERS}`);
+  }
+  const limit = localWorkerLimit();
+  if (local && n > limit) {
+    throw new ConfigError(
+      `--workers (${n}) is more rank processes than this machine runs (at most ${limit}: 4 per CPU); ` +
+        'train more ranks on a cluster (--external-workers)',
+    );
+  }
+  return n;
 }
 
 /** The run's config and directory from the flags (`--resume DIR` reads DIR's saved config). */
@@ -138,6 +165,10 @@ export function registerTrainCommand(program: Command): void {
     .option('-c, --config <file>', 'YAML run config (see configs/)')
     .option('-o, --out <dir>', 'run directory for config, metrics, checkpoints and summary')
     .option('--resume <dir>', 'continue the run in <dir> (re-attach to it if it is still running)')
+    .option(
+      '--force',
+      'with --out: move an existing run in that directory aside (never deleted) and start over',
+    )
     .option('--workers <n>', 'train with N local worker processes over the gRPC ring allreduce')
     .option('--run-id <id>', 'workflow run id (default: the run directory name)')
     .option(
@@ -155,57 +186,74 @@ export function registerTrainCommand(program: Command): void {
     )
     .argument('[overrides...]', 'KEY=VALUE config overrides, e.g. train.epochs=5 method=ce');
   addTelemetryOptions(cmd).action(async (overrides: string[], opts: TrainFlags) => {
-    let workers = 1;
-    if (opts.workers !== undefined) {
-      workers = Number(opts.workers);
-      if (!Number.isInteger(workers) || workers < 1) {
-        throw new ConfigError(`--workers (${opts.workers}) must be an integer >= 1`);
-      }
-    }
+    const workers = opts.workers === undefined ? 1 : parseWorkers(opts.workers, !opts.externalWorkers);
     const { cfg, outDir } = resolveRun(overrides, opts);
-    if (opts.temporal !== false) {
-      const result = await trainDurably({
-        cfg,
-        outDir,
-        workers,
-        resume: !!opts.resume,
-        runId: opts.runId,
-        temporal: typeof opts.temporal === 'string' ? opts.temporal : undefined,
-        temporalNamespace: opts.temporalNamespace,
-        externalRanks: opts.externalWorkers,
-        telemetry: { nats: opts.nats, metricsPort: opts.metricsPort, metricsHost: opts.metricsHost },
-      });
-      printDurableOutcome(result, outDir);
-      if (opts.externalWorkers) {
-        // A Deployment's pod: exiting would only restart it; stay until the release goes.
-        process.stdout.write('run ended; serving nothing more until SIGTERM\n');
-        await new Promise<void>((done) => {
-          const alive = setInterval(() => {}, 3_600_000); // signal listeners alone do not keep a process up
-          const stop = () => {
-            clearInterval(alive);
-            done();
-          };
-          process.once('SIGTERM', stop);
-          process.once('SIGINT', stop);
-        });
-      }
-      return;
+    // Nothing is written into the run directory before it is claimed: locked, and not another run.
+    const claim = claimRunDir(outDir, cfg, {
+      resume: !!opts.resume,
+      force: opts.force,
+      lock: !opts.externalWorkers,
+    });
+    if (claim.movedAside)
+      process.stderr.write(`moved the previous run in ${outDir} to ${claim.movedAside}\n`);
+    try {
+      await trainClaimed(cfg, outDir, overrides, opts, workers);
+    } finally {
+      claim.release();
     }
-    if (opts.workers !== undefined) {
-      const r = await launchLocal({
-        configPath: opts.config,
-        overrides,
-        outDir,
-        workers,
-        resume: !!opts.resume,
-      });
-      process.stdout.write(
-        r.kind === 'stopped'
-          ? `stopped; resume with: bbn train --no-temporal --workers ${workers} --resume ${outDir}\n`
-          : `summary: ${runPaths(outDir).summary}\n`,
-      );
-      return;
-    }
-    printOutcome(await trainLocally(cfg, outDir, !!opts.resume), outDir);
   });
+}
+
+/** `bbn train` after the run directory was claimed. */
+async function trainClaimed(
+  cfg: RunConfig,
+  outDir: string,
+  overrides: string[],
+  opts: TrainFlags,
+  workers: number,
+): Promise<void> {
+  if (opts.temporal !== false) {
+    const result = await trainDurably({
+      cfg,
+      outDir,
+      workers,
+      resume: !!opts.resume,
+      runId: opts.runId,
+      temporal: typeof opts.temporal === 'string' ? opts.temporal : undefined,
+      temporalNamespace: opts.temporalNamespace,
+      externalRanks: opts.externalWorkers,
+      telemetry: { nats: opts.nats, metricsPort: opts.metricsPort, metricsHost: opts.metricsHost },
+    });
+    printDurableOutcome(result, outDir);
+    if (opts.externalWorkers) {
+      // A Deployment's pod: exiting would only restart it; stay until the release goes.
+      process.stdout.write('run ended; serving nothing more until SIGTERM\n');
+      await new Promise<void>((done) => {
+        const alive = setInterval(() => {}, 3_600_000); // signal listeners alone do not keep a process up
+        const stop = () => {
+          clearInterval(alive);
+          done();
+        };
+        process.once('SIGTERM', stop);
+        process.once('SIGINT', stop);
+      });
+    }
+    return;
+  }
+  if (opts.workers !== undefined) {
+    const r = await launchLocal({
+      configPath: opts.config,
+      overrides,
+      outDir,
+      workers,
+      resume: !!opts.resume,
+    });
+    process.stdout.write(
+      r.kind === 'stopped'
+        ? `stopped; resume with: bbn train --no-temporal --workers ${workers} --resume ${outDir}\n`
+        : `summary: ${runPaths(outDir).summary}\n`,
+    );
+    return;
+  }
+  printOutcome(await trainLocally(cfg, outDir, !!opts.resume), outDir);
 }

@@ -131,6 +131,11 @@ const trainSchema = z
     drwBeta: z.number().min(0).lt(1).default(0.9999),
     /** Decoupling: epochs of the classifier-retraining stage (after `epochs` of CE). */
     decoupleEpochs: z.number().int().nonnegative().default(10),
+    /**
+     * A step whose loss, gradient or update is NaN/Infinity: `stop` the run (naming epoch, step
+     * and rank) before it is applied, or `skip` the step and count it, as loss scalers do.
+     */
+    onNonFinite: z.enum(['stop', 'skip']).default('stop'),
   })
   .strict();
 
@@ -233,7 +238,7 @@ function formatIssues(error: z.ZodError): string[] {
     }
     const got =
       'input' in i && i.input !== undefined && typeof i.input !== 'object'
-        ? ` (got ${JSON.stringify(i.input)})`
+        ? ` (got ${typeof i.input === 'number' && !Number.isFinite(i.input) ? String(i.input) : JSON.stringify(i.input)})`
         : '';
     return `${path}: ${i.message}${got}`;
   });

@@ -62,12 +62,14 @@ export async function readInatAnnotations(
   }
   const { annotations, num_classes: numClasses } = doc as { annotations?: unknown; num_classes?: unknown };
   if (!Array.isArray(annotations)) throw formatError(file, 'field "annotations" (an array) is missing');
-  if (typeof numClasses !== 'number' || !Number.isInteger(numClasses) || numClasses < 1) {
+  if (typeof numClasses !== 'number' || !Number.isInteger(numClasses) || numClasses < 2) {
     throw formatError(
       file,
-      `field "num_classes" must be a positive integer, got ${JSON.stringify(numClasses)}`,
+      `field "num_classes" must be an integer >= 2 (a classifier needs two classes), got ${JSON.stringify(numClasses)}`,
     );
   }
+  if (annotations.length === 0)
+    throw formatError(file, 'field "annotations" is empty: the set has no images');
   const paths: string[] = new Array(annotations.length);
   const labels = new Int32Array(annotations.length);
   annotations.forEach((a: unknown, i) => {

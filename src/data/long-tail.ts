@@ -34,8 +34,9 @@ export interface LongTailResult {
 
 /**
  * Subsamples `pool` to the profile's counts (the result is named `name`). `nMax` (the head class's count) defaults to the
- * smallest class's pool size, so every class can supply its count; for full CIFAR that is
- * 50000 / C, the official `img_max`.
+ * smallest class's pool size, so every class can supply its count; CIFAR passes the pool's mean,
+ * 50000 / C for the full sets, the official `img_max = len(data) / cls_num`. A class with fewer
+ * images than its count gives all it has (the official slicing), and the profile line says which.
  */
 export function applyLongTail(
   pool: ImageDataset,
@@ -62,24 +63,22 @@ export function applyLongTail(
       { cause: err },
     );
   }
-  counts.forEach((want, c) => {
-    if (want > available[c]) {
-      throw new DataError(
-        `${pool.name}: the ${opts.profile} profile wants ${want} images of class ${c} but the pool has ` +
-          `${available[c]}; lower the head count or use a complete data set`,
-      );
-    }
-  });
+  // A class with fewer images than the profile asks for gives all it has, as the official code's
+  // `idx[:the_img_num]` does (real CIFAR binaries whose classes differ in size).
+  const short = counts.flatMap((want, c) => (want > available[c] ? [c] : []));
+  for (const c of short) counts[c] = available[c];
   const kept = subsampleLongTail(pool.labels, counts, Rng.fromSeed(opts.subsampleSeed));
   const ir = Number.isInteger(opts.imbalanceRatio)
     ? String(opts.imbalanceRatio)
     : opts.imbalanceRatio.toFixed(2);
   const step = opts.profile === 'step' ? `, minor fraction ${opts.stepMinorFraction}` : '';
+  const took =
+    short.length > 0 ? `; class${short.length > 1 ? 'es' : ''} ${listIds(short)} had fewer and gave all` : '';
   const train = subset(pool, kept, name);
   return {
     train,
     counts: classCounts(train.labels, pool.numClasses),
-    profile: `${opts.profile} profile, imbalance ratio ${ir}${step}, nMax ${head}, subsample seed ${opts.subsampleSeed}`,
+    profile: `${opts.profile} profile, imbalance ratio ${ir}${step}, nMax ${head}, subsample seed ${opts.subsampleSeed}${took}`,
   };
 }
 

@@ -83,10 +83,17 @@ function configOf(req: RunRef): RunConfig {
   }
 }
 
-/** A config error raised inside the compute thread (it crosses as a WorkerError with the cause's name) is not retried. */
+/**
+ * Errors that a retry cannot fix, raised inside the compute thread (they cross as a WorkerError
+ * carrying the original's name): a bad config or data, no restorable checkpoint in a run that has
+ * some (never start over in it), a diverged step (the same checkpoint diverges again).
+ */
+const NOT_RETRIED = new Set(['ConfigError', 'CheckpointError', 'DivergenceError']);
+
 function asFailure(err: unknown): unknown {
   const cause = (err as { cause?: { name?: string; message?: string } }).cause;
-  if (cause?.name === 'ConfigError') return fail(FAILURE_TYPES.config, cause.message ?? String(err));
+  if (cause?.name && NOT_RETRIED.has(cause.name))
+    return fail(FAILURE_TYPES.config, cause.message ?? String(err));
   return err;
 }
 
@@ -105,20 +112,13 @@ export function createLocalDeps(opts: LocalDepsOptions = {}): TrainingDeps & { d
   };
 
   /** Positions the thread's rank runtime at the run's newest good checkpoint (the seed's initial state if none). */
-  const restart = async (req: RunRef, s: Session, layout: RankInfo): Promise<void> => {
+  const restart = async (s: Session, layout: RankInfo): Promise<void> => {
     const at = await s.thread
       .start({ rank: layout.rank, worldSize: layout.worldSize, checkpointUri: { latest: true } })
       .catch((err: unknown) => {
         throw asFailure(err);
       });
     for (const r of at.rejected) opts.log?.(`skipped bad checkpoint: ${r}`);
-    if (!at.resumed && at.rejected.length > 0) {
-      // Never train from scratch into a run whose checkpoints could not be read.
-      throw fail(
-        FAILURE_TYPES.config,
-        `run ${req.runId}: no checkpoint in ${runPaths(req.outDir).checkpoints} could be restored (${at.rejected.join('; ')})`,
-      );
-    }
     if (at.resumed) opts.log?.(`resuming from ${at.path} (epoch ${at.epoch + 1} step ${at.step})`);
     s.layout = layout;
     s.epoch = at.epoch;
@@ -150,7 +150,7 @@ export function createLocalDeps(opts: LocalDepsOptions = {}): TrainingDeps & { d
       epochs: totalEpochs(cfg),
     };
     try {
-      await restart(req, s, layout);
+      await restart(s, layout);
     } catch (err) {
       await thread.close();
       throw err;
@@ -186,7 +186,7 @@ export function createLocalDeps(opts: LocalDepsOptions = {}): TrainingDeps & { d
         await drop(req.runId);
         return open(req, cfg, key, layout ?? s.layout);
       }
-      await restart(req, s, layout ?? s.layout);
+      await restart(s, layout ?? s.layout);
     }
     return s;
   };
@@ -225,7 +225,7 @@ export function createLocalDeps(opts: LocalDepsOptions = {}): TrainingDeps & { d
     async trainEpochOnRank(req, ctl) {
       const layout = { rank: req.rank, worldSize: req.worldSize };
       const s = await session(req, layout);
-      if (s.epoch !== req.epoch - 1 || !sameLayout(s.layout, layout)) await restart(req, s, layout);
+      if (s.epoch !== req.epoch - 1 || !sameLayout(s.layout, layout)) await restart(s, layout);
       // The epoch was trained and recorded, but the process died before Temporal heard of it:
       // report it from the record instead of training it twice.
       const recorded = s.epoch === req.epoch && s.step === 0 ? recordedEpoch(req.outDir, req.epoch) : null;
@@ -248,7 +248,9 @@ export function createLocalDeps(opts: LocalDepsOptions = {}): TrainingDeps & { d
       }
       await checkPlan(s, req);
       s.clean = false; // until the epoch returns normally
-      const result = await trainOnRing(s, req, ctl);
+      const result = await trainOnRing(s, req, ctl).catch((err: unknown) => {
+        throw asFailure(err);
+      });
       s.clean = true;
       if (result.complete) {
         s.epoch = req.epoch;

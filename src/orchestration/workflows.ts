@@ -162,6 +162,8 @@ export async function bbnTraining(input: TrainingInput): Promise<TrainingResult>
   let epochScope: CancellationScope | null = null;
   /** Ranks of the epoch in flight that a supervisor reported lost (and already killed). */
   const lost = new Map<number, RankLost>();
+  /** The losses that caused the restart in progress (shown in status until the new generation trains). */
+  let restartingAfter: RankLost[] = [];
 
   setHandler(pauseSignal, () => {
     pauseRequested = true;
@@ -211,7 +213,7 @@ export async function bbnTraining(input: TrainingInput): Promise<TrainingResult>
       restartsUsed,
       failures,
       pauseRequested,
-      lost: [...lost.values()],
+      lost: [...restartingAfter, ...lost.values()],
     }),
   );
 
@@ -344,7 +346,6 @@ export async function bbnTraining(input: TrainingInput): Promise<TrainingResult>
         await condition(() => !pauseRequested || cancelRequested);
       }
       if (cancelRequested) return await stop();
-      lost.clear();
       try {
         state = 'planning';
         const ahead = prefetched;
@@ -355,6 +356,7 @@ export async function bbnTraining(input: TrainingInput): Promise<TrainingResult>
             ? await ahead.plan.catch(fresh)
             : await fresh();
         state = 'training';
+        restartingAfter = [];
         const results = await trainAll(plan, workers);
         const digests = new Set(results.map((r) => r.paramsDigest));
         if (digests.size > 1) {
@@ -386,6 +388,8 @@ export async function bbnTraining(input: TrainingInput): Promise<TrainingResult>
           return await stop();
         }
         const first = lost.values().next().value as RankLost | undefined;
+        restartingAfter = [...lost.values()];
+        lost.clear();
         if (!first && (isCancellation(err) || isNonRetryable(err))) throw err;
         // The first cause: a supervisor's report names the rank that was lost; the survivors'
         // failures (their ring broke because of it) are its consequences.

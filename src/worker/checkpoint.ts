@@ -18,6 +18,7 @@ import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { syncDirectory, writeFileAtomic } from './atomic-file.ts';
+import { type CheckpointRunRef, foreignReason, type RunIdentity } from './run-identity.ts';
 
 const MAGIC = Buffer.from('BBNCKPT1', 'latin1');
 const DIGEST_BYTES = 32;
@@ -38,6 +39,8 @@ export interface CheckpointMeta {
   readonly modelSignature: string;
   /** The resolved run configuration that produced it. */
   readonly config: unknown;
+  /** The run that wrote it (run-identity.ts); absent in checkpoints of runs made before identities. */
+  readonly run?: CheckpointRunRef;
   /** Anything else the trainer must restore (optimizer step flag, RNG states, best top-1 so far...). */
   readonly extra: Record<string, unknown>;
 }
@@ -155,8 +158,60 @@ export function listCheckpoints(dir: string): string[] {
   return names.filter((n) => FILE_PATTERN.test(n)).sort();
 }
 
-/** Reads and verifies one checkpoint file; refuses one whose model signature differs from `expectSignature`. */
-export function readCheckpoint(path: string, expectSignature?: string): Checkpoint {
+/** What a checkpoint must match to be used; every field is optional. */
+export interface CheckpointExpectations {
+  /** Model signature (architecture and layout). */
+  readonly signature?: string;
+  /** The run directory's identity: checkpoints of other runs are refused. */
+  readonly run?: RunIdentity;
+  /** Exact float counts of named sections (e.g. params and buffers of the model to restore into). */
+  readonly sections?: Readonly<Record<string, number>>;
+  /** Refuse sections holding NaN or ±Infinity (a diverged run's weights). */
+  readonly finite?: boolean;
+  /** Any further check: the reason the checkpoint cannot be used, or undefined. */
+  readonly check?: (ckpt: Checkpoint) => string | undefined;
+}
+
+/** The first non-finite value of `a` as `[index, value]`, or undefined. */
+export function firstNonFinite(a: Float32Array): [number, number] | undefined {
+  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) return [i, a[i]];
+  return undefined;
+}
+
+/** Why `ckpt` (read from `path`) does not meet `expect`, or undefined when it does. */
+export function checkpointMismatch(
+  path: string,
+  ckpt: Checkpoint,
+  expect: CheckpointExpectations,
+): string | undefined {
+  const { meta, sections } = ckpt;
+  if (expect.signature !== undefined && meta.modelSignature !== expect.signature) {
+    return `${path} belongs to another model (signature ${meta.modelSignature}, expected ${expect.signature})`;
+  }
+  const foreign = foreignReason(expect.run, meta.run);
+  if (foreign) return `${path} ${foreign}`;
+  for (const [name, length] of Object.entries(expect.sections ?? {})) {
+    const got = sections[name]?.length;
+    if (got !== length) {
+      return `${path}: section ${name} has ${got ?? 'no'} floats, the model needs ${length}`;
+    }
+  }
+  if (expect.finite) {
+    for (const [name, values] of Object.entries(sections)) {
+      const bad = firstNonFinite(values);
+      if (bad)
+        return `${path}: section ${name} holds non-finite weights (${bad[1]} at ${bad[0]}): the run had diverged`;
+    }
+  }
+  const other = expect.check?.(ckpt);
+  return other === undefined ? undefined : `${path}: ${other}`;
+}
+
+/**
+ * Reads and verifies one checkpoint file; refuses one that does not meet `expect` (a string is
+ * the model signature alone).
+ */
+export function readCheckpoint(path: string, expect?: string | CheckpointExpectations): Checkpoint {
   let bytes: Buffer;
   try {
     bytes = readFileSync(path);
@@ -166,11 +221,9 @@ export function readCheckpoint(path: string, expectSignature?: string): Checkpoi
     );
   }
   const ckpt = decodeCheckpoint(bytes, path);
-  if (expectSignature !== undefined && ckpt.meta.modelSignature !== expectSignature) {
-    throw new CheckpointError(
-      `${path} belongs to another model (signature ${ckpt.meta.modelSignature}, expected ${expectSignature})`,
-    );
-  }
+  const e = typeof expect === 'string' ? { signature: expect } : (expect ?? {});
+  const mismatch = checkpointMismatch(path, ckpt, e);
+  if (mismatch) throw new CheckpointError(mismatch);
   return ckpt;
 }
 
@@ -182,15 +235,19 @@ export interface LatestCheckpoint {
 }
 
 /**
- * The newest checkpoint in `dir` that verifies (and matches `expectSignature`), falling back to
- * older ones; `undefined` if there is none. Rejected files are reported, not deleted.
+ * The newest checkpoint in `dir` that verifies (and meets `expect`), falling back to older ones;
+ * `undefined` if there is none. Rejected files are reported, not deleted; when every file is
+ * rejected the `CheckpointError` names each one and why, on one line.
  */
-export function loadLatestGood(dir: string, expectSignature?: string): LatestCheckpoint | undefined {
+export function loadLatestGood(
+  dir: string,
+  expect?: string | CheckpointExpectations,
+): LatestCheckpoint | undefined {
   const rejected: { path: string; reason: string }[] = [];
   for (const name of listCheckpoints(dir).reverse()) {
     const path = join(dir, name);
     try {
-      return { path, checkpoint: readCheckpoint(path, expectSignature), rejected };
+      return { path, checkpoint: readCheckpoint(path, expect), rejected };
     } catch (err) {
       if (!(err instanceof CheckpointError)) throw err;
       rejected.push({ path, reason: err.message });
@@ -198,7 +255,7 @@ export function loadLatestGood(dir: string, expectSignature?: string): LatestChe
   }
   if (rejected.length > 0) {
     throw new CheckpointError(
-      `no usable checkpoint in ${dir}:\n  ${rejected.map((r) => r.reason).join('\n  ')}`,
+      `no usable checkpoint in ${dir} (${rejected.length} rejected): ${rejected.map((r) => r.reason).join('; ')}`,
     );
   }
   return undefined;

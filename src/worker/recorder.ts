@@ -64,6 +64,7 @@ export class RunRecorder {
       ...shotFields(report),
       seconds: result.seconds,
       stepsPerSecond: result.steps / result.seconds,
+      ...(result.skippedSteps > 0 ? { skippedSteps: result.skippedSteps } : {}),
     };
     rewriteMetrics(this.outDir, [...readMetrics(this.outDir, result.epoch - 1), row]);
     this.tensorboard.scalars(result.epoch, epochScalars(row));

@@ -1,6 +1,7 @@
 /**
  * The run directory a training run writes (the user's `--out DIR`):
  *
+ *   run.json         the run's identity (run id + digest of its model and data), written once
  *   config.yaml      the resolved configuration (every default filled in)
  *   metrics.jsonl    one JSON object per epoch (`EpochMetrics`)
  *   checkpoints/     atomic checkpoints, the newest K (see checkpoint.ts)
@@ -14,6 +15,9 @@ import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import type { AccuracyReport } from '../core/metrics.ts';
 import { writeFileAtomic } from './atomic-file.ts';
+import { listCheckpoints } from './checkpoint.ts';
+import { fsReason, RunDirError } from './run-dir-error.ts';
+import { identityDigest, readRunIdentity, writeRunIdentity } from './run-identity.ts';
 
 /** One line of metrics.jsonl. */
 export interface EpochMetrics {
@@ -30,6 +34,8 @@ export interface EpochMetrics {
   readonly few: number | null;
   readonly seconds: number;
   readonly stepsPerSecond: number;
+  /** Steps dropped for a non-finite loss, gradient or update (`train.onNonFinite: skip`); absent when none. */
+  readonly skippedSteps?: number;
 }
 
 /** summary.json: both the last and the best epoch, since the official code selects the best on the test set. */
@@ -77,10 +83,32 @@ export function runPaths(dir: string) {
   } as const;
 }
 
-/** Creates the run directory and writes the resolved config. */
+/**
+ * Creates the run directory of a new run: its identity (kept when the directory already has the
+ * identity of this config, e.g. written by `claimRunDir`) and the resolved config. Refuses a
+ * directory that holds checkpoints of a run with another model or data.
+ */
 export function initRunDir(dir: string, resolvedConfig: unknown): void {
-  mkdirSync(runPaths(dir).checkpoints, { recursive: true });
-  writeFileAtomic(runPaths(dir).config, toYaml(resolvedConfig));
+  try {
+    mkdirSync(runPaths(dir).checkpoints, { recursive: true });
+  } catch (err) {
+    throw new RunDirError(`cannot create run directory ${dir}: ${fsReason(err)}`);
+  }
+  const cfg = resolvedConfig as { name?: string };
+  const existing = readRunIdentity(dir);
+  if (!existing || existing.configDigest !== identityDigest(cfg)) {
+    if (existing && listCheckpoints(runPaths(dir).checkpoints).length > 0) {
+      throw new RunDirError(
+        `${dir} already holds checkpoints of run ${existing.runId} with another model or data; choose another run directory`,
+      );
+    }
+    writeRunIdentity(dir, cfg, { replace: !!existing });
+  }
+  try {
+    writeFileAtomic(runPaths(dir).config, toYaml(resolvedConfig));
+  } catch (err) {
+    throw new RunDirError(`cannot write ${runPaths(dir).config}: ${fsReason(err)}`);
+  }
 }
 
 /**

@@ -9,20 +9,13 @@ import type { LoadedData } from '../data/api.ts';
 import { loadData } from '../data/load.ts';
 import type { Model, ModelSpec } from '../model/api.ts';
 import { createModel } from '../model/factory.ts';
-import { type LatestCheckpoint, loadLatestGood } from './checkpoint.ts';
+import type { LatestCheckpoint } from './checkpoint.ts';
 import { RunRecorder } from './recorder.ts';
-import { restoreFrom, saveCheckpoint } from './run-checkpoint.ts';
+import { loadRestorable, restoreFrom, saveCheckpoint } from './run-checkpoint.ts';
 
-export { restoreFrom, saveCheckpoint };
+export { loadRestorable, restoreFrom, saveCheckpoint };
 
-import {
-  type EpochMetrics,
-  initRunDir,
-  type RunSummary,
-  readMetrics,
-  rewriteMetrics,
-  runPaths,
-} from './run-dir.ts';
+import { type EpochMetrics, initRunDir, type RunSummary, readMetrics, rewriteMetrics } from './run-dir.ts';
 import { type StepReport, Trainer, type TrainerState } from './trainer.ts';
 
 /** The model a run of `cfg` trains on `data`. */
@@ -65,8 +58,10 @@ export type RunOutcome =
   | { readonly kind: 'stopped'; readonly checkpoint: string; readonly epoch: number; readonly step: number };
 
 /**
- * Trains `cfg` into `outDir`. With `resume`, continues from the newest good checkpoint in
- * `outDir` (same config), dropping metrics rows of epochs after it.
+ * Trains `cfg` into `outDir`. With `resume`, continues from the newest restorable checkpoint in
+ * `outDir` (`loadRestorable`: same run, model and sizes, finite weights), dropping metrics rows of
+ * epochs after it; when checkpoints exist and none is restorable it throws before writing anything.
+ * The caller claims the directory first (`claimRunDir`: lock, no overwrite of another run).
  */
 export async function runTraining(
   cfg: RunConfig,
@@ -89,7 +84,7 @@ export async function runTraining(
     let partial: TrainerState['partial'] | undefined;
     let latest: LatestCheckpoint | undefined;
     if (opts.resume) {
-      latest = loadLatestGood(runPaths(outDir).checkpoints, model.signature);
+      latest = loadRestorable(outDir, model);
       if (latest) {
         restoreFrom(latest, model, trainer);
         startEpoch = latest.checkpoint.meta.epoch + 1;

@@ -12,6 +12,11 @@
  *      apply the same SGD update (Nesterov, weight decay on all parameters) as every other rank.
  * With one rank, step 4 is the identity and this is exactly PyTorch's mean-loss step.
  *
+ * Divergence guard: after step 4 (so every rank judges the same reduced numbers) a non-finite
+ * loss or gradient, or an update that would make a weight non-finite, is never applied:
+ * `train.onNonFinite: stop` throws a `DivergenceError` naming epoch, step and rank (nothing of the
+ * step reaches the weights or a checkpoint); `skip` drops the step and counts it.
+ *
  * Everything random derives from the run seed by (purpose, epoch, step, slot), so a run resumed
  * from a checkpoint taken at any step continues with the same batches and the same numbers.
  */
@@ -27,6 +32,20 @@ import { assembleBatch } from '../data/batch.ts';
 import type { Model } from '../model/api.ts';
 import { Sgd, type SgdState } from '../model/optimizer.ts';
 import { evaluateModel } from './evaluate.ts';
+
+/** Training diverged: a step's loss, gradient or update was NaN or infinite. */
+export class DivergenceError extends Error {
+  override name = 'DivergenceError';
+  readonly userFacing = true;
+  constructor(
+    message: string,
+    readonly epoch: number,
+    readonly step: number,
+    readonly rank: number,
+  ) {
+    super(message);
+  }
+}
 
 /** Sums a buffer across all ranks in place (the ring allreduce; the identity for one rank). */
 export type Reducer = (data: Float32Array, tag: { epoch: number; step: number }) => Promise<void>;
@@ -63,6 +82,8 @@ export interface EpochResult {
   /** False when the epoch was interrupted by `shouldStop`; `stepsDone` says how far it got. */
   readonly complete: boolean;
   readonly stepsDone: number;
+  /** Steps dropped for a non-finite loss, gradient or update (`train.onNonFinite: skip`). */
+  readonly skippedSteps: number;
 }
 
 /** Trainer state that checkpoints carry besides the model's own. */
@@ -70,7 +91,7 @@ export interface TrainerState {
   readonly momentum: Float32Array;
   readonly optimizer: Omit<SgdState, 'momentum'>;
   /** Running sums of the interrupted epoch (zero at a boundary). */
-  readonly partial: { lossSum: number; accSum: number; steps: number };
+  readonly partial: { lossSum: number; accSum: number; steps: number; skipped?: number };
 }
 
 /** Rows of one step for this rank: the uniform rows and (BBN, or balanced batches) the second stream. */
@@ -169,6 +190,7 @@ export class Trainer {
     const grads = buf.subarray(0, n);
     const buffers = buf.subarray(n + Trainer.EXTRA);
     let { lossSum, accSum, steps: done } = opts.partial ?? { lossSum: 0, accSum: 0, steps: 0 };
+    let skipped = opts.partial?.skipped ?? 0;
     let step = opts.fromStep ?? 0;
     for (; step < steps; step++) {
       if (opts.shouldStop?.()) break;
@@ -192,8 +214,31 @@ export class Trainer {
       if (!(norm > 0) || buf[n + 3] !== B) {
         throw new Error(`epoch ${epoch} step ${step}: reduced batch has ${buf[n + 3]} rows, expected ${B}`);
       }
-      for (let i = 0; i < n; i++) grads[i] /= norm;
-      this.optimizer.step(this.params, grads, lr);
+      // 0·x is 0 for every finite x and NaN otherwise: one pass finds any non-finite gradient.
+      let poison = 0;
+      for (let i = 0; i < n; i++) {
+        grads[i] /= norm;
+        poison += grads[i] * 0;
+      }
+      const bad = !Number.isFinite(buf[n + 1])
+        ? `loss ${buf[n + 1] / norm}`
+        : Number.isNaN(poison)
+          ? 'a gradient'
+          : undefined;
+      if (bad || !this.applyFinite(grads, lr)) {
+        const what = bad ?? 'the update (a weight would become NaN or infinite)';
+        if (this.cfg.train.onNonFinite === 'stop') {
+          throw new DivergenceError(
+            `training diverged at epoch ${epoch} step ${step + 1} (rank ${this.rank.rank}): ${what} is not finite; ` +
+              'the step was not applied and nothing was checkpointed. Lower train.lr, or set train.onNonFinite=skip',
+            epoch,
+            step + 1,
+            this.rank.rank,
+          );
+        }
+        skipped++;
+        continue;
+      }
       this.model.setParams(this.params);
       const loss = buf[n + 1] / norm;
       const accuracy = buf[n + 2] / B;
@@ -213,7 +258,8 @@ export class Trainer {
       });
     }
     // Sums of an interrupted epoch travel in its checkpoint; a finished epoch leaves none behind.
-    this.lastPartial = step >= steps ? { lossSum: 0, accSum: 0, steps: 0 } : { lossSum, accSum, steps: done };
+    this.lastPartial =
+      step >= steps ? { lossSum: 0, accSum: 0, steps: 0 } : { lossSum, accSum, steps: done, skipped };
     return {
       epoch,
       stage: policy.stage,
@@ -225,7 +271,24 @@ export class Trainer {
       seconds: (performance.now() - started) / 1000,
       complete: step >= steps,
       stepsDone: step,
+      skippedSteps: skipped,
     };
+  }
+
+  /**
+   * Applies the SGD update unless it would make a weight non-finite; then the weights and the
+   * momentum are left as they were and it returns false. The check is one pass over the weights;
+   * the momentum is copied first only when steps may be skipped (stop mode throws instead).
+   */
+  private applyFinite(grads: Float32Array, lr: number): boolean {
+    const keep = this.cfg.train.onNonFinite === 'skip' ? this.optimizer.getState() : undefined;
+    this.optimizer.step(this.params, grads, lr);
+    let poison = 0;
+    for (let i = 0; i < this.params.length; i++) poison += this.params[i] * 0;
+    if (!Number.isNaN(poison)) return true;
+    this.params.set(this.model.getParams()); // the model still holds the weights before the step
+    if (keep) this.optimizer.setState(keep);
+    return false;
   }
 
   /** Running sums of the last (possibly interrupted) epoch, for a mid-epoch checkpoint. */

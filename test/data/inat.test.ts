@@ -104,9 +104,9 @@ describe('BBN/iNaturalist JSON reader', () => {
         [
           { fpath: 'grey.png', category_id: 0 },
           { fpath: 'corrupt.jpg', category_id: 0 },
-          { fpath: 'text.jpg', category_id: 0 },
+          { fpath: 'text.jpg', category_id: 1 },
         ],
-        1,
+        2,
       ),
     );
     const data = await loadData({ ...cfg(), trainJson: file, valJson: file });
@@ -122,7 +122,7 @@ describe('BBN/iNaturalist JSON reader', () => {
     ['num_classes not an integer', '{"annotations": [], "num_classes": 2.5}', ['"num_classes"', '2.5']],
     [
       'an annotation without fpath',
-      '{"annotations": [{"fpath": "a.jpg", "category_id": 0}, {"category_id": 0}], "num_classes": 1}',
+      '{"annotations": [{"fpath": "a.jpg", "category_id": 0}, {"category_id": 0}], "num_classes": 2}',
       ['annotation #1', '"fpath"'],
     ],
     [

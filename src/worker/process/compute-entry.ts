@@ -15,11 +15,11 @@ import { loadData } from '../../data/load.ts';
 import type { Model } from '../../model/api.ts';
 import { selectBackend } from '../../model/backend.ts';
 import { createModel } from '../../model/factory.ts';
-import { loadLatestGood, readCheckpoint } from '../checkpoint.ts';
+import { readCheckpoint } from '../checkpoint.ts';
 import { RunRecorder } from '../recorder.ts';
 import { modelSpecFor } from '../run.ts';
-import { restoreFrom, saveCheckpoint } from '../run-checkpoint.ts';
-import { initRunDir, readMetrics, rewriteMetrics, runPaths } from '../run-dir.ts';
+import { loadRestorable, restoreFrom, saveCheckpoint } from '../run-checkpoint.ts';
+import { initRunDir, readMetrics, rewriteMetrics } from '../run-dir.ts';
 import { Trainer, type TrainerState } from '../trainer.ts';
 import {
   type CommandName,
@@ -147,7 +147,7 @@ class ComputeSession implements Handlers {
               rejected: [],
             }
           : undefined
-        : loadLatestGood(runPaths(this.outDir).checkpoints, this.model.signature);
+        : loadRestorable(this.outDir, this.model);
     const rejected = (latest?.rejected ?? []).map((r) => r.reason);
     if (!latest) {
       if (rank === 0 && checkpointUri === '') {

@@ -1,0 +1,73 @@
+/**
+ * The `bbn` command as a function: `runCli(argv)` parses, runs one command and resolves with the
+ * exit status (0 done, 2 a user error printed as one `bbn: …` message, commander's usage errors
+ * 2 as well). Each call builds a fresh program, so tests run the real CLI in-process, many times,
+ * without paying a process start per case. main.ts is the thin entry that exits with the status.
+ */
+import { Command, CommanderError } from 'commander';
+import { ConfigError } from '../core/config.ts';
+import { registerCoordinatorCommand } from './coordinator-command.ts';
+import { registerDataCommand } from './data-command.ts';
+import { registerEvalCommand } from './eval-command.ts';
+import { registerLaunchCommand } from './launch-command.ts';
+import { registerReportCommand } from './report-command.ts';
+import { registerRunCommands } from './run-commands.ts';
+import { registerTrainCommand } from './train-command.ts';
+import { registerRunsCommand, registerWatchCommand } from './watch-command.ts';
+import { registerWorkerCommand } from './worker-command.ts';
+
+/** A fresh `bbn` program (commander keeps parsed options on the instance). */
+export function buildProgram(): Command {
+  const program = new Command()
+    .name('bbn')
+    .description('Train BBN (Bilateral-Branch Network) on long-tailed data, on one machine or a cluster')
+    .showHelpAfterError()
+    .exitOverride(); // inherited by the commands registered below
+  registerDataCommand(program);
+  registerTrainCommand(program);
+  registerEvalCommand(program);
+  registerReportCommand(program);
+  registerCoordinatorCommand(program);
+  registerWatchCommand(program);
+  registerRunsCommand(program);
+  registerWorkerCommand(program);
+  registerLaunchCommand(program);
+  registerRunCommands(program);
+  return program;
+}
+
+/** Errors whose message is the whole story for a user; anything else is a bug and keeps its stack. */
+export function isUserError(err: unknown): err is Error {
+  return (
+    err instanceof Error &&
+    (err instanceof ConfigError ||
+      (err as { userFacing?: boolean }).userFacing === true ||
+      [
+        'DataError',
+        'CheckpointError',
+        'CoreValueError',
+        'ModelError',
+        'BackendError',
+        'InvalidRequestError',
+        'RunDirError',
+      ].includes(err.name))
+  );
+}
+
+/** Runs `bbn` with `argv` (process.argv style: node, script, args…); resolves with the exit status. */
+export async function runCli(argv: readonly string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync([...argv]);
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // commander printed its message (and the help) already; help and version are not errors.
+      return err.exitCode === 0 ? 0 : 2;
+    }
+    if (isUserError(err)) {
+      process.stderr.write(`bbn: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+}
