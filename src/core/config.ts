@@ -155,6 +155,12 @@ const checkpointSchema = z
     keep: positiveInt.default(3),
     /** Write a checkpoint every N epochs (and always at the last). */
     everyEpochs: positiveInt.default(1),
+    /**
+     * Also write a mid-epoch checkpoint every N steps (0: never), for long epochs (iNaturalist):
+     * a crash then loses at most N steps. The plan is a pure function of seed and epoch, so the
+     * position is one number and a resumed run is bit-identical to an uninterrupted one.
+     */
+    everySteps: z.number().int().nonnegative().default(0),
   })
   .strict();
 

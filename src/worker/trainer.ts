@@ -159,6 +159,11 @@ export class Trainer {
       steps?: number;
       onStep?: (r: StepReport) => void;
       shouldStop?: () => boolean;
+      /**
+       * Awaited after each applied step with the steps done so far and the epoch's steps; the
+       * trainer's `state()` then describes that position (a periodic mid-epoch checkpoint).
+       */
+      afterStep?: (stepsDone: number, steps: number) => Promise<void>;
     } = {},
   ): Promise<EpochResult> {
     const started = performance.now();
@@ -256,6 +261,10 @@ export class Trainer {
         computeSeconds: (t1 - t0) / 1000,
         reduceSeconds: (t2 - t1) / 1000,
       });
+      if (opts.afterStep) {
+        this.lastPartial = { lossSum, accSum, steps: done, skipped };
+        await opts.afterStep(step + 1, steps);
+      }
     }
     // Sums of an interrupted epoch travel in its checkpoint; a finished epoch leaves none behind.
     this.lastPartial =

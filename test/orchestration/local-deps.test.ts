@@ -11,8 +11,9 @@ import { loadData } from '../../src/data/load.ts';
 import { selectBackend } from '../../src/model/backend.ts';
 import type { RankControl } from '../../src/orchestration/activities.ts';
 import { createLocalDeps } from '../../src/orchestration/local.ts';
+import { listCheckpoints } from '../../src/worker/checkpoint.ts';
 import { runTraining } from '../../src/worker/run.ts';
-import { readMetrics } from '../../src/worker/run-dir.ts';
+import { readMetrics, runPaths } from '../../src/worker/run-dir.ts';
 import { finalParams, tempDir, tinyConfig } from './fixtures.ts';
 
 let backend: string;
@@ -75,6 +76,44 @@ describe('local rank deps', () => {
       assert.deepEqual(
         readMetrics(outDir).map((m) => m.epoch),
         [1, 2],
+      );
+      assert.deepEqual(finalParams(outDir), finalParams(reference), 'bit-identical to the uninterrupted run');
+    } finally {
+      await second.dispose();
+    }
+  });
+
+  it('checkpoint.everySteps writes mid-epoch checkpoints; a process lost after one resumes from it, bit-identical', async () => {
+    const base = tinyConfig(2);
+    const config = { ...base, checkpoint: { ...base.checkpoint, everySteps: 2 } };
+    const reference = tempDir();
+    await runTraining(base, reference, { backend, data });
+
+    const outDir = tempDir();
+    const ref = { runId: 'every-steps', outDir, config, generation: 0 };
+    const first = createLocalDeps();
+    await first.prepareRun({ ...ref, resume: false });
+    const plan = await first.planEpoch({ ...ref, epoch: 1, workers: 1 });
+    await first.trainEpochOnRank({ ...ref, epoch: 1, rank: 0, worldSize: 1, plan }, control());
+    await first.dispose(); // the process dies before epoch 1 is evaluated: only step checkpoints exist
+    const ckpts = listCheckpoints(runPaths(outDir).checkpoints);
+    assert.deepEqual(ckpts, ['ckpt-e000000-s0000002.bbnckpt', 'ckpt-e000000-s0000004.bbnckpt']);
+
+    const second = createLocalDeps();
+    try {
+      const again = { ...ref, generation: 1 };
+      const prepared = await second.prepareRun({ ...again, resume: true });
+      assert.equal(prepared.startEpoch, 1);
+      const ctl = control();
+      for (const epoch of [1, 2]) {
+        const p = await second.planEpoch({ ...again, epoch, workers: 1 });
+        const train = await second.trainEpochOnRank({ ...again, epoch, rank: 0, worldSize: 1, plan: p }, ctl);
+        await second.evaluateAndCheckpoint({ ...again, epoch, train, plan: p });
+      }
+      assert.equal(
+        ctl.steps,
+        1 + plan.steps,
+        'epoch 1 resumed at step 4 of 5: one step, then all of epoch 2',
       );
       assert.deepEqual(finalParams(outDir), finalParams(reference), 'bit-identical to the uninterrupted run');
     } finally {

@@ -107,6 +107,8 @@ class ComputeSession implements Handlers {
   /** The model of the current `start` (rebuilt from the seed by every later `start`). */
   private model: Model;
   private started = false;
+  /** This rank's place in the world (from the last `start`). */
+  private rank = 0;
 
   constructor(
     private readonly cfg: RunConfig,
@@ -133,6 +135,7 @@ class ComputeSession implements Handlers {
       this.model = createModel(modelSpecFor(this.cfg, this.data), Rng.fromSeed(this.cfg.seed).split('init'));
     }
     this.started = true;
+    this.rank = rank;
     const trainer = new Trainer(this.cfg, this.data, this.model, { rank, worldSize }, (buf, tag) =>
       this.reduce(buf, tag),
     );
@@ -195,7 +198,20 @@ class ComputeSession implements Handlers {
     const partial = fromStep > 0 ? this.resumePartial : undefined;
     this.resumePartial = undefined;
     this.agreedStop = false;
+    const every = this.cfg.checkpoint.everySteps;
     return this.theTrainer.trainEpoch(epoch, {
+      // Rank 0 writes the periodic mid-epoch checkpoints (every rank holds the same state).
+      afterStep:
+        this.rank === 0 && every > 0
+          ? async (done, total) => {
+              if (done % every === 0 && done < total) {
+                await saveCheckpoint(this.outDir, this.cfg, this.model, this.theTrainer, {
+                  epoch: epoch - 1,
+                  step: done,
+                });
+              }
+            }
+          : undefined,
       fromStep,
       partial,
       steps,
