@@ -69,6 +69,8 @@ interface Slot {
   health?: string;
   /** When the current child last answered its health probe (or announced it). */
   lastAlive: number;
+  /** Probes of the current child that failed (timed out or refused) since its last answer. */
+  missed: number;
   /** A probe is in flight (probes never overlap). */
   probing: boolean;
   /** Set once the current child was judged lost (its exit is then not reported again). */
@@ -85,6 +87,8 @@ export class RankProcesses {
 
   /** Probes every rank's health endpoint; unref'd, so it never keeps the process alive. */
   private readonly prober: NodeJS.Timeout;
+  /** When `tick` last ran: a supervisor that was itself stalled judges nobody on its next tick. */
+  private lastTick = performance.now();
 
   constructor(private readonly opts: RankProcessesOptions) {
     this.failed = new Promise<never>((_, reject) => {
@@ -100,10 +104,19 @@ export class RankProcesses {
    * health endpoint, and kills and reports a rank silent for {@link FROZEN_AFTER_MS}.
    */
   tick(now: number): void {
+    // If this process did not run for two periods, the ranks' answers may be sitting unread:
+    // silence measured across that gap says nothing about them, so their clocks restart.
+    const stalled = now - this.lastTick > 2 * PROBE_EVERY_MS;
+    this.lastTick = now;
     for (const [rank, slot] of this.slots) {
       if (!slot.health || slot.lost || slot.child.exit || !slot.wanted) continue;
+      if (stalled) {
+        slot.lastAlive = now;
+        slot.missed = 0;
+      }
       const silentMs = now - slot.lastAlive;
-      if (silentMs >= FROZEN_AFTER_MS) {
+      // Frozen: silent for the bound, and at least two of our own probes went unanswered in it.
+      if (silentMs >= FROZEN_AFTER_MS && slot.missed >= 2) {
         this.frozen(rank, slot, silentMs);
         continue;
       }
@@ -113,9 +126,15 @@ export class RankProcesses {
       fetch(slot.health, { signal: AbortSignal.timeout(PROBE_EVERY_MS) })
         .then(async (res) => {
           await res.body?.cancel();
-          if (res.ok && slot.child === child) slot.lastAlive = performance.now();
+          if (!res.ok) throw new Error(`HTTP ${res.status}`);
+          if (slot.child === child) {
+            slot.lastAlive = performance.now();
+            slot.missed = 0;
+          }
         })
-        .catch(() => {})
+        .catch(() => {
+          if (slot.child === child) slot.missed++;
+        })
         .finally(() => {
           slot.probing = false;
         });
@@ -169,6 +188,7 @@ export class RankProcesses {
       restarts: 0,
       wanted: true,
       lastAlive: 0,
+      missed: 0,
       probing: false,
       lost: false,
     };
@@ -186,6 +206,7 @@ export class RankProcesses {
       if (announced) {
         slot.health = announced[1];
         slot.lastAlive = performance.now();
+        slot.missed = 0;
       }
       this.opts.onLine?.(rank, line, stream);
     });

@@ -139,13 +139,13 @@ async function freezeOneRank(workers: number, t: { diagnostic(m: string): void }
 
 describe('a frozen rank on the shipped defaults (real processes, real Temporal server)', () => {
   it('SIGSTOP of rank 1 mid-epoch at W=2: named frozen within 5 s, killed, replaced, run bit-identical', {
-    timeout: 300_000,
+    timeout: 600_000,
   }, async (t) => {
     await freezeOneRank(2, t);
   });
 
   it('SIGSTOP of rank 2 mid-epoch at W=3: named frozen within 5 s, killed, replaced, run bit-identical', {
-    timeout: 360_000,
+    timeout: 600_000,
   }, async (t) => {
     await freezeOneRank(3, t);
   });
