@@ -1,10 +1,15 @@
 /**
- * One rank of bench/allreduce.ts (a forked child process). Talks to the parent over IPC:
- *   child → {type:'listening', grpc, tcp}     parent → {type:'peers', grpc[], tcp[], chunkBytes, compress}
- *   child → {type:'ready'}                    parent → {type:'run', kind, n, iters}
- *   child → {type:'result', times[], cpu[], ok}   parent → {type:'exit'}
+ * One rank of bench/allreduce.ts and bench/peers/allreduce-peers.ts (a forked child process).
+ * Talks to the parent over IPC:
+ *   child → {type:'listening', grpc, tcp, stream}  parent → {type:'peers', grpc[], tcp[], stream[], chunkBytes, compress}
+ *   child → {type:'ready'}                         parent → {type:'run', kind, n, iters}
+ *   child → {type:'result', times[], cpu[], ok}    parent → {type:'exit'}
  * `cpu` is this process's CPU seconds (user + system) per allreduce: less sensitive than wall
  * time to other load on the machine.
+ *
+ * kind 'stream' is one raw TCP stream, the ceiling of one ring edge: rank 0 writes n float32s
+ * (its array's own bytes, no copy) to rank 1, which copies them into its array and answers one
+ * byte; times are rank 0's (first write to the answer), other ranks idle and report nothing.
  */
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -12,8 +17,15 @@ import { CollectiveServer, RingAllreduce, type WireCompression } from '../src/co
 import { TcpRing } from './allreduce-tcp.ts';
 
 type Msg =
-  | { type: 'peers'; grpc: string[]; tcp: string[]; chunkBytes: number; compress: WireCompression }
-  | { type: 'run'; kind: 'grpc' | 'tcp'; n: number; iters: number }
+  | {
+      type: 'peers';
+      grpc: string[];
+      tcp: string[];
+      stream?: string[];
+      chunkBytes: number;
+      compress: WireCompression;
+    }
+  | { type: 'run'; kind: 'grpc' | 'tcp' | 'stream'; n: number; iters: number }
   | { type: 'exit' };
 
 const rank = Number(process.argv[2]);
@@ -26,13 +38,19 @@ const server = await CollectiveServer.listen({ host: '127.0.0.1', port: 0 });
 const tcpServer = net.createServer();
 await new Promise<void>((resolve) => tcpServer.listen(0, '127.0.0.1', resolve));
 const tcpPort = (tcpServer.address() as net.AddressInfo).port;
+const streamServer = net.createServer();
+await new Promise<void>((resolve) => streamServer.listen(0, '127.0.0.1', resolve));
+const streamPort = (streamServer.address() as net.AddressInfo).port;
 let ring: RingAllreduce | null = null;
 let tcp: TcpRing | null = null;
+/** Rank 0: the socket to rank 1; rank 1: the socket from rank 0 (kind 'stream'). */
+let stream: net.Socket | null = null;
 
 process.on('message', async (m: Msg) => {
   try {
     if (m.type === 'peers') {
-      [ring, tcp] = await Promise.all([
+      const streamReady = m.stream ? connectStream(m.stream) : Promise.resolve(null);
+      [ring, tcp, stream] = await Promise.all([
         RingAllreduce.create({
           runId: 'bench',
           generation: 1,
@@ -44,8 +62,15 @@ process.on('message', async (m: Msg) => {
           compress: m.compress,
         }),
         TcpRing.create(rank, worldSize, m.tcp, tcpServer, m.chunkBytes),
+        streamReady,
       ]);
       send({ type: 'ready' });
+    } else if (m.type === 'run' && m.kind === 'stream') {
+      if (rank > 1) return;
+      const data = new Float32Array(m.n).fill(rank === 0 ? 1 : 0);
+      const { times, cpu } =
+        rank === 0 ? await streamSend(data, m.iters) : await streamReceive(data, m.iters);
+      send({ type: 'result', times, cpu, ok: rank === 0 || data[0] === 1 });
     } else if (m.type === 'run') {
       const data = new Float32Array(m.n);
       const times: number[] = [];
@@ -70,8 +95,10 @@ process.on('message', async (m: Msg) => {
     } else if (m.type === 'exit') {
       await ring?.close();
       tcp?.close();
+      stream?.destroy();
       await server.close();
       tcpServer.close();
+      streamServer.close();
       process.exit(0);
     }
   } catch (err) {
@@ -80,4 +107,69 @@ process.on('message', async (m: Msg) => {
   }
 });
 
-send({ type: 'listening', grpc: server.address, tcp: `127.0.0.1:${tcpPort}` });
+/** Rank 0 dials rank 1's stream server; rank 1 takes that connection; others have none. */
+async function connectStream(peers: string[]): Promise<net.Socket | null> {
+  if (rank === 1) return new Promise((resolve) => streamServer.once('connection', resolve));
+  if (rank !== 0) return null;
+  const [host, port] = peers[1].split(':');
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host, port: Number(port), noDelay: true }, () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+/** Rank 0: writes the array iters+1 times, each time waiting for rank 1's one-byte answer. */
+async function streamSend(data: Float32Array, iters: number): Promise<{ times: number[]; cpu: number[] }> {
+  const s = stream!;
+  const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const times: number[] = [];
+  const cpu: number[] = [];
+  for (let i = 0; i <= iters; i++) {
+    const answered = new Promise((resolve) => s.once('data', resolve));
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    s.write(bytes);
+    await answered;
+    const dc = process.cpuUsage(c0);
+    if (i > 0) {
+      times.push((performance.now() - t0) / 1000);
+      cpu.push((dc.user + dc.system) / 1e6);
+    }
+  }
+  return { times, cpu };
+}
+
+/** Rank 1: copies each incoming array into `data` and answers one byte when it is complete. */
+function streamReceive(data: Float32Array, iters: number): Promise<{ times: number[]; cpu: number[] }> {
+  const s = stream!;
+  const dst = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  const cpu: number[] = [];
+  return new Promise((resolve) => {
+    let at = 0;
+    let round = 0;
+    let c0 = process.cpuUsage();
+    const onData = (b: Buffer): void => {
+      dst.set(b, at);
+      at += b.length;
+      if (at < dst.length) return;
+      at = 0;
+      const dc = process.cpuUsage(c0);
+      if (round > 0) cpu.push((dc.user + dc.system) / 1e6);
+      s.write(ONE);
+      c0 = process.cpuUsage();
+      if (++round > iters) {
+        s.off('data', onData);
+        resolve({ times: [], cpu });
+      }
+    };
+    s.on('data', onData);
+  });
+}
+const ONE = Buffer.from([1]);
+
+send({
+  type: 'listening',
+  grpc: server.address,
+  tcp: `127.0.0.1:${tcpPort}`,
+  stream: `127.0.0.1:${streamPort}`,
+});

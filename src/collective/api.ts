@@ -57,8 +57,11 @@ export interface RingAllreduceOptions {
   /** Bound on ring set-up (peers may still be starting); default 30 000 ms. */
   readonly connectTimeoutMs?: number;
   /**
-   * HTTP/2 keepalive ping interval on both ring edges; a neighbour that does not answer a ping
-   * within the same time (frozen, SIGSTOPped, cut off) is reported as lost. Default 5 000 ms.
+   * HTTP/2 keepalive ping interval and timeout on both ends of both ring edges: a neighbour that
+   * does not answer a ping within this time (frozen, SIGSTOPped, cut off) is reported as lost, and
+   * a rank whose main thread blocks for less than this time keeps its ring. With `server` given
+   * it is the server's (`CollectiveServerOptions.keepaliveMs`), and a different value here is a
+   * CollectiveConfigError. Default 60 000 ms.
    */
   readonly keepaliveMs?: number;
   /** Wire element type; default 'none' (float32). 'bf16' halves the bytes, see `bf16.ts`. */

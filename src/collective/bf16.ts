@@ -60,9 +60,7 @@ export class Staging {
 
   /** Adds the `dst.length` elements of `payload` (as `dtype`) into `dst`, element by element. */
   addInto(dst: Float32Array, payload: Uint8Array, dtype: WireDtypeName): void {
-    const src = this.decode(payload, dtype, dst.length);
-    const n = dst.length;
-    for (let i = 0; i < n; i++) dst[i] += src[i];
+    addFloat32(dst, this.decode(payload, dtype, dst.length));
   }
 
   /** Overwrites `dst` with the `dst.length` elements of `payload` (as `dtype`). */
@@ -90,6 +88,28 @@ export class Staging {
     for (let i = n - 1; i >= 0; i--) u32[i] = u16[i] << 16;
     return this.f32.subarray(0, n);
   }
+}
+
+/**
+ * dst[i] += src[i] for every element of dst, each a single float32 add (the same results as the
+ * plain loop). Unrolled by 8: V8 does not vectorise, and the unrolled loop takes about 40% less
+ * CPU per byte than the plain one (bench: docs/performance.md).
+ */
+export function addFloat32(dst: Float32Array, src: Float32Array): void {
+  const n = dst.length;
+  const n8 = n - (n % 8);
+  let i = 0;
+  for (; i < n8; i += 8) {
+    dst[i] += src[i];
+    dst[i + 1] += src[i + 1];
+    dst[i + 2] += src[i + 2];
+    dst[i + 3] += src[i + 3];
+    dst[i + 4] += src[i + 4];
+    dst[i + 5] += src[i + 5];
+    dst[i + 6] += src[i + 6];
+    dst[i + 7] += src[i + 7];
+  }
+  for (; i < n; i++) dst[i] += src[i];
 }
 
 /** Rounds every element of `data` to the nearest bfloat16 value, in place. */

@@ -15,6 +15,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { bbn } from '../generated/bbn.js';
 import { describeRank, PeerRejectedError } from './api.ts';
 import { decodeResponse, encodeRequest, encodeResponse } from './frame-codec.ts';
+import { keepaliveOptions } from './keepalive.ts';
 import { RAW_RING_METHOD, type RawClientCall, type RawServerCall } from './peer-server.ts';
 
 /** A neighbour: its rank and peer address. */
@@ -102,9 +103,7 @@ export function upstreamChannelOptions(maxFrameBytes: number, keepaliveMs: numbe
     'grpc-node.flow_control_window': 16 * 1024 * 1024,
     'grpc.max_receive_message_length': maxFrameBytes,
     'grpc.max_send_message_length': 64 * 1024,
-    'grpc.keepalive_time_ms': keepaliveMs,
-    'grpc.keepalive_timeout_ms': keepaliveMs,
-    'grpc.keepalive_permit_without_calls': 1,
+    ...keepaliveOptions(keepaliveMs),
     // Rings of different generations must not share a (possibly broken) connection.
     'grpc.use_local_subchannel_pool': 1,
     'grpc.enable_retries': 0,

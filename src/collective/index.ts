@@ -29,5 +29,6 @@ export {
   type WireCompression,
 } from './api.ts';
 export { f32BitsToBf16, roundToBf16InPlace } from './bf16.ts';
+export { DEFAULT_KEEPALIVE_MS, keepaliveOptions } from './keepalive.ts';
 export { CollectiveServer, type CollectiveServerOptions } from './peer-server.ts';
 export { RingAllreduce } from './ring-allreduce.ts';

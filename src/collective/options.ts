@@ -9,6 +9,7 @@ import {
   type RingAllreduceOptions,
 } from './api.ts';
 import type { WireDtypeName } from './bf16.ts';
+import { checkKeepalive, DEFAULT_KEEPALIVE_MS } from './keepalive.ts';
 
 /** Largest frame payload accepted (also bounds the client's max receive message size). */
 export const MAX_CHUNK_BYTES = 16 * 1024 * 1024;
@@ -107,8 +108,28 @@ export function resolveOptions(opts: RingAllreduceOptions): RingConfig {
     dtype: compress === 'bf16' ? 'bf16' : 'f32',
     timeoutMs: positiveMs('timeoutMs', opts.timeoutMs, 60_000),
     connectTimeoutMs: positiveMs('connectTimeoutMs', opts.connectTimeoutMs, 30_000),
-    keepaliveMs: positiveMs('keepaliveMs', opts.keepaliveMs, 5_000),
+    keepaliveMs: resolveKeepalive(opts),
   };
+}
+
+/**
+ * The ring's keepalive: the shared server's (its edges' other end), or the option for a
+ * ring-owned server, default DEFAULT_KEEPALIVE_MS. A value that differs from the shared server's
+ * is refused: both ends of an edge must ping alike (keepalive.ts).
+ */
+function resolveKeepalive(opts: RingAllreduceOptions): number {
+  const own =
+    opts.keepaliveMs === undefined
+      ? undefined
+      : checkKeepalive('RingAllreduceOptions.keepaliveMs', opts.keepaliveMs);
+  const server = opts.server?.keepaliveMs;
+  if (server === undefined) return own ?? DEFAULT_KEEPALIVE_MS;
+  if (own !== undefined && own !== server) {
+    throw new CollectiveConfigError(
+      `RingAllreduceOptions.keepaliveMs (${own}) differs from the peer server's keepaliveMs (${server}): both ends of a ring edge use one keepalive; set it on CollectiveServer.listen and leave it out here`,
+    );
+  }
+  return server;
 }
 
 /** Splits "host:port" (IPv6 hosts in brackets) for binding a ring-owned server. */

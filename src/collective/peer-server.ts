@@ -11,6 +11,7 @@ import type { bbn } from '../generated/bbn.js';
 import { CollectiveServiceDefinition } from '../generated/bbn-grpc.ts';
 import { CollectiveConfigError, CollectiveError, type ListenAddress } from './api.ts';
 import { decodeRequest } from './frame-codec.ts';
+import { checkKeepalive, DEFAULT_KEEPALIVE_MS, keepaliveOptions } from './keepalive.ts';
 
 /** A server-side Ring call with raw Buffer messages (the ring frames its own bytes). */
 export type RawServerCall = grpc.ServerDuplexStream<Buffer, Buffer>;
@@ -51,7 +52,10 @@ export interface EdgeAcceptor {
 
 /** Options of `CollectiveServer.listen`. */
 export interface CollectiveServerOptions {
-  /** HTTP/2 keepalive ping interval and timeout towards callers; default 5 000 ms. */
+  /**
+   * HTTP/2 keepalive ping interval and timeout of every ring edge served here (see keepalive.ts);
+   * rings on this server use the same value for their own calls. Default 60 000 ms.
+   */
   readonly keepaliveMs?: number;
 }
 
@@ -80,6 +84,8 @@ export class CollectiveServer {
     readonly port: number,
     /** Whether `close()` stops the gRPC server (true when `listen` created it). */
     private readonly owned: boolean,
+    /** Keepalive of the edges served here; rings on this server use it for their calls too. */
+    readonly keepaliveMs: number,
   ) {}
 
   /** Starts a gRPC server on `address` (port 0 picks a free port) serving only ring edges. */
@@ -87,10 +93,12 @@ export class CollectiveServer {
     address: ListenAddress,
     options: CollectiveServerOptions = {},
   ): Promise<CollectiveServer> {
-    const keepaliveMs = options.keepaliveMs ?? 5_000;
+    const keepaliveMs = checkKeepalive(
+      'CollectiveServerOptions.keepaliveMs',
+      options.keepaliveMs ?? DEFAULT_KEEPALIVE_MS,
+    );
     const server = new grpc.Server({
-      'grpc.keepalive_time_ms': keepaliveMs,
-      'grpc.keepalive_timeout_ms': keepaliveMs,
+      ...keepaliveOptions(keepaliveMs),
       'grpc.max_receive_message_length': MAX_REQUEST_BYTES,
     });
     const port = await new Promise<number>((resolve, reject) => {
@@ -106,17 +114,27 @@ export class CollectiveServer {
         { cause: err },
       );
     });
-    const self = new CollectiveServer(server, address.host, port, true);
+    const self = new CollectiveServer(server, address.host, port, true, keepaliveMs);
     server.addService({ ring: RAW_RING_METHOD }, { ring: (call: RawServerCall) => self.handle(call) });
     return self;
   }
 
   /**
    * Adds the ring service to an existing gRPC server (e.g. the worker's), advertised as
-   * host:port. The caller owns that server: `close()` then only refuses new edges.
+   * host:port. The caller owns that server: `close()` then only refuses new edges. The caller
+   * built it with some keepalive; `options.keepaliveMs` declares it (build the server with
+   * `keepaliveOptions(ms)` from keepalive.ts) so that rings on it ping alike.
    */
-  static attach(server: grpc.Server, advertised: ListenAddress): CollectiveServer {
-    const self = new CollectiveServer(server, advertised.host, advertised.port, false);
+  static attach(
+    server: grpc.Server,
+    advertised: ListenAddress,
+    options: CollectiveServerOptions = {},
+  ): CollectiveServer {
+    const keepaliveMs = checkKeepalive(
+      'CollectiveServerOptions.keepaliveMs',
+      options.keepaliveMs ?? DEFAULT_KEEPALIVE_MS,
+    );
+    const self = new CollectiveServer(server, advertised.host, advertised.port, false, keepaliveMs);
     server.addService({ ring: RAW_RING_METHOD }, { ring: (call: RawServerCall) => self.handle(call) });
     return self;
   }

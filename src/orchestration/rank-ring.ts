@@ -19,10 +19,10 @@ export interface RankRingOptions {
   /** Progress bound of one allreduce (ms); default 600 s (rank 0 evaluates while peers wait). */
   readonly timeoutMs?: number;
   /**
-   * Ring keepalive (ms); default 60 s. A Temporal rank computes on its main thread, which cannot
-   * answer a ping during a step, so the collective layer's 5 s default would call a rank with long
-   * steps lost. A dead rank is still noticed at once (its sockets close) or by its activity's
-   * heartbeat timeout.
+   * Ring keepalive (ms) of the peer server and so of every ring on it, both ends of each edge;
+   * default the collective's (60 s). A Temporal rank computes on its main thread, which cannot
+   * answer a ping during a step, so it must exceed the longest step. A dead rank is still noticed
+   * at once (its sockets close) or by its activity's heartbeat timeout.
    */
   readonly keepaliveMs?: number;
 }
@@ -74,7 +74,6 @@ export class RankRing {
       chunkBytes: cfg.distributed.chunkBytes,
       compress: cfg.distributed.compressBf16 ? 'bf16' : 'none',
       timeoutMs: this.opts.timeoutMs ?? 600_000,
-      keepaliveMs: this.opts.keepaliveMs ?? 60_000,
     });
     this.current = { key, ring };
     return ring;
@@ -96,10 +95,10 @@ export class RankRing {
   }
 
   private peerServer(): Promise<CollectiveServer> {
-    this.server ??= CollectiveServer.listen({
-      host: this.opts.host ?? '127.0.0.1',
-      port: this.opts.port ?? 0,
-    });
+    this.server ??= CollectiveServer.listen(
+      { host: this.opts.host ?? '127.0.0.1', port: this.opts.port ?? 0 },
+      { keepaliveMs: this.opts.keepaliveMs },
+    );
     return this.server;
   }
 }

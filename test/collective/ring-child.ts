@@ -35,6 +35,15 @@ function serialize(err: unknown): SerializedError {
   };
 }
 
+/**
+ * Blocks this thread synchronously for `ms`, as a long synchronous compute step does: nothing on
+ * the event loop runs (no timer, no socket read, no ping answer). Atomics.wait blocks without
+ * spinning, so the other ranks keep the shared cores.
+ */
+function blockMainThread(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
 /** Builds the injector for one fault: it fires once, on frame `frameIndex` of allreduce `sequence`. */
 function injector(spec: FaultSpec): FaultInjector {
   return {
@@ -46,6 +55,10 @@ function injector(spec: FaultSpec): FaultInjector {
       }
       if (site.frameIndex !== spec.frameIndex) return frame;
       send({ type: 'fault', kind: spec.kind, at: Date.now() });
+      if (spec.kind === 'block') {
+        blockMainThread(spec.blockMs ?? 0);
+        return frame;
+      }
       if (spec.kind === 'garbage') {
         const rng = Rng.fromSeed('garbage').split(site.frameIndex);
         return Buffer.from(Uint8Array.from({ length: frame.length }, () => rng.int(256)));
@@ -64,7 +77,7 @@ function injector(spec: FaultSpec): FaultInjector {
 
 const server = await CollectiveServer.listen(
   { host: '127.0.0.1', port: 0 },
-  { keepaliveMs: Number(process.argv[2]) },
+  { keepaliveMs: process.argv[2] ? Number(process.argv[2]) : undefined },
 );
 let ring: RingAllreduce | null = null;
 
@@ -89,6 +102,8 @@ process.on('message', async (m: ToChild) => {
     } catch (err) {
       send({ type: 'allreduce-failed', id: m.id, error: serialize(err), at: Date.now() });
     }
+  } else if (m.type === 'block') {
+    blockMainThread(m.ms);
   } else if (m.type === 'exit') {
     await ring?.close();
     await server.close();

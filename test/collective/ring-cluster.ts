@@ -10,11 +10,14 @@ import type { RingAllreduceOptions } from '../../src/collective/index.ts';
 
 /** One injected misbehaviour of one rank. */
 export interface FaultSpec {
-  readonly kind: 'garbage' | 'wrong-step' | 'short-chunk' | 'stall';
+  /** 'block' blocks the rank's main thread synchronously for `blockMs`, then sends the frame. */
+  readonly kind: 'garbage' | 'wrong-step' | 'short-chunk' | 'stall' | 'block';
   /** Allreduce sequence number (0 = first allreduce of the ring). */
   readonly sequence: number;
   /** Index of the outgoing frame that misbehaves ('stall' stops from this frame on). */
   readonly frameIndex: number;
+  /** How long 'block' blocks. */
+  readonly blockMs?: number;
 }
 
 /** A collective error as it crosses the IPC channel. */
@@ -41,6 +44,7 @@ export type ToChild =
       tag: { epoch: number; step: number };
       returnData: boolean;
     }
+  | { type: 'block'; ms: number }
   | { type: 'exit' };
 
 /** Child → parent. */
@@ -81,11 +85,11 @@ export class RingCluster {
 
   /**
    * Forks W children and waits until each reports its bound address. `keepaliveMs` is their
-   * peer servers' ping interval and timeout (pass the same to `create`).
+   * peer servers' ping interval and timeout, which their rings inherit; default the shipped one.
    */
   static async start(worldSize: number, options: { keepaliveMs?: number } = {}): Promise<RingCluster> {
     const children = Array.from({ length: worldSize }, () =>
-      fork(CHILD, [String(options.keepaliveMs ?? 5_000)], {
+      fork(CHILD, [String(options.keepaliveMs ?? '')], {
         execArgv: ['--import', 'tsx'],
         serialization: 'advanced',
         stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
@@ -190,6 +194,11 @@ export class RingCluster {
   /** Resolves when rank `rank` reports that its injected fault fired. */
   fault(rank: number): Promise<{ at: number }> {
     return next(this.children[rank], (m) => m.type === 'fault') as Promise<{ at: number }>;
+  }
+
+  /** Blocks one rank's main thread synchronously for `ms` as soon as its IPC message arrives. */
+  block(rank: number, ms: number): void {
+    this.children[rank].send({ type: 'block', ms } satisfies ToChild);
   }
 
   /** Sends a signal to one rank's process. */

@@ -102,6 +102,50 @@ describe('ring allreduce - aborts, timeouts and the peer server', () => {
     }
   });
 
+  it('a ring aborted while idle fails every later allreduce at once on every rank; a new generation works', {
+    timeout: 20_000,
+  }, async () => {
+    const ring = await startLocalRing(3, { chunkBytes: 4096 });
+    try {
+      const data = ring.rings.map(() => new Float32Array(10_000).fill(1));
+      assert.ok((await allreduceAll(ring.rings, data, { epoch: 0, step: 0 })).every((r) => r.ok));
+      ring.rings[1].abort('rank 1 gave up while idle');
+      // Twice: while the abort may still be travelling to ranks 0 and 2, and after it arrived.
+      for (const step of [1, 2]) {
+        const t0 = performance.now();
+        const results = await allreduceAll(ring.rings, data, { epoch: 0, step });
+        const ms = performance.now() - t0;
+        assert.ok(ms < 5_000, `step ${step}: the aborted ring answered after ${ms} ms`);
+        for (const [r, res] of results.entries()) {
+          assert.ok(!res.ok && res.error instanceof RingAbortedError, `rank ${r} step ${step}`);
+          assert.equal(res.error.originRank, 1);
+          assert.match(res.error.message, /rank 1 gave up while idle/);
+        }
+      }
+      const next = await Promise.all(
+        ring.servers.map((server, rank) =>
+          RingAllreduce.create({
+            runId: 'test-run',
+            generation: 2,
+            rank,
+            worldSize: 3,
+            peers: ring.peers,
+            server,
+          }),
+        ),
+      );
+      try {
+        const fresh = next.map(() => new Float32Array(10_000).fill(2));
+        assert.ok((await allreduceAll(next, fresh, { epoch: 0, step: 3 })).every((r) => r.ok));
+        assert.deepEqual(Array.from(fresh[0].subarray(0, 2)), [6, 6]);
+      } finally {
+        await Promise.all(next.map((r) => r.close()));
+      }
+    } finally {
+      await ring.close();
+    }
+  });
+
   it('a rank that closes fails its neighbours at their next allreduce, not while they finish one', {
     timeout: 20_000,
   }, async () => {

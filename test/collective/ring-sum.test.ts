@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { CollectiveConfigError, RingAllreduce } from '../../src/collective/index.ts';
+import {
+  CollectiveConfigError,
+  CollectiveServer,
+  DEFAULT_KEEPALIVE_MS,
+  RingAllreduce,
+} from '../../src/collective/index.ts';
 import { firstBitDifference, float64Sum, rankData, ringOrderSum } from './ring-data.ts';
 import { allreduceAll, startLocalRing } from './ring-harness.ts';
 
@@ -172,6 +177,7 @@ describe('ring allreduce - sums (W ranks in one process)', () => {
       [{ chunkBytes: 6 }, /chunkBytes \(6\)/],
       [{ compress: 'zstd' }, /compress \("zstd"\)/],
       [{ timeoutMs: 0 }, /timeoutMs \(0\)/],
+      [{ keepaliveMs: -5 }, /keepaliveMs \(-5\)/],
     ];
     for (const [patch, message] of bad) {
       await assert.rejects(RingAllreduce.create({ ...base, ...patch } as never), (err: Error) => {
@@ -180,5 +186,30 @@ describe('ring allreduce - sums (W ranks in one process)', () => {
         return true;
       });
     }
+    // One keepalive for both ends of an edge: a ring on a shared server takes the server's.
+    const server = await CollectiveServer.listen({ host: '127.0.0.1', port: 0 }, { keepaliveMs: 30_000 });
+    try {
+      assert.equal(server.keepaliveMs, 30_000);
+      await assert.rejects(
+        RingAllreduce.create({ ...base, peers: [server.address, '127.0.0.1:2'], server, keepaliveMs: 5_000 }),
+        (err: Error) => {
+          assert.ok(err instanceof CollectiveConfigError, err.name);
+          assert.match(
+            err.message,
+            /keepaliveMs \(5000\) differs from the peer server's keepaliveMs \(30000\)/,
+          );
+          return true;
+        },
+      );
+    } finally {
+      await server.close();
+    }
+    await assert.rejects(CollectiveServer.listen({ host: '127.0.0.1', port: 0 }, { keepaliveMs: 0 }), {
+      name: 'CollectiveConfigError',
+      message: /CollectiveServerOptions.keepaliveMs \(0\)/,
+    });
+    const plain = await CollectiveServer.listen({ host: '127.0.0.1', port: 0 });
+    await plain.close();
+    assert.equal(plain.keepaliveMs, DEFAULT_KEEPALIVE_MS);
   });
 });

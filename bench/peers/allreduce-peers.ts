@@ -1,0 +1,273 @@
+/**
+ * Peer benchmark of the ring allreduce (issue 16): our gRPC ring beside torch.distributed gloo,
+ * the same ring over plain TCP (bench/allreduce-tcp.ts) and one raw TCP stream, W ranks as
+ * separate processes on loopback, interleaved round by round so every kind sees the same load.
+ * Not part of CI (it needs PyTorch and minutes of both cores).
+ *
+ *   npm run bench:peers -- [--worlds 2,4] [--sizes-mb 2,100,245] [--rounds 3] [--iters 10,3]
+ *     [--kinds grpc,tcp,gloo,stream] [--chunk-kib 1024] [--python python3]
+ *
+ * Per (W, size) and kind it prints wall ms per allreduce (slowest rank, median of a round),
+ * algbw = bytes / time, busbw = algbw * 2(W-1)/W (nccl-tests' definition), and CPU ms per rank per
+ * allreduce (user + system, every thread: process.cpuUsage in Node, getrusage in Python), as the
+ * range over rounds; then the ratios, each computed within a round. The stream is one TCP
+ * connection from rank 0 to rank 1 (rank 1 copies the bytes into its array); its "busbw" is its
+ * bandwidth, the most one ring edge can carry. MB = 10^6 bytes. `--iters a,b`: allreduces per
+ * round below / from 50 MB. `--python` (or BENCH_PYTHON) must import torch.
+ */
+import { type ChildProcess, fork, spawn, spawnSync } from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const { values } = parseArgs({
+  options: {
+    worlds: { type: 'string', default: '2,4' },
+    'sizes-mb': { type: 'string', default: '2,100,245' },
+    rounds: { type: 'string', default: '3' },
+    iters: { type: 'string', default: '10,3' },
+    kinds: { type: 'string', default: 'grpc,tcp,gloo,stream' },
+    'chunk-kib': { type: 'string', default: '1024' },
+    python: { type: 'string', default: process.env.BENCH_PYTHON ?? 'python3' },
+  },
+});
+
+type Kind = 'grpc' | 'tcp' | 'gloo' | 'stream';
+const KIND_LABEL: Record<Kind, string> = {
+  grpc: 'gRPC ring (ours)',
+  tcp: 'same ring, raw TCP',
+  gloo: 'torch gloo',
+  stream: 'one TCP stream',
+};
+const worlds = values.worlds.split(',').map(Number);
+const sizesMb = values['sizes-mb'].split(',').map(Number);
+const rounds = Number(values.rounds);
+const [itersSmall, itersLarge] = values.iters.split(',').map(Number);
+const kinds = values.kinds.split(',') as Kind[];
+const chunkBytes = Number(values['chunk-kib']) * 1024;
+for (const k of kinds) {
+  if (!(k in KIND_LABEL)) {
+    console.error(`--kinds: unknown kind ${JSON.stringify(k)} (grpc, tcp, gloo, stream)`);
+    process.exit(2);
+  }
+}
+if (kinds.includes('gloo')) {
+  const probe = spawnSync(values.python, [
+    '-c',
+    'import torch.distributed as d; assert d.is_gloo_available()',
+  ]);
+  if (probe.status !== 0) {
+    console.error(
+      `--python ${values.python}: cannot import torch with gloo (install torch in a venv and pass --python, or drop gloo from --kinds)`,
+    );
+    process.exit(2);
+  }
+}
+
+/** Per-iteration results of one rank. */
+interface RankResult {
+  times: number[];
+  cpu: number[];
+  ok: boolean;
+}
+
+/** A set of W ranks of one implementation that can run `iters` allreduces of n elements. */
+interface Ranks {
+  run(kind: Kind, n: number, iters: number): Promise<RankResult[]>;
+  close(): Promise<void>;
+}
+
+function nextMessage(child: ChildProcess, type: string): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const onMsg = (m: { type: string; message?: string }): void => {
+      if (m.type === 'error') reject(new Error(`node rank: ${m.message}`));
+      else if (m.type === type) {
+        child.off('message', onMsg);
+        child.off('exit', onExit);
+        resolve(m);
+      }
+    };
+    const onExit = (code: number | null): void =>
+      reject(new Error(`node rank exited (${code}) before ${type}`));
+    child.on('message', onMsg);
+    child.once('exit', onExit);
+  });
+}
+
+/** W Node ranks (bench/allreduce-worker.ts): the gRPC ring, the TCP ring and the stream. */
+async function nodeRanks(W: number): Promise<Ranks> {
+  const children = Array.from({ length: W }, (_, r) =>
+    fork(path.join(here, '..', 'allreduce-worker.ts'), [String(r), String(W)], {
+      execArgv: ['--import', 'tsx'],
+      serialization: 'advanced',
+    }),
+  );
+  const listening = await Promise.all(children.map((c) => nextMessage(c, 'listening')));
+  const ready = children.map((c) => nextMessage(c, 'ready'));
+  for (const c of children) {
+    c.send({
+      type: 'peers',
+      grpc: listening.map((l) => l.grpc),
+      tcp: listening.map((l) => l.tcp),
+      stream: listening.map((l) => l.stream),
+      chunkBytes,
+      compress: 'none',
+    });
+  }
+  await Promise.all(ready);
+  return {
+    async run(kind, n, iters) {
+      const active = kind === 'stream' ? children.slice(0, 2) : children;
+      const results = active.map((c) => nextMessage(c, 'result'));
+      for (const c of active) c.send({ type: 'run', kind, n, iters });
+      return (await Promise.all(results)) as unknown as RankResult[];
+    },
+    async close() {
+      const exited = children.map((c) => new Promise((r) => c.once('exit', r)));
+      for (const c of children) c.send({ type: 'exit' });
+      await Promise.all(exited);
+    },
+  };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** W torch.distributed gloo ranks (bench/peers/allreduce_gloo.py). */
+async function glooRanks(W: number): Promise<Ranks> {
+  const port = await freePort();
+  const procs = Array.from({ length: W }, (_, r) =>
+    spawn(values.python, [path.join(here, 'allreduce_gloo.py'), String(r), String(W), String(port)], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+      env: { ...process.env, GLOO_SOCKET_IFNAME: 'lo', OMP_NUM_THREADS: '1' },
+    }),
+  );
+  const lines = procs.map((p) => readline.createInterface({ input: p.stdout! })[Symbol.asyncIterator]());
+  const expect = async (r: number, prefix: string): Promise<string> => {
+    for (;;) {
+      const { value, done } = await lines[r].next();
+      if (done) throw new Error(`gloo rank ${r} exited before ${prefix}`);
+      if (value.startsWith(prefix)) return value.slice(prefix.length);
+    }
+  };
+  await Promise.all(procs.map((_, r) => expect(r, 'READY')));
+  return {
+    async run(_kind, n, iters) {
+      for (const p of procs) p.stdin!.write(`${JSON.stringify({ n, iters })}\n`);
+      return Promise.all(procs.map(async (_, r) => JSON.parse(await expect(r, 'RESULT ')) as RankResult));
+    },
+    async close() {
+      const exited = procs.map((p) => new Promise((r) => p.once('exit', r)));
+      for (const p of procs) p.stdin!.end(`${JSON.stringify({ exit: true })}\n`);
+      await Promise.all(exited);
+    },
+  };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+/** One round's figures for one kind. */
+interface Round {
+  seconds: number;
+  cpu: number;
+}
+
+function range(xs: number[], digits: number): string {
+  const lo = Math.min(...xs);
+  const hi = Math.max(...xs);
+  return lo.toFixed(digits) === hi.toFixed(digits)
+    ? lo.toFixed(digits)
+    : `${lo.toFixed(digits)}-${hi.toFixed(digits)}`;
+}
+
+async function benchWorld(W: number): Promise<void> {
+  const node = await nodeRanks(W);
+  const gloo = kinds.includes('gloo') ? await glooRanks(W) : null;
+  try {
+    for (const mb of sizesMb) {
+      const n = Math.round((mb * 1e6) / 4);
+      const bytes = n * 4;
+      const iters = mb >= 50 ? itersLarge : itersSmall;
+      const byKind = new Map<Kind, Round[]>(kinds.map((k) => [k, []]));
+      for (let round = 0; round < rounds; round++) {
+        // Rotate the order each round so no kind always follows the same one.
+        const order = kinds.map((_, i) => kinds[(i + round) % kinds.length]);
+        for (const kind of order) {
+          const rs = await (kind === 'gloo' ? gloo! : node).run(kind, n, iters);
+          if (!rs.every((r) => r.ok)) throw new Error(`${kind} W=${W} ${mb} MB: wrong sum`);
+          const timed = rs.filter((r) => r.times.length > 0);
+          const perIter = timed[0].times.map((_, i) => Math.max(...timed.map((r) => r.times[i])));
+          const cpuPerIter = rs[0].cpu.map((_, i) => rs.reduce((acc, r) => acc + r.cpu[i], 0) / rs.length);
+          byKind.get(kind)!.push({ seconds: median(perIter), cpu: median(cpuPerIter) });
+        }
+      }
+      const factor = (2 * (W - 1)) / W;
+      const busbw = (kind: Kind, r: Round): number =>
+        (bytes / r.seconds / 1e9) * (kind === 'stream' ? 1 : factor);
+      console.log(`\n### W=${W}, ${mb} MB (${rounds} rounds x ${iters} allreduces, ranges over rounds)\n`);
+      console.log('| kind | wall ms | algbw GB/s | busbw GB/s | CPU ms per rank |');
+      console.log('|---|---|---|---|---|');
+      for (const kind of kinds) {
+        const rs = byKind.get(kind)!;
+        const cells = [
+          KIND_LABEL[kind],
+          range(
+            rs.map((r) => r.seconds * 1000),
+            1,
+          ),
+          kind === 'stream'
+            ? ''
+            : range(
+                rs.map((r) => bytes / r.seconds / 1e9),
+                3,
+              ),
+          range(
+            rs.map((r) => busbw(kind, r)),
+            3,
+          ),
+          range(
+            rs.map((r) => r.cpu * 1000),
+            1,
+          ),
+        ];
+        console.log(`| ${cells.join(' | ')} |`);
+      }
+      const ratio = (a: Kind, b: Kind, what: 'bw' | 'cpu'): string | null => {
+        if (!byKind.has(a) || !byKind.has(b)) return null;
+        const ra = byKind.get(a)!;
+        const rb = byKind.get(b)!;
+        const xs = ra.map((r, i) => (what === 'bw' ? busbw(a, r) / busbw(b, rb[i]) : r.cpu / rb[i].cpu));
+        return `${range(xs, 2)}x`;
+      };
+      const lines = [
+        ['busbw gRPC ring / gloo', ratio('grpc', 'gloo', 'bw')],
+        ['CPU gRPC ring / gloo', ratio('grpc', 'gloo', 'cpu')],
+        ['busbw gRPC ring / one TCP stream', ratio('grpc', 'stream', 'bw')],
+        ['busbw gRPC ring / same ring on TCP', ratio('grpc', 'tcp', 'bw')],
+        ['busbw TCP ring / gloo', ratio('tcp', 'gloo', 'bw')],
+      ].filter((l): l is [string, string] => l[1] !== null);
+      console.log(`\n${lines.map(([k, v]) => `${k}: ${v}`).join('; ')}`);
+    }
+  } finally {
+    await node.close();
+    await gloo?.close();
+  }
+}
+
+console.log(
+  `# allreduce peers: loopback, float32, chunk ${chunkBytes / 1024} KiB, worlds ${worlds.join(',')}, sizes ${sizesMb.join(',')} MB`,
+);
+for (const W of worlds) await benchWorld(W);
