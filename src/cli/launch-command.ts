@@ -10,8 +10,11 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { K8sError, type LaunchOptions } from '../k8s/api.ts';
-import { applyObjects, formatPods, listRunPods, loadKubeConfig, scaleWorkers } from '../k8s/cluster.ts';
-import { renderRun, toYaml } from '../k8s/render.ts';
+
+/** The Kubernetes client and the chart renderer, imported on use (the client alone takes a second to load). */
+const cluster = () => import('../k8s/cluster.ts');
+const render = () => import('../k8s/render.ts');
+
 import { loadRunConfig } from './config-file.ts';
 import { LOCAL_TEMPORAL_ADDRESS, temporalLaunch, temporalScale, temporalStatus } from './run-commands.ts';
 
@@ -127,6 +130,10 @@ export function registerLaunchCommand(program: Command, out: CommandOutput = pro
         persistence: f.persistence,
         credentialsSecret: f.credentialsSecret,
       };
+      const [{ renderRun, toYaml }, { applyObjects, loadKubeConfig }] = await Promise.all([
+        render(),
+        cluster(),
+      ]);
       const objects = await renderRun(cfg, options);
       if (f.dryRun) {
         out.write(toYaml(objects));
@@ -159,6 +166,7 @@ export function registerLaunchCommand(program: Command, out: CommandOutput = pro
           };
           return temporalScale(run, workers, target, out);
         }
+        const { loadKubeConfig, scaleWorkers } = await cluster();
         const before = await scaleWorkers(loadKubeConfig(f.kubeconfig), f.namespace, run, workers);
         out.write(`run ${run}: worker pods ${before} -> ${workers}\n`);
         // The workflow decides when the new world trains (the next epoch boundary); the chart's
@@ -196,6 +204,7 @@ export function registerLaunchCommand(program: Command, out: CommandOutput = pro
           await temporalStatus(run, { ...target, json: f.json }, out);
           return;
         }
+        const { formatPods, listRunPods, loadKubeConfig } = await cluster();
         const rows = await listRunPods(loadKubeConfig(f.kubeconfig), f.namespace, run);
         if (f.json) out.write(`${JSON.stringify(rows, null, 2)}\n`);
         else if (rows.length === 0) out.write(`run ${run}: no pods in namespace ${f.namespace}\n`);

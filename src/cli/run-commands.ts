@@ -4,21 +4,15 @@
  * client and calls src/orchestration/client.ts.
  */
 import { resolve } from 'node:path';
-import { Client, Connection } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import type { Command } from 'commander';
 import type { RunConfig } from '../core/config.ts';
 import type { BackendPreference } from '../model/backend.ts';
-import { selectBackend } from '../model/backend.ts';
 import { rankTaskQueue, type TrainingResult } from '../orchestration/api.ts';
-import {
-  cancelRun,
-  pauseRun,
-  type RunStatus,
-  resumeRun,
-  runStatus,
-  scaleRun,
-  startRun,
-} from '../orchestration/client.ts';
+import type { RunStatus } from '../orchestration/client.ts';
+
+/** The run operations of src/orchestration/client.ts, imported on use (the Temporal SDK is slow to load). */
+const runOps = () => import('../orchestration/client.ts');
 
 /** Where the commands print (tests pass their own). */
 export interface RunCommandOutput {
@@ -35,6 +29,7 @@ export interface TemporalTarget {
 }
 
 async function withClient<T>(t: TemporalTarget, body: (client: Client) => Promise<T>): Promise<T> {
+  const { Client, Connection } = await import('@temporalio/client');
   const connection = await Connection.connect({ address: t.temporal });
   try {
     return await body(new Client({ connection, namespace: t.temporalNamespace ?? 'default' }));
@@ -69,6 +64,7 @@ export async function temporalLaunch(
     workers: o.workers,
     resume: o.resume,
   };
+  const { startRun } = await runOps();
   return withClient(o, async (client) => {
     const handle = await startRun(client, input);
     out.write(
@@ -82,6 +78,7 @@ export async function temporalLaunch(
     const { NativeConnection } = await import('@temporalio/worker');
     const { createLocalDeps } = await import('../orchestration/local.ts');
     const { createTrainingWorker } = await import('../orchestration/worker.ts');
+    const { selectBackend } = await import('../model/backend.ts');
     const backend = await selectBackend(o.localWorker.backend);
     const deps = createLocalDeps({ backend: backend.name });
     const native = await NativeConnection.connect({ address: o.temporal });
@@ -141,6 +138,7 @@ export async function temporalStatus(
   t: TemporalTarget & { json?: boolean },
   out: RunCommandOutput = process.stdout,
 ): Promise<RunStatus> {
+  const { runStatus } = await runOps();
   const status = await withClient(t, (client) => runStatus(client, runId));
   out.write(t.json ? `${JSON.stringify(status, null, 2)}\n` : formatRunStatus(status));
   return status;
@@ -153,6 +151,7 @@ export async function temporalScale(
   t: TemporalTarget,
   out: RunCommandOutput = process.stdout,
 ): Promise<void> {
+  const { scaleRun } = await runOps();
   await withClient(t, (client) => scaleRun(client, runId, workers));
   out.write(`run ${runId}: workers -> ${workers} at the next epoch boundary\n`);
 }
@@ -170,18 +169,21 @@ export function registerRunCommands(program: Command, out: RunCommandOutput = pr
       .option('--temporal-namespace <ns>', 'Temporal namespace', 'default');
   target(program.command('pause').description('pause a run at its next epoch boundary')).action(
     async (run: string, t: TemporalTarget) => {
+      const { pauseRun } = await runOps();
       await withClient(t, (client) => pauseRun(client, run));
       out.write(`run ${run}: pause requested (takes effect at the next epoch boundary)\n`);
     },
   );
   target(program.command('resume').description('resume a paused run')).action(
     async (run: string, t: TemporalTarget) => {
+      const { resumeRun } = await runOps();
       await withClient(t, (client) => resumeRun(client, run));
       out.write(`run ${run}: resumed\n`);
     },
   );
   target(program.command('cancel').description('stop a run cleanly, with a final checkpoint')).action(
     async (run: string, t: TemporalTarget) => {
+      const { cancelRun } = await runOps();
       const result = await withClient(t, (client) => cancelRun(client, run));
       out.write(`run ${run}: ${result.state}; final checkpoint ${result.checkpoint ?? '-'}\n`);
     },

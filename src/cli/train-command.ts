@@ -7,20 +7,24 @@
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { ConfigError, type RunConfig } from '../core/config.ts';
-import { selectBackend } from '../model/backend.ts';
 import type { TrainingResult } from '../orchestration/api.ts';
-import { type RunOutcome, runTraining } from '../worker/run.ts';
+import type { RunOutcome } from '../worker/run.ts';
 import { runPaths } from '../worker/run-dir.ts';
 import { loadRunConfig } from './config-file.ts';
-import { trainDurably } from './durable-train.ts';
-import { launchLocal } from './launcher.ts';
-import { log } from './log.ts';
-import { createProgress, formatEpochLine } from './progress.ts';
 import { formatShotTable, readRun } from './report-command.ts';
 import { addTelemetryOptions } from './telemetry-options.ts';
 
 /** Runs one training in this process, printing progress; resolves with how it ended. */
 export async function trainLocally(cfg: RunConfig, outDir: string, resume: boolean): Promise<RunOutcome> {
+  // Imported here (as are the other modes' modules below): tfjs, Temporal and gRPC cost seconds
+  // of start-up that the commands which do not train should not pay.
+  const [{ selectBackend }, { runTraining }, { log }, { createProgress, formatEpochLine }] =
+    await Promise.all([
+      import('../model/backend.ts'),
+      import('../worker/run.ts'),
+      import('./log.ts'),
+      import('./progress.ts'),
+    ]);
   const backend = await selectBackend(cfg.compute.backend, { threads: cfg.compute.threads });
   log.info({ backend: backend.name, tried: backend.tried }, backend.reason);
   process.stderr.write(`backend: ${backend.name} (${backend.reason})\n`);
@@ -164,6 +168,7 @@ export function registerTrainCommand(program: Command): void {
     }
     const { cfg, outDir } = resolveRun(overrides, opts);
     if (opts.temporal !== false) {
+      const { trainDurably } = await import('./durable-train.ts');
       const result = await trainDurably({
         cfg,
         outDir,
@@ -192,6 +197,7 @@ export function registerTrainCommand(program: Command): void {
       return;
     }
     if (opts.workers !== undefined) {
+      const { launchLocal } = await import('./launcher.ts');
       const r = await launchLocal({
         configPath: opts.config,
         overrides,

@@ -24,8 +24,12 @@ import {
 import { writeFileAtomic } from '../worker/atomic-file.ts';
 import { createActivities, type TrainingDeps } from './activities.ts';
 
-/** Absolute path of the workflow module (what `workflowsPath` points at). */
-export const WORKFLOWS_PATH = fileURLToPath(new URL('./workflows.ts', import.meta.url));
+/**
+ * Absolute path of the workflow module (what `workflowsPath` points at): always the TypeScript
+ * source, also when this module runs compiled from dist/ (same depth), so the bundle and its cache
+ * key below are built from the same files either way.
+ */
+export const WORKFLOWS_PATH = fileURLToPath(new URL('../../src/orchestration/workflows.ts', import.meta.url));
 
 let bundle: Promise<WorkflowBundle> | undefined;
 
