@@ -16,7 +16,8 @@ const cluster = () => import('../k8s/cluster.ts');
 const render = () => import('../k8s/render.ts');
 
 import { loadRunConfig } from './config-file.ts';
-import { LOCAL_TEMPORAL_ADDRESS, temporalLaunch, temporalScale, temporalStatus } from './run-commands.ts';
+import { LOCAL_TEMPORAL_ADDRESS, temporalLaunch, temporalScale } from './run-commands.ts';
+import { showStatus } from './run-status.ts';
 
 /** Where Temporal and NATS are, unless given: their official charts' services in their own namespaces. */
 export const DEFAULT_TEMPORAL_ADDRESS = 'temporal-frontend.temporal.svc.cluster.local:7233';
@@ -186,8 +187,10 @@ export function registerLaunchCommand(program: Command, out: CommandOutput = pro
 
   program
     .command('status')
-    .description('show a run: workflow state, epoch, α, lr and ranks (--k8s: its pods)')
-    .argument('<run>', 'run id')
+    .description(
+      'show a run: workflow state, epoch, α, lr and ranks; a run directory is read from its files (--k8s: its pods)',
+    )
+    .argument('<run>', 'run id, or a run directory (runs/NAME)')
     .option('--k8s', "list the run's pods")
     .option('-n, --namespace <ns>', 'namespace', 'default')
     .option('--kubeconfig <file>', 'kubeconfig (default: $KUBECONFIG or ~/.kube/config)')
@@ -201,7 +204,7 @@ export function registerLaunchCommand(program: Command, out: CommandOutput = pro
             temporal: temporalAddress(f.temporal, false),
             temporalNamespace: f.temporalNamespace,
           };
-          await temporalStatus(run, { ...target, json: f.json }, out);
+          await showStatus(run, { ...target, json: f.json }, out);
           return;
         }
         const { formatPods, listRunPods, loadKubeConfig } = await cluster();

@@ -28,14 +28,44 @@ export interface TemporalTarget {
   readonly temporalNamespace?: string;
 }
 
+/** A Temporal server that is not there, or a run it does not know: one line for the user (exit 2). */
+export class RunNotReachableError extends Error {
+  override name = 'RunNotReachableError';
+  readonly userFacing = true;
+}
+
+/** How long a command waits for the Temporal server to answer the connection. */
+const CONNECT_TIMEOUT_MS = 2_000;
+
 async function withClient<T>(t: TemporalTarget, body: (client: Client) => Promise<T>): Promise<T> {
   const { Client, Connection } = await import('@temporalio/client');
-  const connection = await Connection.connect({ address: t.temporal });
+  const connection = await Connection.connect({
+    address: t.temporal,
+    connectTimeout: CONNECT_TIMEOUT_MS,
+  }).catch((err: Error) => {
+    throw new RunNotReachableError(
+      `no Temporal server answers at ${t.temporal} (${err.message.split('\n')[0]}); ` +
+        "give the address of the run's server with --temporal HOST:PORT, or, for a finished or stopped local run, its directory: bbn status runs/NAME",
+    );
+  });
   try {
     return await body(new Client({ connection, namespace: t.temporalNamespace ?? 'default' }));
+  } catch (err) {
+    if ((err as Error).name === 'WorkflowNotFoundError') {
+      throw new RunNotReachableError(
+        `the Temporal server at ${t.temporal} (namespace ${t.temporalNamespace ?? 'default'}) has no run ${runIdOf(err)}`,
+      );
+    }
+    throw err;
   } finally {
     await connection.close();
   }
+}
+
+/** The run id of a WorkflowNotFoundError (its workflow id is `bbn-run-<id>`). */
+function runIdOf(err: unknown): string {
+  const id = String((err as { workflowId?: string }).workflowId ?? '');
+  return id.replace(/^bbn-run-/, '') || '(unknown)';
 }
 
 /** What `bbn launch` (without --k8s) submits. */
@@ -137,11 +167,70 @@ export async function temporalStatus(
   runId: string,
   t: TemporalTarget & { json?: boolean },
   out: RunCommandOutput = process.stdout,
-): Promise<RunStatus> {
-  const { runStatus } = await runOps();
-  const status = await withClient(t, (client) => runStatus(client, runId));
-  out.write(t.json ? `${JSON.stringify(status, null, 2)}\n` : formatRunStatus(status));
+): Promise<RunStatus | ClosedRunStatus> {
+  const status = await fetchRunStatus(runId, t);
+  if (t.json) out.write(`${JSON.stringify(status, null, 2)}\n`);
+  else out.write('ranks' in status ? formatRunStatus(status) : formatClosedRunStatus(status));
   return status;
+}
+
+/** The status of run `runId` from its Temporal server, unprinted. */
+export function fetchRunStatus(runId: string, t: TemporalTarget): Promise<RunStatus | ClosedRunStatus> {
+  return withClient(t, (client) => statusOf(client, runId));
+}
+
+/** A run whose workflow has closed: how it ended, from its result (no worker needs to answer). */
+export interface ClosedRunStatus {
+  readonly runId: string;
+  /** The workflow's execution status (COMPLETED, FAILED, TERMINATED, …). */
+  readonly execution: string;
+  readonly result: TrainingResult | null;
+  /** Why it failed, when it did. */
+  readonly failure: string | null;
+}
+
+/** How long a running workflow's workers get to answer the progress query. */
+const QUERY_TIMEOUT_MS = 5_000;
+
+/**
+ * The status of run `runId`: live (progress query and pending activities) while its workflow
+ * runs, else how it ended. A query needs a worker, which a closed run no longer has: asking one
+ * would wait for the RPC deadline.
+ */
+async function statusOf(client: Client, runId: string): Promise<RunStatus | ClosedRunStatus> {
+  const { runHandle, runStatus } = await runOps();
+  const handle = runHandle(client, runId);
+  const execution = (await handle.describe()).status.name;
+  if (execution === 'RUNNING') {
+    try {
+      return await client.connection.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () =>
+        runStatus(client, runId),
+      );
+    } catch (err) {
+      throw new RunNotReachableError(
+        `run ${runId} is running on Temporal, but no worker answered its status within ${QUERY_TIMEOUT_MS / 1000} s ` +
+          `(is its bbn train, or are its bbn worker processes, still up?): ${(err as Error).message.split('\n')[0]}`,
+      );
+    }
+  }
+  try {
+    return { runId, execution, result: await handle.result(), failure: null };
+  } catch (err) {
+    let e = err as { message?: string; cause?: unknown } | undefined;
+    while (e?.cause) e = e.cause as typeof e;
+    return { runId, execution, result: null, failure: e?.message ?? String(err) };
+  }
+}
+
+/** Formats a closed run's status for people. */
+export function formatClosedRunStatus(s: ClosedRunStatus): string {
+  if (!s.result) return `run ${s.runId}: ${s.execution.toLowerCase()}${s.failure ? `: ${s.failure}` : ''}\n`;
+  const last = s.result.epochs.at(-1);
+  const top1 = last?.testTop1 == null ? '' : `, last top-1 ${(100 * last.testTop1).toFixed(2)}%`;
+  return (
+    `run ${s.runId}: ${s.result.state} (${s.execution}) after ${last?.epoch ?? 0} epoch(s)${top1}\n` +
+    `  checkpoint ${s.result.checkpoint ?? '-'}\n`
+  );
 }
 
 /** `bbn scale RUN W` (Temporal): validated by the workflow, applied at the next epoch boundary. */
