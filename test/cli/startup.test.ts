@@ -22,7 +22,10 @@ describe('bbn start-up', () => {
     for (const command of ['train', 'status', 'report', 'watch', 'worker', 'cancel'])
       assert.match(r.stdout, new RegExp(`^  ${command} `, 'm'));
     assert.ok(r.cpuSeconds < 0.5, `bbn --help took ${r.cpuSeconds.toFixed(2)} s of CPU (bound 0.5 s)`);
-    assert.ok(r.wallSeconds < 3, `bbn --help took ${r.wallSeconds.toFixed(2)} s (bound 3 s on a loaded host)`);
+    assert.ok(
+      r.wallSeconds < 3,
+      `bbn --help took ${r.wallSeconds.toFixed(2)} s (bound 3 s on a loaded host)`,
+    );
   });
 
   it('bbn train --help loads no training code either', async () => {

@@ -48,7 +48,10 @@ describe('bbn status', () => {
     assert.match(r.stdout, /checkpoint .*ckpt-e000002-s0000000\.bbnckpt/);
     assert.equal(r.stderr, '');
     assert.ok(r.cpuSeconds < 1, `bbn status DIR took ${r.cpuSeconds.toFixed(2)} s of CPU (bound 1 s)`);
-    assert.ok(r.wallSeconds < 5, `bbn status DIR took ${r.wallSeconds.toFixed(2)} s (bound 5 s on a loaded host)`);
+    assert.ok(
+      r.wallSeconds < 5,
+      `bbn status DIR took ${r.wallSeconds.toFixed(2)} s (bound 5 s on a loaded host)`,
+    );
   });
 
   it('of a stopped run directory: stopped, with the resume command', async () => {
@@ -67,7 +70,10 @@ describe('bbn status', () => {
     const r = await timeBbn(['status', 'no-such-run', '--temporal', address]);
     assert.equal(r.code, 2);
     assert.equal(r.stdout, '');
-    assert.match(r.stderr, new RegExp(`^bbn: no Temporal server at ${address} to ask about run no-such-run;`));
+    assert.match(
+      r.stderr,
+      new RegExp(`^bbn: no Temporal server at ${address} to ask about run no-such-run;`),
+    );
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
     assert.ok(r.wallSeconds < 5, `took ${r.wallSeconds.toFixed(2)} s`);
   });
