@@ -2,6 +2,7 @@
  * The `bbn` command. Thin: it parses arguments and calls the layers below. Every expected failure
  * (bad config, bad data) is printed as one clear line and exits with status 2.
  */
+import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { ConfigError } from '../core/config.ts';
 import { registerCoordinatorCommand } from './coordinator-command.ts';
@@ -14,9 +15,18 @@ import { registerTrainCommand } from './train-command.ts';
 import { registerRunsCommand, registerWatchCommand } from './watch-command.ts';
 import { registerWorkerCommand } from './worker-command.ts';
 
+/** The version in package.json (two levels up from src/cli/ and from dist/cli/ alike). */
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
 const program = new Command()
   .name('bbn')
   .description('Train BBN (Bilateral-Branch Network) on long-tailed data, on one machine or a cluster')
+  .version(packageVersion(), '-V, --version', 'print the version of bbn')
   .showHelpAfterError();
 
 registerDataCommand(program);

@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { ROOT, timeBbn } from '../helpers/cli-timing.ts';
@@ -26,6 +27,13 @@ describe('bbn start-up', () => {
       r.wallSeconds < 3,
       `bbn --help took ${r.wallSeconds.toFixed(2)} s (bound 3 s on a loaded host)`,
     );
+  });
+
+  it('bbn --version prints the package version', async () => {
+    const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    const r = await timeBbn(['--version']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, `${version}\n`);
   });
 
   it('bbn train --help loads no training code either', async () => {
