@@ -34,6 +34,11 @@ export class RunNotReachableError extends Error {
   readonly userFacing = true;
 }
 
+/** A run whose workflow is running but whose workers did not answer its status in time. */
+export class RunBusyError extends RunNotReachableError {
+  override name = 'RunBusyError';
+}
+
 /** How long a command waits for the Temporal server to answer the connection. */
 const CONNECT_TIMEOUT_MS = 2_000;
 
@@ -174,9 +179,13 @@ export async function temporalStatus(
   return status;
 }
 
-/** The status of run `runId` from its Temporal server, unprinted. */
-export function fetchRunStatus(runId: string, t: TemporalTarget): Promise<RunStatus | ClosedRunStatus> {
-  return withClient(t, (client) => statusOf(client, runId));
+/** The status of run `runId` from its Temporal server, unprinted; `queryMs` bounds the wait for its workers. */
+export function fetchRunStatus(
+  runId: string,
+  t: TemporalTarget,
+  queryMs = QUERY_TIMEOUT_MS,
+): Promise<RunStatus | ClosedRunStatus> {
+  return withClient(t, (client) => statusOf(client, runId, queryMs));
 }
 
 /** A run whose workflow has closed: how it ended, from its result (no worker needs to answer). */
@@ -197,18 +206,20 @@ const QUERY_TIMEOUT_MS = 5_000;
  * runs, else how it ended. A query needs a worker, which a closed run no longer has: asking one
  * would wait for the RPC deadline.
  */
-async function statusOf(client: Client, runId: string): Promise<RunStatus | ClosedRunStatus> {
+async function statusOf(
+  client: Client,
+  runId: string,
+  queryMs = QUERY_TIMEOUT_MS,
+): Promise<RunStatus | ClosedRunStatus> {
   const { runHandle, runStatus } = await runOps();
   const handle = runHandle(client, runId);
   const execution = (await handle.describe()).status.name;
   if (execution === 'RUNNING') {
     try {
-      return await client.connection.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () =>
-        runStatus(client, runId),
-      );
+      return await client.connection.withDeadline(Date.now() + queryMs, () => runStatus(client, runId));
     } catch (err) {
-      throw new RunNotReachableError(
-        `run ${runId} is running on Temporal, but no worker answered its status within ${QUERY_TIMEOUT_MS / 1000} s ` +
+      throw new RunBusyError(
+        `run ${runId} is running on Temporal, but no worker answered its status within ${queryMs / 1000} s ` +
           `(is its bbn train, or are its bbn worker processes, still up?): ${(err as Error).message.split('\n')[0]}`,
       );
     }

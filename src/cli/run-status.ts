@@ -16,6 +16,7 @@ import { type EpochMetrics, type RunSummary, readMetrics, runPaths } from '../wo
 import {
   fetchRunStatus,
   formatRunStatus,
+  RunBusyError,
   type RunCommandOutput,
   RunNotReachableError,
   type TemporalTarget,
@@ -28,8 +29,11 @@ export interface RunDirStatus {
   readonly dir: string;
   readonly name: string;
   readonly method: string;
-  /** `completed`: all epochs and the summary written; `stopped`: resumable; `new`: nothing trained yet. */
-  readonly state: 'completed' | 'stopped' | 'new';
+  /**
+   * `completed`: all epochs and the summary written; `stopped`: resumable; `new`: nothing trained
+   * yet; `running`: its workflow runs (it was too busy in a step to say more).
+   */
+  readonly state: 'completed' | 'stopped' | 'new' | 'running';
   /** Epochs with a metrics row. */
   readonly epoch: number;
   readonly totalEpochs: number;
@@ -87,9 +91,11 @@ export function formatRunDirStatus(s: RunDirStatus): string {
   const what =
     s.state === 'completed'
       ? 'completed'
-      : s.state === 'stopped'
-        ? `stopped (not running); continue with: bbn train --resume ${s.dir}`
-        : 'not started';
+      : s.state === 'running'
+        ? 'running (its workers were busy in a step; ask again, or follow it with bbn watch)'
+        : s.state === 'stopped'
+          ? `stopped (not running); continue with: bbn train --resume ${s.dir}`
+          : 'not started';
   const lines = [`run ${s.dir} (${s.name}, ${s.method}): ${what}, epoch ${s.epoch}/${s.totalEpochs}`];
   if (s.last) {
     const m = s.last;
@@ -126,6 +132,8 @@ export function isListening(address: string, timeoutMs: number): Promise<boolean
 
 /** How long `bbn status` waits for a Temporal server to accept a connection. */
 const PROBE_MS = 1_500;
+/** How long `bbn status DIR` waits for a live run's workers before answering from the files. */
+const LIVE_QUERY_MS = 2_000;
 
 /** `bbn status RUN|DIR` (see the module doc). */
 export async function showStatus(
@@ -134,11 +142,12 @@ export async function showStatus(
   out: RunCommandOutput = process.stdout,
 ): Promise<void> {
   if (existsSync(run) && statSync(run).isDirectory()) {
-    const s = readRunDirStatus(run);
+    let s = readRunDirStatus(run);
     if (s.state !== 'completed' && (await isListening(t.temporal, PROBE_MS))) {
       // Perhaps training right now: its workflow knows more (ranks, steps) than the files.
-      const live = await fetchRunStatus(runIdFor(run), t).catch(() => undefined);
-      if (live && 'ranks' in live) {
+      const live = await fetchRunStatus(runIdFor(run), t, LIVE_QUERY_MS).catch((err: Error) => err);
+      if (live instanceof RunBusyError) s = { ...s, state: 'running' };
+      else if (!(live instanceof Error) && 'ranks' in live) {
         out.write(t.json ? `${JSON.stringify(live, null, 2)}\n` : formatRunStatus(live));
         return;
       }

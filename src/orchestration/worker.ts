@@ -111,7 +111,12 @@ export function installTemporalRuntime(): void {
     }
   });
   try {
-    Runtime.install({ logger, shutdownSignals: [] });
+    // Core's own (Rust) log lines are forwarded to the same logger instead of its console output.
+    Runtime.install({
+      logger,
+      shutdownSignals: [],
+      telemetryOptions: { logging: { forward: {}, filter: { core: 'WARN', other: 'ERROR' } } },
+    });
   } catch {
     // already installed (by an earlier call, or a test): keep that one
   }
