@@ -1,9 +1,16 @@
 /**
  * A child process whose output is forwarded line by line (with the last lines kept for error
  * messages), and whose end is one promise that settles after its exit and its last line.
+ *
+ * Children (the local rank processes of `bbn train --workers`) run in a process group of their
+ * own: the terminal's Ctrl-C reaches only `bbn`, which stops the run in order (through the
+ * workflow, or by forwarding SIGINT itself) instead of every process dying at once. They still
+ * never outlive us: a process 'exit' hook kills those left, and a watchdog (devservers/child.ts)
+ * ends them when we die without hooks (SIGKILL, SIGTERM, the terminal's SIGHUP).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { spawnWatchdog } from '../devservers/child.ts';
 
 /** How a child ended. */
 export interface ChildExit {
@@ -24,6 +31,18 @@ export interface LineChild {
 
 const TAIL_LINES = 20;
 
+/** Children still running; the exit hook kills them. */
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const proc of live) proc.kill('SIGKILL');
+  });
+}
+
 /** Spawns `command args`, forwarding each output line to `onLine`. */
 export function spawnLineChild(
   command: string,
@@ -31,7 +50,16 @@ export function spawnLineChild(
   onLine: (line: string, stream: 'stdout' | 'stderr') => void,
   env?: NodeJS.ProcessEnv,
 ): LineChild {
-  const proc = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+  installExitHook();
+  const proc = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env, detached: true });
+  if (proc.pid !== undefined) {
+    live.add(proc);
+    const watchdog = spawnWatchdog(proc.pid);
+    proc.once('exit', () => {
+      live.delete(proc);
+      watchdog.kill('SIGKILL');
+    });
+  }
   const tail: string[] = [];
   const forward = (stream: 'stdout' | 'stderr') => (line: string) => {
     tail.push(line);

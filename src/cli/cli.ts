@@ -4,6 +4,7 @@
  * 2 as well). Each call builds a fresh program, so tests run the real CLI in-process, many times,
  * without paying a process start per case. main.ts is the thin entry that exits with the status.
  */
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../core/config.ts';
 import { registerCoordinatorCommand } from './coordinator-command.ts';
@@ -16,11 +17,20 @@ import { registerTrainCommand } from './train-command.ts';
 import { registerRunsCommand, registerWatchCommand } from './watch-command.ts';
 import { registerWorkerCommand } from './worker-command.ts';
 
+/** The version in package.json (two levels up from src/cli/ and from dist/cli/ alike). */
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
 /** A fresh `bbn` program (commander keeps parsed options on the instance). */
 export function buildProgram(): Command {
   const program = new Command()
     .name('bbn')
     .description('Train BBN (Bilateral-Branch Network) on long-tailed data, on one machine or a cluster')
+    .version(packageVersion(), '-V, --version', 'print the version of bbn')
     .showHelpAfterError()
     .exitOverride(); // inherited by the commands registered below
   registerDataCommand(program);

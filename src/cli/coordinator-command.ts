@@ -7,12 +7,10 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Command } from 'commander';
-import { CoordinatorServer } from '../coordinator/server.ts';
+import type { CoordinatorServer } from '../coordinator/server.ts';
 import { ConfigError } from '../core/config.ts';
-import { loadData } from '../data/load.ts';
 import type { Telemetry } from '../metrics/telemetry.ts';
 import { loadRunConfig } from './config-file.ts';
-import { log } from './log.ts';
 import {
   addTelemetryOptions,
   coordinatorTelemetry,
@@ -58,6 +56,12 @@ export async function startCoordinator(
   const cfg = loadRunConfig(opts.config, [...overrides, ...extra]);
   const port = intOption('port', opts.port, 0);
   const runId = opts.runId ?? cfg.name;
+  // Imported on use: gRPC and the data readers are not for `bbn --help`.
+  const [{ CoordinatorServer }, { loadData }, { log }] = await Promise.all([
+    import('../coordinator/server.ts'),
+    import('../data/load.ts'),
+    import('./log.ts'),
+  ]);
   const data = await loadData(cfg.dataset);
   const telemetry = await startCliTelemetry(opts, { runId, cfg, role: 'coordinator' });
   const glue = coordinatorTelemetry(telemetry, (a) => {

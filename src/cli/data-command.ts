@@ -8,7 +8,6 @@ import type { RunConfig } from '../core/config.ts';
 import { classCounts, imbalanceRatioOf, type ShotGroup, shotGroups } from '../core/profiles.ts';
 import { classProbabilities } from '../core/samplers.ts';
 import type { LoadedData } from '../data/api.ts';
-import { loadData } from '../data/load.ts';
 import { loadRunConfig } from './config-file.ts';
 
 /** One class of the summary. */
@@ -144,6 +143,7 @@ export function registerDataCommand(program: Command): void {
     .argument('[overrides...]', 'KEY=VALUE config overrides, e.g. dataset.imbalanceRatio=50')
     .action(async (overrides: string[], opts: { config: string; json?: boolean; all?: boolean }) => {
       const cfg = loadRunConfig(opts.config, overrides);
+      const { loadData } = await import('../data/load.ts');
       const summary = summarizeData(cfg, await loadData(cfg.dataset));
       process.stdout.write(
         opts.json ? `${JSON.stringify(summary, null, 2)}\n` : formatDataSummary(summary, opts.all),

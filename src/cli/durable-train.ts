@@ -13,7 +13,7 @@
  * continues the stopped run from its last good checkpoint.
  */
 import { existsSync, mkdirSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import type { RunConfig } from '../core/config.ts';
@@ -35,6 +35,7 @@ import { runPaths } from '../worker/run-dir.ts';
 import type { StepReport } from '../worker/trainer.ts';
 import { createProgress, formatEpochLine } from './progress.ts';
 import { RankProcesses } from './rank-processes.ts';
+import { runIdFor } from './run-id.ts';
 import { checkpointUri, startCliTelemetry, type TelemetryFlags } from './telemetry-options.ts';
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'bbn.mjs');
@@ -70,12 +71,6 @@ export interface DurableTrainOptions {
   readonly telemetry?: TelemetryFlags;
   /** Restart delay of a dead local rank process (ms); default 1 s. */
   readonly rankRestartDelayMs?: number;
-}
-
-/** A run id from a directory name: Temporal ids here are `[A-Za-z0-9._-]+`. */
-export function runIdFor(outDir: string): string {
-  const id = basename(resolve(outDir)).replace(/[^A-Za-z0-9._-]+/g, '-');
-  return id || 'run';
 }
 
 /**

@@ -2,12 +2,7 @@
 import type { Command } from 'commander';
 import { applyOverrides, parseRunConfig } from '../core/config.ts';
 import { Rng } from '../core/rng.ts';
-import { loadData } from '../data/load.ts';
-import { selectBackend } from '../model/backend.ts';
-import { createModel } from '../model/factory.ts';
 import { CheckpointError, checkpointMismatch, readCheckpoint } from '../worker/checkpoint.ts';
-import { evaluateModel } from '../worker/evaluate.ts';
-import { modelSpecFor } from '../worker/run.ts';
 import { formatTable } from './report-command.ts';
 
 const pct = (x: number | null) => (x === null || Number.isNaN(x) ? '-' : (100 * x).toFixed(2));
@@ -27,6 +22,15 @@ export function registerEvalCommand(program: Command): void {
         applyOverrides(ckpt.meta.config, overrides),
         `config saved in ${opts.checkpoint}`,
       );
+      // Imported here: tfjs and the data readers cost seconds that `bbn --help` should not pay.
+      const [{ loadData }, { selectBackend }, { createModel }, { evaluateModel }, { modelSpecFor }] =
+        await Promise.all([
+          import('../data/load.ts'),
+          import('../model/backend.ts'),
+          import('../model/factory.ts'),
+          import('../worker/evaluate.ts'),
+          import('../worker/run.ts'),
+        ]);
       const backend = await selectBackend(cfg.compute.backend, { threads: cfg.compute.threads });
       const data = await loadData(cfg.dataset);
       const model = createModel(modelSpecFor(cfg, data), Rng.fromSeed(cfg.seed).split('init'));

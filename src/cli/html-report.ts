@@ -2,7 +2,7 @@
  * The HTML/PNG half of `bbn report`: `--html FILE` writes one self-contained HTML file (inline
  * SVG charts) and a PNG per chart beside it. `report-command.ts` calls {@link writeReportFiles}.
  */
-import { type HtmlReportFiles, writeHtmlReport } from '../report/index.ts';
+import type { HtmlReportFiles } from '../report/index.ts';
 
 /** Commander option text for `--html`. */
 export const HTML_REPORT_OPTION = [
@@ -23,6 +23,8 @@ export async function writeReportFiles(
   opts: { png?: boolean; out?: NodeJS.WritableStream } = {},
 ): Promise<HtmlReportFiles> {
   const out = opts.out ?? process.stdout;
+  // Imported here: vega and sharp load only when a report is written.
+  const { writeHtmlReport } = await import('../report/index.ts');
   const files = await writeHtmlReport(dirs, htmlFile, { png: opts.png ?? true });
   out.write(`wrote ${files.html} (${files.charts.length} charts)\n`);
   if (files.pngs.length > 0) out.write(`wrote ${files.pngs.length} PNGs: ${files.pngs.join(', ')}\n`);

@@ -10,10 +10,14 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { K8sError, type LaunchOptions } from '../k8s/api.ts';
-import { applyObjects, formatPods, listRunPods, loadKubeConfig, scaleWorkers } from '../k8s/cluster.ts';
-import { renderRun, toYaml } from '../k8s/render.ts';
+
+/** The Kubernetes client and the chart renderer, imported on use (the client alone takes a second to load). */
+const cluster = () => import('../k8s/cluster.ts');
+const render = () => import('../k8s/render.ts');
+
 import { loadRunConfig } from './config-file.ts';
-import { LOCAL_TEMPORAL_ADDRESS, temporalLaunch, temporalScale, temporalStatus } from './run-commands.ts';
+import { LOCAL_TEMPORAL_ADDRESS, temporalLaunch, temporalScale } from './run-commands.ts';
+import { showStatus } from './run-status.ts';
 
 /** Where Temporal and NATS are, unless given: their official charts' services in their own namespaces. */
 export const DEFAULT_TEMPORAL_ADDRESS = 'temporal-frontend.temporal.svc.cluster.local:7233';
@@ -127,6 +131,10 @@ export function registerLaunchCommand(program: Command, out: CommandOutput = pro
         persistence: f.persistence,
         credentialsSecret: f.credentialsSecret,
       };
+      const [{ renderRun, toYaml }, { applyObjects, loadKubeConfig }] = await Promise.all([
+        render(),
+        cluster(),
+      ]);
       const objects = await renderRun(cfg, options);
       if (f.dryRun) {
         out.write(toYaml(objects));
@@ -159,6 +167,7 @@ export function registerLaunchCommand(program: Command, out: CommandOutput = pro
           };
           return temporalScale(run, workers, target, out);
         }
+        const { loadKubeConfig, scaleWorkers } = await cluster();
         const before = await scaleWorkers(loadKubeConfig(f.kubeconfig), f.namespace, run, workers);
         out.write(`run ${run}: worker pods ${before} -> ${workers}\n`);
         // The workflow decides when the new world trains (the next epoch boundary); the chart's
@@ -178,8 +187,10 @@ export function registerLaunchCommand(program: Command, out: CommandOutput = pro
 
   program
     .command('status')
-    .description('show a run: workflow state, epoch, α, lr and ranks (--k8s: its pods)')
-    .argument('<run>', 'run id')
+    .description(
+      'show a run: workflow state, epoch, α, lr and ranks; a run directory is read from its files (--k8s: its pods)',
+    )
+    .argument('<run>', 'run id, or a run directory (runs/NAME)')
     .option('--k8s', "list the run's pods")
     .option('-n, --namespace <ns>', 'namespace', 'default')
     .option('--kubeconfig <file>', 'kubeconfig (default: $KUBECONFIG or ~/.kube/config)')
@@ -193,9 +204,10 @@ export function registerLaunchCommand(program: Command, out: CommandOutput = pro
             temporal: temporalAddress(f.temporal, false),
             temporalNamespace: f.temporalNamespace,
           };
-          await temporalStatus(run, { ...target, json: f.json }, out);
+          await showStatus(run, { ...target, json: f.json }, out);
           return;
         }
+        const { formatPods, listRunPods, loadKubeConfig } = await cluster();
         const rows = await listRunPods(loadKubeConfig(f.kubeconfig), f.namespace, run);
         if (f.json) out.write(`${JSON.stringify(rows, null, 2)}\n`);
         else if (rows.length === 0) out.write(`run ${run}: no pods in namespace ${f.namespace}\n`);

@@ -4,20 +4,15 @@
  * client and calls src/orchestration/client.ts.
  */
 import { resolve } from 'node:path';
-import { Client, Connection } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import type { Command } from 'commander';
 import type { RunConfig } from '../core/config.ts';
 import type { BackendPreference } from '../model/backend.ts';
 import { rankTaskQueue, type TrainingResult } from '../orchestration/api.ts';
-import {
-  cancelRun,
-  pauseRun,
-  type RunStatus,
-  resumeRun,
-  runStatus,
-  scaleRun,
-  startRun,
-} from '../orchestration/client.ts';
+import type { RunStatus } from '../orchestration/client.ts';
+
+/** The run operations of src/orchestration/client.ts, imported on use (the Temporal SDK is slow to load). */
+const runOps = () => import('../orchestration/client.ts');
 
 /** Where the commands print (tests pass their own). */
 export interface RunCommandOutput {
@@ -33,13 +28,49 @@ export interface TemporalTarget {
   readonly temporalNamespace?: string;
 }
 
+/** A Temporal server that is not there, or a run it does not know: one line for the user (exit 2). */
+export class RunNotReachableError extends Error {
+  override name = 'RunNotReachableError';
+  readonly userFacing = true;
+}
+
+/** A run whose workflow is running but whose workers did not answer its status in time. */
+export class RunBusyError extends RunNotReachableError {
+  override name = 'RunBusyError';
+}
+
+/** How long a command waits for the Temporal server to answer the connection. */
+const CONNECT_TIMEOUT_MS = 2_000;
+
 async function withClient<T>(t: TemporalTarget, body: (client: Client) => Promise<T>): Promise<T> {
-  const connection = await Connection.connect({ address: t.temporal });
+  const { Client, Connection } = await import('@temporalio/client');
+  const connection = await Connection.connect({
+    address: t.temporal,
+    connectTimeout: CONNECT_TIMEOUT_MS,
+  }).catch((err: Error) => {
+    throw new RunNotReachableError(
+      `no Temporal server answers at ${t.temporal} (${err.message.split('\n')[0]}); ` +
+        "give the address of the run's server with --temporal HOST:PORT, or, for a finished or stopped local run, its directory: bbn status runs/NAME",
+    );
+  });
   try {
     return await body(new Client({ connection, namespace: t.temporalNamespace ?? 'default' }));
+  } catch (err) {
+    if ((err as Error).name === 'WorkflowNotFoundError') {
+      throw new RunNotReachableError(
+        `the Temporal server at ${t.temporal} (namespace ${t.temporalNamespace ?? 'default'}) has no run ${runIdOf(err)}`,
+      );
+    }
+    throw err;
   } finally {
     await connection.close();
   }
+}
+
+/** The run id of a WorkflowNotFoundError (its workflow id is `bbn-run-<id>`). */
+function runIdOf(err: unknown): string {
+  const id = String((err as { workflowId?: string }).workflowId ?? '');
+  return id.replace(/^bbn-run-/, '') || '(unknown)';
 }
 
 /** What `bbn launch` (without --k8s) submits. */
@@ -68,6 +99,7 @@ export async function temporalLaunch(
     workers: o.workers,
     resume: o.resume,
   };
+  const { startRun } = await runOps();
   return withClient(o, async (client) => {
     const handle = await startRun(client, input);
     out.write(
@@ -143,10 +175,76 @@ export async function temporalStatus(
   runId: string,
   t: TemporalTarget & { json?: boolean },
   out: RunCommandOutput = process.stdout,
-): Promise<RunStatus> {
-  const status = await withClient(t, (client) => runStatus(client, runId));
-  out.write(t.json ? `${JSON.stringify(status, null, 2)}\n` : formatRunStatus(status));
+): Promise<RunStatus | ClosedRunStatus> {
+  const status = await fetchRunStatus(runId, t);
+  if (t.json) out.write(`${JSON.stringify(status, null, 2)}\n`);
+  else out.write('ranks' in status ? formatRunStatus(status) : formatClosedRunStatus(status));
   return status;
+}
+
+/** The status of run `runId` from its Temporal server, unprinted; `queryMs` bounds the wait for its workers. */
+export function fetchRunStatus(
+  runId: string,
+  t: TemporalTarget,
+  queryMs = QUERY_TIMEOUT_MS,
+): Promise<RunStatus | ClosedRunStatus> {
+  return withClient(t, (client) => statusOf(client, runId, queryMs));
+}
+
+/** A run whose workflow has closed: how it ended, from its result (no worker needs to answer). */
+export interface ClosedRunStatus {
+  readonly runId: string;
+  /** The workflow's execution status (COMPLETED, FAILED, TERMINATED, …). */
+  readonly execution: string;
+  readonly result: TrainingResult | null;
+  /** Why it failed, when it did. */
+  readonly failure: string | null;
+}
+
+/** How long a running workflow's workers get to answer the progress query. */
+const QUERY_TIMEOUT_MS = 5_000;
+
+/**
+ * The status of run `runId`: live (progress query and pending activities) while its workflow
+ * runs, else how it ended. A query needs a worker, which a closed run no longer has: asking one
+ * would wait for the RPC deadline.
+ */
+async function statusOf(
+  client: Client,
+  runId: string,
+  queryMs = QUERY_TIMEOUT_MS,
+): Promise<RunStatus | ClosedRunStatus> {
+  const { runHandle, runStatus } = await runOps();
+  const handle = runHandle(client, runId);
+  const execution = (await handle.describe()).status.name;
+  if (execution === 'RUNNING') {
+    try {
+      return await client.connection.withDeadline(Date.now() + queryMs, () => runStatus(client, runId));
+    } catch (err) {
+      throw new RunBusyError(
+        `run ${runId} is running on Temporal, but no worker answered its status within ${queryMs / 1000} s ` +
+          `(is its bbn train, or are its bbn worker processes, still up?): ${(err as Error).message.split('\n')[0]}`,
+      );
+    }
+  }
+  try {
+    return { runId, execution, result: await handle.result(), failure: null };
+  } catch (err) {
+    let e = err as { message?: string; cause?: unknown } | undefined;
+    while (e?.cause) e = e.cause as typeof e;
+    return { runId, execution, result: null, failure: e?.message ?? String(err) };
+  }
+}
+
+/** Formats a closed run's status for people. */
+export function formatClosedRunStatus(s: ClosedRunStatus): string {
+  if (!s.result) return `run ${s.runId}: ${s.execution.toLowerCase()}${s.failure ? `: ${s.failure}` : ''}\n`;
+  const last = s.result.epochs.at(-1);
+  const top1 = last?.testTop1 == null ? '' : `, last top-1 ${(100 * last.testTop1).toFixed(2)}%`;
+  return (
+    `run ${s.runId}: ${s.result.state} (${s.execution}) after ${last?.epoch ?? 0} epoch(s)${top1}\n` +
+    `  checkpoint ${s.result.checkpoint ?? '-'}\n`
+  );
 }
 
 /** `bbn scale RUN W` (Temporal): validated by the workflow, applied at the next epoch boundary. */
@@ -156,6 +254,7 @@ export async function temporalScale(
   t: TemporalTarget,
   out: RunCommandOutput = process.stdout,
 ): Promise<void> {
+  const { scaleRun } = await runOps();
   await withClient(t, (client) => scaleRun(client, runId, workers));
   out.write(`run ${runId}: workers -> ${workers} at the next epoch boundary\n`);
 }
@@ -173,18 +272,21 @@ export function registerRunCommands(program: Command, out: RunCommandOutput = pr
       .option('--temporal-namespace <ns>', 'Temporal namespace', 'default');
   target(program.command('pause').description('pause a run at its next epoch boundary')).action(
     async (run: string, t: TemporalTarget) => {
+      const { pauseRun } = await runOps();
       await withClient(t, (client) => pauseRun(client, run));
       out.write(`run ${run}: pause requested (takes effect at the next epoch boundary)\n`);
     },
   );
   target(program.command('resume').description('resume a paused run')).action(
     async (run: string, t: TemporalTarget) => {
+      const { resumeRun } = await runOps();
       await withClient(t, (client) => resumeRun(client, run));
       out.write(`run ${run}: resumed\n`);
     },
   );
   target(program.command('cancel').description('stop a run cleanly, with a final checkpoint')).action(
     async (run: string, t: TemporalTarget) => {
+      const { cancelRun } = await runOps();
       const result = await withClient(t, (client) => cancelRun(client, run));
       out.write(`run ${run}: ${result.state}; final checkpoint ${result.checkpoint ?? '-'}\n`);
     },

@@ -9,7 +9,7 @@ import type { Command } from 'commander';
 import type { CoordinatorServer, CoordinatorServerOptions } from '../coordinator/server.ts';
 import { ConfigError } from '../core/config.ts';
 import { RunIdError } from '../events/api.ts';
-import { type RunEnd, startTelemetry, type Telemetry, type TelemetryOptions } from '../metrics/telemetry.ts';
+import type { RunEnd, Telemetry, TelemetryOptions } from '../metrics/telemetry.ts';
 import { checkpointFileName } from '../worker/checkpoint.ts';
 import { runPaths } from '../worker/run-dir.ts';
 
@@ -57,6 +57,8 @@ export async function startCliTelemetry(
   flags: TelemetryFlags,
   base: Omit<TelemetryOptions, 'natsUrl' | 'metricsPort' | 'metricsHost'>,
 ): Promise<Telemetry> {
+  // Imported here: NATS and prom-client load only in commands that publish.
+  const { startTelemetry } = await import('../metrics/telemetry.ts');
   try {
     return await startTelemetry({ ...base, ...resolveTelemetryFlags(flags) });
   } catch (err) {

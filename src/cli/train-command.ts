@@ -6,23 +6,29 @@
  */
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ConfigError, type RunConfig } from '../core/config.ts';
-import { selectBackend } from '../model/backend.ts';
 import type { TrainingResult } from '../orchestration/api.ts';
-import { type RunOutcome, runTraining } from '../worker/run.ts';
+import type { RunOutcome } from '../worker/run.ts';
 import { claimRunDir } from '../worker/run-claim.ts';
 import { runPaths } from '../worker/run-dir.ts';
 import { loadRunConfig } from './config-file.ts';
-import { trainDurably } from './durable-train.ts';
-import { launchLocal } from './launcher.ts';
-import { log } from './log.ts';
-import { createProgress, formatEpochLine } from './progress.ts';
 import { formatShotTable, readRun } from './report-command.ts';
+import { readRunDirStatus } from './run-status.ts';
 import { addTelemetryOptions } from './telemetry-options.ts';
 
 /** Runs one training in this process, printing progress; resolves with how it ended. */
 export async function trainLocally(cfg: RunConfig, outDir: string, resume: boolean): Promise<RunOutcome> {
+  // Imported here (as are the other modes' modules below): tfjs, Temporal and gRPC cost seconds
+  // of start-up that the commands which do not train should not pay.
+  const [{ selectBackend }, { runTraining }, { log }, { createProgress, formatEpochLine }] =
+    await Promise.all([
+      import('../model/backend.ts'),
+      import('../worker/run.ts'),
+      import('./log.ts'),
+      import('./progress.ts'),
+    ]);
   const backend = await selectBackend(cfg.compute.backend, { threads: cfg.compute.threads });
   log.info({ backend: backend.name, tried: backend.tried }, backend.reason);
   process.stderr.write(`backend: ${backend.name} (${backend.reason})\n`);
@@ -112,6 +118,7 @@ interface TrainFlags {
   nats?: string;
   metricsPort?: string;
   metricsHost?: string;
+  verbose?: boolean;
   force?: boolean;
 }
 
@@ -155,6 +162,23 @@ function resolveRun(overrides: string[], opts: TrainFlags): { cfg: RunConfig; ou
   return { cfg, outDir: opts.out ?? `runs/${cfg.name}` };
 }
 
+/** Exit status of a run stopped by Ctrl-C (SIGINT), with a checkpoint: 128 + 2, as shells report it. */
+export const EXIT_INTERRUPTED = 130;
+/** Exit status of a run stopped from elsewhere (`bbn cancel`), with a checkpoint. */
+export const EXIT_CANCELLED = 3;
+
+/** Exit statuses, for `bbn train --help`. */
+const EXIT_HELP = `
+Exit status: 0 the run completed (or was already complete), 1 it failed,
+2 a user error (config, data, flags), ${EXIT_INTERRUPTED} stopped by Ctrl-C, ${EXIT_CANCELLED} stopped by bbn cancel;
+a stopped run keeps its checkpoint: continue it with bbn train --resume DIR.`;
+
+/** `--resume` of a run that has trained every epoch `cfg` asks for: nothing to do. */
+function alreadyComplete(cfg: RunConfig, outDir: string): boolean {
+  const s = readRunDirStatus(outDir);
+  return s.summary !== null && s.epoch >= cfg.train.epochs;
+}
+
 /** Registers `bbn train`. */
 export function registerTrainCommand(program: Command): void {
   const cmd = program
@@ -184,10 +208,19 @@ export function registerTrainCommand(program: Command): void {
       '--external-workers',
       'the ranks run elsewhere (cluster pods): host the workflow only, re-attach or continue the run, then keep serving until SIGTERM',
     )
-    .argument('[overrides...]', 'KEY=VALUE config overrides, e.g. train.epochs=5 method=ce');
+    .option('--verbose', "print the Temporal SDK's warnings (by default they go to DIR/temporal.log)")
+    .argument('[overrides...]', 'KEY=VALUE config overrides, e.g. train.epochs=5 method=ce')
+    .addHelpText('after', EXIT_HELP);
   addTelemetryOptions(cmd).action(async (overrides: string[], opts: TrainFlags) => {
     const workers = opts.workers === undefined ? 1 : parseWorkers(opts.workers, !opts.externalWorkers);
     const { cfg, outDir } = resolveRun(overrides, opts);
+    if (opts.resume && !opts.externalWorkers && alreadyComplete(cfg, outDir)) {
+      process.stdout.write(
+        `run ${outDir} is already complete (${cfg.train.epochs}/${cfg.train.epochs} epochs); nothing to resume. ` +
+          `See it with: bbn report ${outDir}\n`,
+      );
+      return;
+    }
     // Nothing is written into the run directory before it is claimed: locked, and not another run.
     const claim = claimRunDir(outDir, cfg, {
       resume: !!opts.resume,
@@ -213,6 +246,15 @@ async function trainClaimed(
   workers: number,
 ): Promise<void> {
   if (opts.temporal !== false) {
+    // The SDK's log lines go to the run's log file (this process and its rank processes).
+    if (!opts.verbose) process.env.BBN_TEMPORAL_LOG ??= join(resolve(outDir), 'temporal.log');
+    const { trainDurably } = await import('./durable-train.ts');
+    // Whether this process was interrupted (durable-train turns Ctrl-C into a cancel of the run).
+    let interrupted = false;
+    const onSigint = () => {
+      interrupted = true;
+    };
+    process.on('SIGINT', onSigint);
     const result = await trainDurably({
       cfg,
       outDir,
@@ -223,8 +265,9 @@ async function trainClaimed(
       temporalNamespace: opts.temporalNamespace,
       externalRanks: opts.externalWorkers,
       telemetry: { nats: opts.nats, metricsPort: opts.metricsPort, metricsHost: opts.metricsHost },
-    });
+    }).finally(() => process.off('SIGINT', onSigint));
     printDurableOutcome(result, outDir);
+    if (result.state === 'cancelled') process.exitCode = interrupted ? EXIT_INTERRUPTED : EXIT_CANCELLED;
     if (opts.externalWorkers) {
       // A Deployment's pod: exiting would only restart it; stay until the release goes.
       process.stdout.write('run ended; serving nothing more until SIGTERM\n');
@@ -241,6 +284,7 @@ async function trainClaimed(
     return;
   }
   if (opts.workers !== undefined) {
+    const { launchLocal } = await import('./launcher.ts');
     const r = await launchLocal({
       configPath: opts.config,
       overrides,
@@ -253,7 +297,10 @@ async function trainClaimed(
         ? `stopped; resume with: bbn train --no-temporal --workers ${workers} --resume ${outDir}\n`
         : `summary: ${runPaths(outDir).summary}\n`,
     );
+    if (r.kind === 'stopped') process.exitCode = EXIT_INTERRUPTED;
     return;
   }
-  printOutcome(await trainLocally(cfg, outDir, !!opts.resume), outDir);
+  const outcome = await trainLocally(cfg, outDir, !!opts.resume);
+  printOutcome(outcome, outDir);
+  if (outcome.kind === 'stopped') process.exitCode = EXIT_INTERRUPTED;
 }

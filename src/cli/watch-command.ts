@@ -5,16 +5,9 @@
  * `bbn runs --nats URL`: every run in the `bbn-runs` key-value bucket, newest first.
  */
 import type { Command } from 'commander';
-import { connect, type NatsConnection } from 'nats';
-import {
-  applyEvent,
-  checkRunId,
-  emptyWatchState,
-  listRunStatuses,
-  type RunStatus,
-  subscribeRun,
-  type WatchState,
-} from '../events/index.ts';
+import type { NatsConnection } from 'nats';
+import { checkRunId, type RunStatus } from '../events/api.ts';
+import { applyEvent, emptyWatchState, type WatchState } from '../events/watch-state.ts';
 import { formatTable } from './report-command.ts';
 
 const fixed = (x: number | null, digits: number) => (x === null ? '-' : x.toFixed(digits));
@@ -104,6 +97,11 @@ export async function watchRun(opts: WatchRunOptions): Promise<WatchState> {
   const tty = opts.tty ?? (out as NodeJS.WriteStream).isTTY === true;
   const now = opts.now ?? Date.now;
   const state = emptyWatchState(checkRunId(opts.runId));
+  // Imported on use, like the subscriber below: only these commands talk to NATS.
+  const [{ connect }, { subscribeRun }] = await Promise.all([
+    import('nats'),
+    import('../events/subscriber.ts'),
+  ]);
   const nc: NatsConnection = await connect({
     servers: opts.nats,
     maxReconnectAttempts: -1,
@@ -185,6 +183,10 @@ export function registerRunsCommand(program: Command): void {
     .description('list runs and their status from the NATS key-value bucket bbn-runs (no Temporal needed)')
     .requiredOption('--nats <url>', 'NATS server URL, e.g. nats://127.0.0.1:4222')
     .action(async (o: { nats: string }) => {
+      const [{ connect }, { listRunStatuses }] = await Promise.all([
+        import('nats'),
+        import('../events/subscriber.ts'),
+      ]);
       const nc = await connect({ servers: o.nats, name: 'bbn-runs' });
       try {
         const runs = await listRunStatuses(nc, (key, err) =>

@@ -13,7 +13,6 @@ import type { Command } from 'commander';
 import { ConfigError } from '../core/config.ts';
 import type { Telemetry } from '../metrics/telemetry.ts';
 import type { BackendPreference } from '../model/backend.ts';
-import { runWorker } from '../worker/process/worker.ts';
 import { loadRunConfig } from './config-file.ts';
 import type { TemporalRankOptions } from './rank-command.ts';
 import {
@@ -48,6 +47,7 @@ export async function runWorkerCommand(
     }
   }
   const cfg = loadRunConfig(opts.config, overrides);
+  const { runWorker } = await import('../worker/process/worker.ts'); // tfjs and gRPC: on use only
   const outDir = resolve(opts.out);
   const telemetry: Telemetry = await startCliTelemetry(opts, {
     runId: opts.runId ?? cfg.name,

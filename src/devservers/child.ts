@@ -1,7 +1,12 @@
 /**
  * A server child process that cannot outlive us: its output is kept as a bounded tail for error
  * messages, a process 'exit' hook kills it, and a tiny watchdog kills it when this process dies
- * without running hooks (SIGKILL, an unhandled signal).
+ * without running hooks (SIGKILL, an unhandled signal, the terminal's SIGHUP).
+ *
+ * The server runs in a process group of its own: Ctrl-C in a terminal signals the terminal's
+ * foreground group, and a `bbn train` that is stopping its run cleanly (a final checkpoint through
+ * the workflow) needs its server alive until then. Whoever started it stops it (`stop`, the exit
+ * hook, the watchdog); the terminal does not.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
@@ -30,6 +35,22 @@ const WATCHDOG_SCRIPT = [
   'alive && kill -KILL "$pid" 2>/dev/null',
   '[ "$#" -gt 0 ] && rm -rf -- "$@"',
 ].join('\n');
+
+/**
+ * Starts the watchdog of `pid` (see WATCHDOG_SCRIPT): it ends `pid` (and removes `cleanupDirs`)
+ * when this process dies. It runs in its own process group too, so Ctrl-C does not end the
+ * watch; kill it (SIGKILL) once `pid` has exited, since a reused pid must not be signalled.
+ */
+export function spawnWatchdog(pid: number, cleanupDirs: readonly string[] = []): ChildProcess {
+  const watchdog = spawn('/bin/sh', ['-c', WATCHDOG_SCRIPT, 'bbn-watchdog', String(pid), ...cleanupDirs], {
+    stdio: ['pipe', 'ignore', 'ignore'],
+    detached: true,
+  });
+  watchdog.on('error', () => {}); // no /bin/sh: the exit hook still covers normal exits
+  watchdog.unref();
+  (watchdog.stdin as Socket | null)?.unref();
+  return watchdog;
+}
 
 /** How to run a supervised server. */
 export interface SupervisedSpawnOptions {
@@ -80,8 +101,13 @@ export class SupervisedChild {
 
   constructor(binary: string, args: readonly string[], opts: SupervisedSpawnOptions) {
     installExitHook();
-    // Same process group as us on purpose: Ctrl-C in a terminal reaches the server too.
-    this.proc = spawn(binary, args, { env: opts.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    // A process group of its own: the terminal's Ctrl-C is for us to handle (see the module doc).
+    this.proc = spawn(binary, args, {
+      env: opts.env,
+      cwd: opts.cwd,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
     let resolveExit: (exit: ChildExit) => void = () => {};
     this.exited = new Promise<ChildExit>((res) => {
       resolveExit = res;
@@ -107,16 +133,7 @@ export class SupervisedChild {
     this.pid = this.proc.pid ?? -1;
     if (this.pid > 0) {
       liveChildren.add(this);
-      this.watchdog = spawn(
-        '/bin/sh',
-        ['-c', WATCHDOG_SCRIPT, 'bbn-devserver-watchdog', String(this.pid), ...(opts.cleanupDirs ?? [])],
-        {
-          stdio: ['pipe', 'ignore', 'ignore'],
-        },
-      );
-      this.watchdog.on('error', () => {}); // no /bin/sh: the exit hook still covers normal exits
-      this.watchdog.unref();
-      (this.watchdog.stdin as Socket | null)?.unref();
+      this.watchdog = spawnWatchdog(this.pid, opts.cleanupDirs);
     }
   }
 

@@ -8,7 +8,7 @@
  * process and can be handed to a child process as a file (`writeWorkflowBundle`).
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -24,8 +24,12 @@ import {
 import { writeFileAtomic } from '../worker/atomic-file.ts';
 import { createActivities, type TrainingDeps } from './activities.ts';
 
-/** Absolute path of the workflow module (what `workflowsPath` points at). */
-export const WORKFLOWS_PATH = fileURLToPath(new URL('./workflows.ts', import.meta.url));
+/**
+ * Absolute path of the workflow module (what `workflowsPath` points at): always the TypeScript
+ * source, also when this module runs compiled from dist/ (same depth), so the bundle and its cache
+ * key below are built from the same files either way.
+ */
+export const WORKFLOWS_PATH = fileURLToPath(new URL('../../src/orchestration/workflows.ts', import.meta.url));
 
 let bundle: Promise<WorkflowBundle> | undefined;
 
@@ -93,12 +97,26 @@ const quietLogger = {
 export function installTemporalRuntime(): void {
   // A rank that hosts only activities (or only workflows) is the design, not a problem.
   const expected = /^No (workflows|activities) registered/;
+  // $BBN_TEMPORAL_LOG (set by `bbn train` unless --verbose): the SDK's lines go to that file, not
+  // into the middle of the progress bar.
+  const file = process.env.BBN_TEMPORAL_LOG;
   const logger = new DefaultLogger('WARN', ({ level, message, meta }) => {
-    if (!expected.test(message))
-      process.stderr.write(`temporal ${level}: ${message} ${JSON.stringify(meta ?? {})}\n`);
+    if (expected.test(message)) return;
+    const line = `temporal ${level}: ${message} ${JSON.stringify(meta ?? {})}\n`;
+    try {
+      if (!file) throw new Error('no log file');
+      appendFileSync(file, `${new Date().toISOString()} pid ${process.pid} ${line}`);
+    } catch {
+      process.stderr.write(line);
+    }
   });
   try {
-    Runtime.install({ logger, shutdownSignals: [] });
+    // Core's own (Rust) log lines are forwarded to the same logger instead of its console output.
+    Runtime.install({
+      logger,
+      shutdownSignals: [],
+      telemetryOptions: { logging: { forward: {}, filter: { core: 'WARN', other: 'ERROR' } } },
+    });
   } catch {
     // already installed (by an earlier call, or a test): keep that one
   }

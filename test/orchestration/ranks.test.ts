@@ -219,6 +219,7 @@ describe('bbnTraining with several ranks', () => {
       assert.match(printed, /pause requested/);
       await temporalScale(inp.runId, 2, { temporal: server.address }, out);
       const status = await temporalStatus(inp.runId, { temporal: server.address }, out);
+      assert.ok('ranks' in status, 'a running run has a live status');
       assert.equal(status.pendingWorkers, 2);
       assert.equal(status.pauseRequested, true);
       assert.match(

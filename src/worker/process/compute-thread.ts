@@ -46,10 +46,13 @@ export interface ComputeReady {
 
 type Call = { resolve(value: unknown): void; reject(err: Error): void };
 
-const ENTRY = new URL('./compute-entry.ts', import.meta.url).href;
+/** Whether this module runs as TypeScript (tsx) or compiled to dist/ (bin/bbn.mjs picks). */
+const FROM_SOURCE = import.meta.url.endsWith('.ts');
+const ENTRY = new URL(FROM_SOURCE ? './compute-entry.ts' : './compute-entry.js', import.meta.url).href;
 
-/** JavaScript that registers tsx in the new thread, then imports the TypeScript entry. */
+/** JavaScript that registers tsx in the new thread (from source only), then imports the entry. */
 function bootstrapSource(): string {
+  if (!FROM_SOURCE) return `import(${JSON.stringify(ENTRY)});`;
   const tsx = import.meta.resolve('tsx/esm/api');
   return (
     `import(${JSON.stringify(tsx)})` +
