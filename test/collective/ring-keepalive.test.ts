@@ -35,55 +35,89 @@ function assertExact(outcomes: Outcome[], seed: string, log: (rank: number) => s
   }
 }
 
-describe('ring keepalive - a rank whose main thread blocks', () => {
-  it(`keeps the ring through ${BLOCK_MS / 1000} s blocks mid-allreduce and between allreduces (shipped settings); sums exact`, {
-    timeout: 2 * BLOCK_MS + 4 * SLOW_MS,
-  }, async (t) => {
-    const cluster = await within(RingCluster.start(W), SLOW_MS, 'starting 3 ring processes');
-    try {
-      // Rank 1 blocks before its third frame of allreduce #1 (W=3, one chunk a segment: frames
-      // 0-1 reduce-scatter, 2-3 all-gather), i.e. with frames of that allreduce in flight.
-      const block = { kind: 'block' as const, sequence: 1, frameIndex: 2, blockMs: BLOCK_MS };
-      await within(cluster.create(1, {}, { 1: block }), SLOW_MS, 'ring set-up');
-      assertExact(
-        await within(cluster.allreduce(N, 'k0', { epoch: 0, step: 0 }, { returnData: true }), SLOW_MS, '#0'),
-        'k0',
-        (r) => cluster.log(r),
-      );
+/** Allreduces #0 and #2 around #1, on `cluster`'s ring (generation 1), all checked exact. */
+async function around(cluster: RingCluster, middle: () => Promise<Outcome[]>, what: string): Promise<number> {
+  const log = (r: number): string => cluster.log(r);
+  assertExact(
+    await within(
+      cluster.allreduce(N, `${what}0`, { epoch: 0, step: 0 }, { returnData: true }),
+      SLOW_MS,
+      '#0',
+    ),
+    `${what}0`,
+    log,
+  );
+  const t0 = Date.now();
+  const outcomes = await within(middle(), BLOCK_MS + SLOW_MS, `allreduce #1 (${what})`);
+  const ms = Date.now() - t0;
+  assertExact(outcomes, `${what}1`, log);
+  assert.ok(ms >= BLOCK_MS - 1_000, `${what}: allreduce #1 took ${ms} ms: rank 1 was blocked during it`);
+  assertExact(
+    await within(
+      cluster.allreduce(N, `${what}2`, { epoch: 0, step: 2 }, { returnData: true }),
+      SLOW_MS,
+      '#2',
+    ),
+    `${what}2`,
+    log,
+  );
+  return ms;
+}
 
+/**
+ * Rank 1 blocks before its third frame of allreduce #1 (W=3, one chunk a segment: frames 0-1
+ * reduce-scatter, 2-3 all-gather), i.e. inside its send path with frames of #1 in flight.
+ */
+async function blockMidAllreduce(cluster: RingCluster): Promise<number> {
+  const block = { kind: 'block' as const, sequence: 1, frameIndex: 2, blockMs: BLOCK_MS };
+  await within(cluster.create(1, {}, { 1: block }), SLOW_MS, 'ring set-up');
+  return around(
+    cluster,
+    async () => {
       const blocked = cluster.fault(1);
-      const t1 = Date.now();
-      const mid = await within(
-        cluster.allreduce(N, 'k1', { epoch: 0, step: 1 }, { returnData: true }),
-        BLOCK_MS + SLOW_MS,
-        'allreduce #1 with rank 1 blocked in it',
-      );
+      const outcomes = await cluster.allreduce(N, 'mid1', { epoch: 0, step: 1 }, { returnData: true });
       await blocked;
-      const midMs = Date.now() - t1;
-      assertExact(mid, 'k1', (r) => cluster.log(r));
-      assert.ok(midMs >= BLOCK_MS - 1_000, `allreduce #1 took ${midMs} ms: the block happened inside it`);
+      return outcomes;
+    },
+    'mid',
+  );
+}
 
-      // Between allreduces: rank 1 blocks before it starts #2 (its allreduce request queues
-      // behind the block), while ranks 0 and 2 enter #2 and wait on it.
+/**
+ * Rank 1 blocks after #0, before it starts #1 (its allreduce request queues behind the block),
+ * while ranks 0 and 2 enter #1 and wait on it: a long compute step between allreduces.
+ */
+async function blockBetweenAllreduces(cluster: RingCluster): Promise<number> {
+  await within(cluster.create(1), SLOW_MS, 'ring set-up');
+  return around(
+    cluster,
+    () => {
       cluster.block(1, BLOCK_MS);
-      const t2 = Date.now();
-      const between = await within(
-        cluster.allreduce(N, 'k2', { epoch: 0, step: 2 }, { returnData: true }),
-        BLOCK_MS + SLOW_MS,
-        'allreduce #2 after rank 1 blocked',
-      );
-      const betweenMs = Date.now() - t2;
-      assertExact(between, 'k2', (r) => cluster.log(r));
-      assert.ok(betweenMs >= BLOCK_MS - 1_000, `allreduce #2 took ${betweenMs} ms: rank 1 was blocked`);
-      t.diagnostic(`allreduce with a ${BLOCK_MS} ms block inside: ${midMs} ms; after one: ${betweenMs} ms`);
+      return cluster.allreduce(N, 'between1', { epoch: 0, step: 1 }, { returnData: true });
+    },
+    'between',
+  );
+}
 
-      assertExact(
-        await within(cluster.allreduce(N, 'k3', { epoch: 0, step: 3 }, { returnData: true }), SLOW_MS, '#3'),
-        'k3',
-        (r) => cluster.log(r),
-      );
+describe('ring keepalive - a rank whose main thread blocks', () => {
+  it(`keeps the ring through a ${BLOCK_MS / 1000} s block mid-allreduce and one between allreduces (shipped settings); sums exact`, {
+    timeout: BLOCK_MS + 5 * SLOW_MS,
+  }, async (t) => {
+    // Two independent rings, one per case, blocked at the same time (Atomics.wait uses no CPU).
+    const clusters = await within(
+      Promise.allSettled([RingCluster.start(W), RingCluster.start(W)]),
+      2 * SLOW_MS,
+      'starting 2 x 3 ring processes',
+    );
+    try {
+      const [mid, between] = clusters.map((c) => {
+        if (c.status === 'rejected') throw c.reason;
+        return c.value;
+      });
+      const [midMs, betweenMs] = await Promise.all([blockMidAllreduce(mid), blockBetweenAllreduces(between)]);
+      t.diagnostic(`allreduce with a ${BLOCK_MS} ms block inside: ${midMs} ms; after one: ${betweenMs} ms`);
     } finally {
-      await cluster.dispose();
+      await Promise.all(clusters.map((c) => (c.status === 'fulfilled' ? c.value.dispose() : undefined)));
     }
   });
 
