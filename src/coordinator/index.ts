@@ -32,5 +32,5 @@ export {
   membershipStatus,
   tick,
 } from './membership.ts';
-export { type EpochSummary, PlanBook, sequenceDigest } from './plans.ts';
+export { type EpochSummary, PlanBook } from './plans.ts';
 export { type BindAddress, CoordinatorServer, type CoordinatorServerOptions } from './server.ts';

@@ -5,13 +5,11 @@
  * The plan and the α/lr are exactly what the single-process trainer computes (`planFor`,
  * `epochSchedule`), so a distributed run trains on the same global batches as `bbn train`.
  */
-import { createHash } from 'node:crypto';
-// LAYERING: planFor/epochSchedule belong in src/core (see the report); until they move there this
-// is the coordinator's only import from src/worker, so the move changes this one line.
 import {
   epochPolicy,
   epochSchedule,
   type EpochPlan as GlobalPlan,
+  planDigest,
   planFor,
   shardRange,
   totalEpochs,
@@ -44,22 +42,6 @@ export interface ShardRows {
 
 /** Global plans kept in memory; anything evicted is re-derived on demand. */
 const CACHE_SIZE = 4;
-
-/** Lower-case hex SHA-256 of every step's uniform then reversed rows, as little-endian int32. */
-export function sequenceDigest(plan: GlobalPlan): string {
-  const h = createHash('sha256');
-  const B = plan.globalBatch;
-  const bytes = (a: Int32Array, s: number) => {
-    const part = a.subarray(s * B, (s + 1) * B);
-    // Int32Array is little-endian on every platform Node runs on (x86, arm64).
-    return new Uint8Array(part.buffer, part.byteOffset, part.byteLength);
-  };
-  for (let s = 0; s < plan.steps; s++) {
-    h.update(bytes(plan.uniform, s));
-    if (plan.reversed.length > 0) h.update(bytes(plan.reversed, s));
-  }
-  return h.digest('hex');
-}
 
 /** Serves the plans of one run. */
 export class PlanBook {
@@ -99,7 +81,8 @@ export class PlanBook {
     }
     const { cfg, labels, numClasses } = this.run;
     const plan = planFor(cfg, epochPolicy(cfg, epoch, this.counts), epoch, labels, numClasses);
-    const entry = { plan, digest: sequenceDigest(plan) };
+    // The one plan digest (core's), as every durable rank computes it.
+    const entry = { plan, digest: planDigest(plan) };
     this.cache.set(epoch, entry);
     if (this.cache.size > CACHE_SIZE) this.cache.delete(this.cache.keys().next().value as number);
     return entry;
