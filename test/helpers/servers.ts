@@ -51,7 +51,9 @@ export function containersRequested(env: NodeJS.ProcessEnv = process.env): boole
 async function engineAnswers(opts: TestServerOptions, env: NodeJS.ProcessEnv): Promise<boolean> {
   if (opts.engineAnswers !== undefined) return opts.engineAnswers;
   if (!containersRequested(env)) return false;
-  const probe = await probeContainerEngine({ env });
+  // Asked for, so only confirmed: a generous timeout (a busy engine, e.g. mid image build, can
+  // take seconds to answer its ping).
+  const probe = await probeContainerEngine({ env, timeoutMs: 10_000 });
   if (!probe.answers)
     throw new Error(
       `BBN_TEST_CONTAINERS=1 but no container engine answered (tried ${probe.tried.join(', ')}): ` +
