@@ -43,7 +43,7 @@ export function podman(args: readonly string[], timeoutMs = 120_000): Promise<st
 export interface Followed {
   readonly name: string;
   readonly lines: string[];
-  /** Resolves with the container's exit code once it ends (killed: 137). */
+  /** Resolves with the container's exit code once it ends (killed: 137; already removed: -1). */
   readonly exited: Promise<number>;
 }
 
@@ -67,8 +67,9 @@ export async function runFollowed(args: readonly string[]): Promise<Followed> {
       lines.push(...parts.filter((l) => l.length > 0));
     });
   }
+  // Never rejects: a container removed before anyone asked (test clean-up) reads as -1.
   const exited = new Promise<void>((r) => child.once('close', () => r())).then(async () =>
-    Number(await podman(['wait', name])),
+    Number(await podman(['wait', name]).catch(() => '-1')),
   );
   return { name, lines, exited };
 }
