@@ -278,13 +278,14 @@ case "$cmd" in
   exec)
     require_setup
     [ $# -gt 0 ] || die "usage: setup-containers.sh exec CMD..."
-    started=0
-    if ! socket_answers; then start_socket; started=1; fi
+    # A socket this command starts is stopped on any exit, Ctrl-C included (the service runs in
+    # its own session, so the terminal's signal does not reach it).
+    if ! socket_answers; then
+      start_socket
+      trap stop_socket EXIT
+    fi
     eval "$(print_env)"
-    status=0
-    "$@" || status=$?
-    if [ "$started" = 1 ]; then stop_socket; fi
-    exit "$status"
+    "$@"
     ;;
   *) die "unknown command $cmd (setup, image, start, stop, env, exec)" ;;
 esac
