@@ -91,6 +91,26 @@ describe(`image ${IMAGE}`, () => {
     assert.equal(out.split('\n')[0], '10001');
   });
 
+  it("the build's check after npm ci (npm ls) passes on its node_modules and fails on a half-written one", async () => {
+    // What "Exit handler never called!" leaves: npm exited 0, a package is missing. The fault is
+    // injected in a throwaway container (as root, the image's files are root's).
+    const out = await podman([
+      'run',
+      '--rm',
+      '--network',
+      'none',
+      '--user',
+      '0',
+      '--entrypoint',
+      'bash',
+      IMAGE,
+      '-c',
+      'cd /app; npm ls --omit=dev --all >/dev/null 2>&1; echo "full $?"; rm -rf node_modules/yaml; ' +
+        'npm ls --omit=dev --all >/dev/null 2>&1; echo "half $?"',
+    ]);
+    assert.deepEqual(out.split('\n'), ['full 0', 'half 1']);
+  });
+
   it("holds none of the build machine's private CA certificates and no registry credentials", async () => {
     // The certificates this machine trusts beyond Debian's bundle (an intercepting proxy's CA):
     // the builds had them mounted for their RUN steps only.
@@ -121,7 +141,7 @@ describe(`image ${IMAGE}`, () => {
       'du -sm /app/node_modules /usr/local/lib/node_modules /usr/local/bin/node / 2>/dev/null | sort -n',
     );
     t.diagnostic(
-      `image size ${(size / 1e6).toFixed(0)} MB (before: ${(SIZE_BEFORE / 1e6).toFixed(0)} MB)\n${du}`,
+      `image size ${(size / 1e6).toFixed(0)} MB (before: ${(SIZE_BEFORE / 1e6).toFixed(0)} MB); MB by path: ${du.replace(/\t/g, ' ').split('\n').join(', ')}`,
     );
     assert.ok(size < SIZE_BEFORE, `${size} bytes`);
   });
