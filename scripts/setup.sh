@@ -10,6 +10,8 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 for part in scripts/setup-*.sh; do
   [ -e "$part" ] || continue
+  # The container engine and images are set up on demand only (root, apt, minutes of builds).
+  [ "$part" = scripts/setup-containers.sh ] && continue
   echo "== $part"
   bash "$part" "$@"
 done

@@ -1,10 +1,13 @@
 /**
  * The one place tests get a real Temporal or NATS server from. The decision is
  * `chooseServerSource` (pure, in src/devservers): an address in TEMPORAL_ADDRESS / NATS_URL, else a
- * testcontainers container when a container engine answers a ping, else the local binary on free
- * loopback ports with a temporary store. Every path returns a {@link TestServer} to stop.
+ * testcontainers container when containers are asked for, else the local binary on free loopback
+ * ports with a temporary store. Every path returns a {@link TestServer} to stop.
  *
- * BBN_TEST_CONTAINERS=0 skips the engine probe (local binaries even where Docker runs).
+ * Containers only when asked: BBN_TEST_CONTAINERS=1 (set by `npm run test:containers`, through
+ * scripts/setup-containers.sh). Then an engine must answer, or the helper fails: a container run
+ * never quietly falls back to binaries. Without it the engine is not even probed, so `npm test`
+ * runs the same way whether or not a container engine happens to be up on the machine.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import {
@@ -40,10 +43,23 @@ export interface TestServerOptions {
 
 const CONTAINER_PORTS: Readonly<Record<ServerName, number>> = { temporal: 7233, nats: 4222 };
 
+/** True when this test run asked for containers (BBN_TEST_CONTAINERS=1). */
+export function containersRequested(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.BBN_TEST_CONTAINERS === '1';
+}
+
 async function engineAnswers(opts: TestServerOptions, env: NodeJS.ProcessEnv): Promise<boolean> {
   if (opts.engineAnswers !== undefined) return opts.engineAnswers;
-  if (env.BBN_TEST_CONTAINERS === '0') return false;
-  return (await probeContainerEngine({ env })).answers;
+  if (!containersRequested(env)) return false;
+  // Asked for, so only confirmed: a generous timeout (a busy engine, e.g. mid image build, can
+  // take seconds to answer its ping).
+  const probe = await probeContainerEngine({ env, timeoutMs: 10_000 });
+  if (!probe.answers)
+    throw new Error(
+      `BBN_TEST_CONTAINERS=1 but no container engine answered (tried ${probe.tried.join(', ')}): ` +
+        'run `bash scripts/setup-containers.sh`, or unset BBN_TEST_CONTAINERS to use local binaries',
+    );
+  return true;
 }
 
 function waitFor(server: ServerName, address: string, timeoutMs: number | undefined): Promise<unknown> {
@@ -67,6 +83,7 @@ async function startContainer(
   const container = await new GenericContainer(image)
     .withCommand(command)
     .withExposedPorts(inner)
+    .withLabels({ 'bbn.test': 'containers' })
     .withStartupTimeout(readyTimeoutMs)
     .start();
   const hostPort = `${container.getHost()}:${container.getMappedPort(inner)}`;

@@ -63,6 +63,25 @@ for (const { file, setup } of IMAGES) {
       );
     });
 
+    it('fails the build on any failed command: every stage that runs commands runs bash -euo pipefail', () => {
+      for (const s of stages.filter((st) => st.instructions.some((i) => i.keyword === 'RUN'))) {
+        const shell = s.instructions.find((i) => i.keyword === 'SHELL');
+        assert.ok(shell, `stage FROM ${s.from} has no SHELL`);
+        assert.ok(
+          s.instructions.indexOf(shell) <= s.instructions.findIndex((i) => i.keyword === 'RUN'),
+          'SHELL must come before the first RUN',
+        );
+        const argv = execForm(shell) ?? [];
+        assert.equal(argv[0], '/bin/bash');
+        assert.ok(argv.includes('-euo') && argv.includes('pipefail'), JSON.stringify(argv));
+      }
+    });
+
+    it('checks what npm ci installed (npm can exit 0 after "Exit handler never called!")', () => {
+      const ci = all(stages, 'RUN').find((i) => /\bnpm ci\b/.test(i.args));
+      assert.match(ci?.args ?? '', /npm ci [^&]*&& npm ls --omit=dev --all/);
+    });
+
     it('installs dependencies from the lock file only, without install scripts', () => {
       const runs = all(stages, 'RUN').map((i) => i.args);
       const ci = runs.filter((r) => /\bnpm ci\b/.test(r));
@@ -93,7 +112,7 @@ for (const { file, setup } of IMAGES) {
 
     it('does not bake in the Temporal CLI or nats-server', () => {
       for (const i of [...all(stages, 'RUN'), ...all(stages, 'COPY')]) {
-        assert.doesNotMatch(i.args, /temporal|nats-server|setup-servers/i, `line ${i.line}: ${i.args}`);
+        assert.doesNotMatch(i.args, /\btemporal\b|nats-server|setup-servers/i, `line ${i.line}: ${i.args}`);
       }
     });
 
