@@ -285,7 +285,7 @@ describe('bbnTraining workflow', () => {
   });
 
   it('SIGKILL of the Temporal worker process mid-epoch: a new worker finishes the run with the same weights', {
-    timeout: 90_000,
+    timeout: 180_000,
   }, async () => {
     const inp = input();
     const bundlePath = await writeWorkflowBundle(join(tempDir(), 'workflows.js'));
