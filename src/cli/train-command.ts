@@ -214,13 +214,6 @@ export function registerTrainCommand(program: Command): void {
   addTelemetryOptions(cmd).action(async (overrides: string[], opts: TrainFlags) => {
     const workers = opts.workers === undefined ? 1 : parseWorkers(opts.workers, !opts.externalWorkers);
     const { cfg, outDir } = resolveRun(overrides, opts);
-    if (opts.resume && !opts.externalWorkers && alreadyComplete(cfg, outDir)) {
-      process.stdout.write(
-        `run ${outDir} is already complete (${cfg.train.epochs}/${cfg.train.epochs} epochs); nothing to resume. ` +
-          `See it with: bbn report ${outDir}\n`,
-      );
-      return;
-    }
     // Nothing is written into the run directory before it is claimed: locked, and not another run.
     const claim = claimRunDir(outDir, cfg, {
       resume: !!opts.resume,
@@ -230,6 +223,14 @@ export function registerTrainCommand(program: Command): void {
     if (claim.movedAside)
       process.stderr.write(`moved the previous run in ${outDir} to ${claim.movedAside}\n`);
     try {
+      // After the claim: a run in use, or a resume that would change its model, is refused first.
+      if (opts.resume && !opts.externalWorkers && alreadyComplete(cfg, outDir)) {
+        process.stdout.write(
+          `run ${outDir} is already complete (${cfg.train.epochs}/${cfg.train.epochs} epochs); nothing to resume. ` +
+            `See it with: bbn report ${outDir}\n`,
+        );
+        return;
+      }
       await trainClaimed(cfg, outDir, overrides, opts, workers);
     } finally {
       claim.release();

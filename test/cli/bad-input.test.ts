@@ -72,6 +72,9 @@ const newestCkpt = (dir: string) => join(runPaths(dir).checkpoints, checkpointFi
 /** A copy of the good run with every checkpoint rewritten by `edit` (bytes in, bytes out). */
 function runWithCheckpoints(edit: (bytes: Buffer, path: string) => Buffer): string {
   const dir = copyRun(good);
+  // Interrupted after its last checkpoint, before its summary: a resume has work to do (a complete
+  // run is answered "already complete" without touching its checkpoints).
+  rmSync(runPaths(dir).summary);
   for (const name of listCheckpoints(runPaths(dir).checkpoints)) {
     const p = join(runPaths(dir).checkpoints, name);
     writeFileSync(p, edit(readFileSync(p), p));
@@ -183,8 +186,16 @@ const CASES: Case[] = [
     expect: /nodata.yaml is invalid/,
   },
   // Overrides.
-  { name: 'override NaN', setup: () => trainWith('train.lr=.nan'), expect: /is invalid/ },
-  { name: 'override Infinity', setup: () => trainWith('train.lr=.inf'), expect: /is invalid/ },
+  {
+    name: 'override NaN',
+    setup: () => trainWith('train.lr=.nan'),
+    expect: /^bbn: override train\.lr=\.nan: train\.lr/,
+  },
+  {
+    name: 'override Infinity',
+    setup: () => trainWith('train.lr=.inf'),
+    expect: /^bbn: override train\.lr=\.inf: train\.lr/,
+  },
   {
     name: 'override without =',
     setup: () => trainWith('train.lr'),
@@ -205,8 +216,16 @@ const CASES: Case[] = [
     setup: () => trainWith('seed.x=1'),
     expect: /override "seed.x=1": seed is not a section/,
   },
-  { name: 'override unknown method', setup: () => trainWith('method=magic'), expect: /is invalid/ },
-  { name: 'override depth not 6n+2', setup: () => trainWith('model.depth=9'), expect: /is invalid/ },
+  {
+    name: 'override unknown method',
+    setup: () => trainWith('method=magic'),
+    expect: /^bbn: override method=magic: method/,
+  },
+  {
+    name: 'override depth not 6n+2',
+    setup: () => trainWith('model.depth=9'),
+    expect: /^bbn: override model\.depth=9: model\.depth/,
+  },
   {
     name: 'override cifar without root',
     setup: () => trainWith('dataset.kind=cifar10'),
@@ -216,17 +235,17 @@ const CASES: Case[] = [
   {
     name: 'override milestones not increasing',
     setup: () => trainWith('train.lrSchedule.milestones=[3,2]'),
-    expect: /is invalid/,
+    expect: /^bbn: override train\.lrSchedule\.milestones=\[3,2\]: train\.lrSchedule\.milestones/,
   },
   {
     name: 'override fewThreshold > manyThreshold',
     setup: () => trainWith('eval.fewThreshold=500'),
-    expect: /is invalid/,
+    expect: /^bbn: override eval\.fewThreshold=500: eval/,
   },
   {
     name: 'override onNonFinite unknown',
     setup: () => trainWith('train.onNonFinite=maybe'),
-    expect: /is invalid/,
+    expect: /^bbn: override train\.onNonFinite=maybe: train\.onNonFinite/,
   },
   {
     name: 'override batch larger than the data',
