@@ -115,6 +115,12 @@ export async function trainDurably(o: DurableTrainOptions): Promise<TrainingResu
   const cleanups: (() => Promise<unknown>)[] = [];
   let interrupts = 0;
   let cancelling: Promise<unknown> | undefined;
+  /** Client calls of the supervisor (world-size queries, loss reports), awaited before the connection closes. */
+  const inFlight = new Set<Promise<unknown>>();
+  const track = (call: Promise<unknown>) => {
+    const settled = call.catch(() => {}).finally(() => inFlight.delete(settled));
+    inFlight.add(settled);
+  };
   const onSigint = () => {
     interrupts++;
     if (interrupts > 1) process.exit(130); // the workflow stays; `bbn train --resume` re-attaches
@@ -169,9 +175,13 @@ export async function trainDurably(o: DurableTrainOptions): Promise<TrainingResu
       // The workflow abandons the epoch at once instead of waiting for the rank's heartbeat timeout.
       onLost: (loss) => {
         say(`run ${runId}: rank ${loss.rank} ${loss.detail}`);
-        handle
-          .signal(rankLostSignal, { rank: loss.rank, cause: loss.cause, detail: loss.detail })
-          .catch((err: Error) => say(`could not tell run ${runId} about rank ${loss.rank}: ${err.message}`));
+        track(
+          handle
+            .signal(rankLostSignal, { rank: loss.rank, cause: loss.cause, detail: loss.detail })
+            .catch((err: Error) =>
+              say(`could not tell run ${runId} about rank ${loss.rank}: ${err.message}`),
+            ),
+        );
       },
     });
     cleanups.push(() => ranks.close());
@@ -183,17 +193,19 @@ export async function trainDurably(o: DurableTrainOptions): Promise<TrainingResu
       workflows,
     });
     const follow = setInterval(() => {
-      handle
-        .query(progressQuery)
-        .then((p) => ranks.ensure(Math.max(p.workers, p.pendingWorkers ?? 0)))
-        .catch(() => {});
+      if (inFlight.size > 0) return; // one query at a time; a slow server is not piled on
+      track(
+        handle.query(progressQuery).then((p) => ranks.ensure(Math.max(p.workers, p.pendingWorkers ?? 0))),
+      );
     }, FOLLOW_MS);
     cleanups.push(async () => clearInterval(follow));
     return await host.runUntil(Promise.race([resultOf(handle, runId, outDir), ranks.failed]));
   } finally {
     process.off('SIGINT', onSigint);
     for (const c of cleanups.reverse()) await c().catch(() => {});
-    await cancelling; // a call in flight must not outlive its connection
+    // Calls in flight must not outlive their connection (a client retry after close throws).
+    await cancelling;
+    await Promise.allSettled(inFlight);
     await connection.close();
     await server?.stop();
   }
