@@ -219,6 +219,7 @@ export function registerTrainCommand(program: Command): void {
       resume: !!opts.resume,
       force: opts.force,
       lock: !opts.externalWorkers,
+      continueExisting: opts.externalWorkers,
     });
     if (claim.movedAside)
       process.stderr.write(`moved the previous run in ${outDir} to ${claim.movedAside}\n`);

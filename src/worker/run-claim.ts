@@ -42,6 +42,11 @@ export interface ClaimOptions {
   readonly force?: boolean;
   /** Take the directory's lock (default true; false where the ranks run on other hosts). */
   readonly lock?: boolean;
+  /**
+   * A run found in `dir` is continued rather than refused: a cluster orchestrator restarted by its
+   * Deployment (`--external-workers`) re-attaches to or resumes the run it was serving.
+   */
+  readonly continueExisting?: boolean;
 }
 
 function statOf(path: string, what: string): Stats | undefined {
@@ -80,7 +85,8 @@ const noLock: RunLock = { path: '', release() {} };
 export function claimRunDir(dir: string, cfg: { readonly name?: string }, opts: ClaimOptions): RunClaim {
   const st = statOf(dir, 'run directory');
   if (st && !st.isDirectory()) throw new RunDirError(`run directory ${dir} is a file, not a directory`);
-  return opts.resume ? claimForResume(dir, cfg, st, opts) : claimNew(dir, cfg, st, opts);
+  const resume = opts.resume || (!!opts.continueExisting && !!st && runProgress(dir).length > 0);
+  return resume ? claimForResume(dir, cfg, st, opts) : claimNew(dir, cfg, st, opts);
 }
 
 function claimNew(
