@@ -10,7 +10,6 @@
  * deterministic from a checkpoint and the plan is world-size invariant, so the run ends with the
  * weights of an uninterrupted `runTraining`.
  */
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { ConfigError, parseRunConfig, type RunConfig } from '../core/config.ts';
@@ -22,7 +21,8 @@ import { ComputeThread, type EpochHandlers } from '../worker/process/compute-thr
 import { type EpochMetrics, initRunDir, readMetrics, rewriteMetrics, runPaths } from '../worker/run-dir.ts';
 import type { EpochResult, RankInfo, StepReport } from '../worker/trainer.ts';
 import type { RankControl, TrainingDeps } from './activities.ts';
-import { type EpochSummary, FAILURE_TYPES, type RunRef, type TrainRequest } from './api.ts';
+import { FAILURE_TYPES, type RunRef, type TrainRequest } from './api.ts';
+import { recordedEpoch, summaryOf } from './epoch-record.ts';
 import { RankRing, type RankRingOptions, StaleRendezvousError } from './rank-ring.ts';
 
 /** Options of the local implementation. */
@@ -368,28 +368,6 @@ export function createLocalDeps(opts: LocalDepsOptions = {}): TrainingDeps & { d
       clearTimeout(grace);
     }
   }
-}
-
-/** Epoch `epoch`'s metrics row and end-of-epoch checkpoint, when both are on disk (rank 0 wrote them in that order). */
-function recordedEpoch(outDir: string, epoch: number): { row: EpochMetrics; checkpoint: string } | null {
-  const row = readMetrics(outDir, epoch).find((m) => m.epoch === epoch);
-  const checkpoint = join(runPaths(outDir).checkpoints, checkpointFileName(epoch, 0));
-  return row && existsSync(checkpoint) ? { row, checkpoint } : null;
-}
-
-/** What the workflow records of an evaluated epoch. */
-function summaryOf(row: EpochMetrics, checkpoint: string): EpochSummary {
-  return {
-    epoch: row.epoch,
-    alpha: row.alpha,
-    lr: row.lr,
-    trainLoss: row.trainLoss,
-    testTop1: row.testTop1,
-    many: row.many,
-    medium: row.medium,
-    few: row.few,
-    checkpoint,
-  };
 }
 
 /** The workflow's plan must be the one this rank derives from its own config and data. */
