@@ -55,9 +55,7 @@ describe('compute thread', () => {
       );
       assert.deepEqual(
         await thread.start({ rank: 0, worldSize: 1, checkpointUri: '', startEpoch: 1, startStep: 0 }),
-        {
-          resumed: false,
-        },
+        { resumed: false, epoch: 0, step: 0, rejected: [] },
       );
 
       const plan = planFor(
