@@ -26,7 +26,7 @@ reversed sampler); `ours` reads the project's draws of the same seed from the ex
 weights; uniform rows and their crops; reversed rows and their crops).
 
 usage: python bench/parity/bbn_ref.py --data DIR --out FILE.jsonl --seeds 0-9 [--methods bbn,ce]
-       [--init own|ours] [--uniform own|ours] [--reversed own|ours] [--shard I/N]
+       [--init own|ours] [--uniform own|ours] [--reversed own|ours] [--shard I/N] [--label TEXT]
 """
 
 import argparse
@@ -271,6 +271,7 @@ def main():
     p.add_argument("--reversed", choices=["own", "ours"], default="own")
     p.add_argument("--shard", default="0/1")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--label", default="", help="appended to the variant (e.g. which derivation made the export)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     seeds = []
@@ -280,7 +281,7 @@ def main():
     data = Data(args.data)
     index, count = map(int, args.shard.split("/"))
     jobs = [(s, m) for s in seeds for m in args.methods.split(",")]
-    variant = f"init={args.init},uniform={args.uniform},reversed={args.reversed}"
+    variant = f"init={args.init},uniform={args.uniform},reversed={args.reversed}{args.label}"
     for j, (seed, method) in enumerate(jobs):
         if j % count != index:
             continue

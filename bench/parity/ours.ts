@@ -3,7 +3,7 @@
  * own trainer on MNIST-LT for many seeds, and exports what the PyTorch mirror (bbn_ref.py) needs
  * to train on the same data, or on this project's own draws (crossed runs).
  *
- *   node --import tsx bench/parity/ours.ts export --out DIR [--seeds 0-9] [size options]
+ *   node --import tsx bench/parity/ours.ts export --out DIR [--seeds 0-9] [--derive shipped|sha256] [size options]
  *   node --import tsx bench/parity/ours.ts train --out FILE.jsonl [--seeds 0-9] [--methods bbn,ce]
  *        [--derive shipped|sha256] [--shard I/N] [size options]
  *
@@ -105,6 +105,7 @@ async function readAll(ds: LoadedData['train']): Promise<Buffer> {
 }
 
 async function doExport(dir: string, seeds: number[]): Promise<void> {
+  if (values.derive === 'sha256') installSha256Derivation();
   const base = benchConfig('bbn', 0);
   const data = await loadData(base.dataset);
   const t = data.augment.train;

@@ -20,7 +20,7 @@
  *    with the epoch-1 batches (share of tail-class rows in the first 5 uniform and reversed
  *    batches, mean label of the first uniform batch, share of class 0 in the first reversed batch).
  *
- *   node --import tsx bench/parity/rng-streams.ts [--seeds 20000] [--json FILE]
+ *   node --import tsx bench/parity/rng-streams.ts [--seeds 20000] [--offset 0] [--json FILE]
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -32,9 +32,15 @@ import { benchConfig } from './config.ts';
 import { sha256Child, sha256Root } from './derive.ts';
 
 const { values } = parseArgs({
-  options: { seeds: { type: 'string', default: '20000' }, json: { type: 'string' } },
+  options: {
+    seeds: { type: 'string', default: '20000' },
+    offset: { type: 'string', default: '0' },
+    json: { type: 'string' },
+  },
 });
 const S = Number(values.seeds);
+/** First seed: a second, disjoint range replicates whatever one range flags. */
+const O = Number(values.offset);
 const K = 16;
 
 type Derivation = { name: string; root: (seed: number) => Rng; split: (r: Rng, key: string | number) => Rng };
@@ -122,7 +128,8 @@ function check(d: Derivation) {
     outputs[n] = new Float64Array(S * K);
     word0[n] = new Uint32Array(S);
   }
-  for (let seed = 0; seed < S; seed++) {
+  for (let i = 0; i < S; i++) {
+    const seed = O + i;
     for (const [n, path] of Object.entries(PATHS)) {
       const r = derive(d, seed, path);
       const st = r.state().s;
@@ -135,8 +142,8 @@ function check(d: Derivation) {
       else wordSeen.set(w, seed);
       for (let j = 0; j < K; j++) {
         const u = r.nextUint32();
-        if (j === 0) word0[n][seed] = u;
-        outputs[n][seed * K + j] = u / 4294967296;
+        if (j === 0) word0[n][i] = u;
+        outputs[n][i * K + j] = u / 4294967296;
       }
     }
   }
@@ -203,7 +210,7 @@ function check(d: Derivation) {
   };
   const seedFlips: number[] = [];
   const keyFlips: number[] = [];
-  for (let seed = 0; seed < Math.min(S, 4000); seed++) {
+  for (let seed = O; seed < O + Math.min(S, 4000); seed++) {
     for (let bit = 0; bit < 16; bit++) {
       const other = seed ^ (1 << bit);
       seedFlips.push(hd(derive(d, seed, ['plan', 1, 'uniform']), derive(d, other, ['plan', 1, 'uniform'])));
@@ -263,7 +270,7 @@ function functionals(d: Derivation) {
     };
   }
   try {
-    for (let seed = 0; seed < n; seed++) {
+    for (let seed = O; seed < O + n; seed++) {
       const init = Rng.fromSeed(seed).split('init');
       const cw = initialValues(spec('classifier.weight', [64, 10], 1 / 8), init);
       const cb = initialValues(spec('classifier.bias', [10], 1 / 8), init);
@@ -330,7 +337,7 @@ function functionals(d: Derivation) {
 const results = DERIVATIONS.map(check);
 for (const r of results) {
   process.stdout.write(
-    `\n${r.derivation}: ${r.seeds} seeds × ${r.streamsPerSeed} streams; 128-bit state collisions ${r.stateCollisions}; ` +
+    `\n${r.derivation}: ${r.seeds} seeds from ${O} × ${r.streamsPerSeed} streams; 128-bit state collisions ${r.stateCollisions}; ` +
       `word-0 collisions ${r.word0Collisions} (chance ${r.expectedWord0Collisions.toFixed(1)})\n` +
       `  avalanche (Hamming distance of 128 state bits, ideal 64 ± 5.66): seed bit ${r.avalancheSeedBit.mean.toFixed(2)} ± ${r.avalancheSeedBit.sd.toFixed(2)} (min ${r.avalancheSeedBit.min}), ` +
       `key bit ${r.avalancheKeyBit.mean.toFixed(2)} ± ${r.avalancheKeyBit.sd.toFixed(2)} (min ${r.avalancheKeyBit.min})\n` +

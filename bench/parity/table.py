@@ -28,6 +28,14 @@ COMPARISONS = [
         ("torch", "init=ours,uniform=ours,reversed=ours", "bbn"),
     ),
     (
+        "BBN mirror on this project's draws: shipped vs SHA-256 derivation",
+        ("torch", "init=ours,uniform=ours,reversed=ours", "bbn"),
+        ("torch", "init=ours,uniform=ours,reversed=ours,derive=sha256", "bbn"),
+    ),
+    ("BBN pooled: shipped vs SHA-256 derivation", ("pooled", "shipped", "bbn"), ("pooled", "sha256", "bbn")),
+    ("BBN pooled shipped vs PyTorch mirror's own draws", ("pooled", "shipped", "bbn"), ("torch", "init=own,uniform=own,reversed=own", "bbn")),
+    ("BBN pooled SHA-256 vs PyTorch mirror's own draws", ("pooled", "sha256", "bbn"), ("torch", "init=own,uniform=own,reversed=own", "bbn")),
+    (
         "BBN, this project's draws: ours vs PyTorch mirror",
         ("ours", "shipped", "bbn"),
         ("torch", "init=ours,uniform=ours,reversed=ours", "bbn"),
@@ -44,6 +52,13 @@ def load(paths):
             r = json.loads(line)
             key = (r["impl"], r["variant"], r["method"])
             groups.setdefault(key, {}).setdefault(r["seed"], r)
+    # Pooled arms: a seed's run by this project, else the mirror's run on this project's draws of that
+    # seed (the two agree run by run: see the paired table), per derivation.
+    for derive, mirror in (("shipped", ""), ("sha256", ",derive=sha256")):
+        pool = dict(groups.get(("torch", "init=ours,uniform=ours,reversed=ours" + mirror, "bbn"), {}))
+        pool.update(groups.get(("ours", derive, "bbn"), {}))
+        if pool:
+            groups[("pooled", derive, "bbn")] = pool
     return groups
 
 
@@ -56,6 +71,8 @@ def ms(xs):
 
 def name(key):
     impl, variant, method = key
+    if impl == "pooled":
+        return f"{method.upper()} pooled: ours, else the mirror on our draws ({variant} derivation)"
     return f"{method.upper()} {'ours' if impl == 'ours' else 'PyTorch mirror'} ({variant})"
 
 
@@ -130,14 +147,30 @@ def main():
             out.append(
                 f"| {m} | {len(seeds)} | {d.mean():+.2f} | {d.std(ddof=1):.2f} | {t.pvalue:.2f} | {r.statistic:.2f} |"
             )
-        out.append("\nPer seed, BBN final top-1 % (ours / mirror on our draws / mirror on its own draws / ours with SHA-256 derivation):\n")
-        own = groups.get(("torch", "init=own,uniform=own,reversed=own", "bbn"), {})
-        sha = groups.get(("ours", "sha256", "bbn"), {})
-        f = lambda g, s: f"{100 * g[s]['epochs'][-1]['top1']:.1f}" if s in g else "-"
-        out.append("| seed | ours | mirror, our draws | mirror, own draws | ours, SHA-256 |")
-        out.append("|---|---|---|---|---|")
-        for s in sorted(set(groups[a]) | set(groups[b]) | set(own) | set(sha)):
-            out.append(f"| {s} | {f(groups[a], s)} | {f(groups[b], s)} | {f(own, s)} | {f(sha, s)} |")
+        out.append(
+            "\nPer seed, BBN final top-1 % (epoch-2 train loss): this project; the mirror on all of this project's draws; "
+            "the mirror with one of this project's ingredients (initial weights, uniform stream with its crops, reversed "
+            "stream with its crops) and its own others; the mirror on its own draws; this project with the SHA-256 "
+            "derivation (different draws of the same seed):\n"
+        )
+        g = lambda v: groups.get(("torch", v, "bbn"), {})
+        cols = [
+            groups[a],
+            groups[b],
+            g("init=ours,uniform=own,reversed=own"),
+            g("init=own,uniform=ours,reversed=own"),
+            g("init=own,uniform=own,reversed=ours"),
+            g("init=own,uniform=own,reversed=own"),
+            groups.get(("ours", "sha256", "bbn"), {}),
+        ]
+        f = lambda c, s: f"{100 * c[s]['epochs'][-1]['top1']:.1f} ({c[s]['epochs'][1]['loss']:.2f})" if s in c else "-"
+        out.append(
+            "| seed | ours | mirror, our draws | mirror, our init | mirror, our uniform | mirror, our reversed "
+            "| mirror, own draws | ours, SHA-256 |"
+        )
+        out.append("|---|---|---|---|---|---|---|---|")
+        for s in sorted(set().union(*cols)):
+            out.append(f"| {s} | " + " | ".join(f(c, s) for c in cols) + " |")
     text = "\n".join(out) + "\n"
     print(text)
     if args.out:
