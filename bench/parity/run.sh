@@ -20,4 +20,16 @@ nice -n 10 node --import tsx bench/parity/ours.ts train --out "$R/ours-sha256.js
   --derive sha256 "${SIZE[@]}"
 nice -n 10 "$PY" bench/parity/bbn_ref.py --data "$DATA" --out "$R/torch-crossed.jsonl" --seeds "$SEEDS" --methods bbn \
   --init ours --uniform ours --reversed ours
+# one-ingredient swaps (the mirror with one of this project's ingredients)
+for v in "--init ours" "--uniform ours" "--reversed ours"; do
+  nice -n 10 "$PY" bench/parity/bbn_ref.py --data "$DATA" --out "$R/torch-swap.jsonl" --seeds "$SEEDS" --methods bbn $v
+done
+# the derivation comparison on further seeds, through the mirror on exported draws (shipped and SHA-256)
+MORE=${MORE_SEEDS:-20-39}
+node --import tsx bench/parity/ours.ts export --out "$DATA-more" --seeds "$MORE" "${SIZE[@]}"
+node --import tsx bench/parity/ours.ts export --out "$DATA-sha" --seeds "$MORE" --derive sha256 "${SIZE[@]}"
+X=(--methods bbn --init ours --uniform ours --reversed ours)
+nice -n 10 "$PY" bench/parity/bbn_ref.py --data "$DATA-more" --out "$R/torch-crossed.jsonl" --seeds "$MORE" "${X[@]}"
+nice -n 10 "$PY" bench/parity/bbn_ref.py --data "$DATA-sha" --out "$R/torch-crossed-sha256.jsonl" --seeds "$MORE" "${X[@]}" \
+  --label ",derive=sha256"
 "$PY" bench/parity/table.py "$R"/*.jsonl --out "$R/table.md"
