@@ -156,6 +156,12 @@ export function formatRunStatus(s: RunStatus): string {
     lines.push(
       `  rank ${r.rank}: epoch ${r.epoch} step ${r.step}, generation ${r.generation}, attempt ${r.attempt}, ` +
         `heartbeat ${r.heartbeatAgeSeconds === null ? '-' : `${r.heartbeatAgeSeconds.toFixed(1)} s ago`}` +
+        (r.computeSeconds === null
+          ? ''
+          : `, step: compute ${r.computeSeconds.toFixed(2)} s, allreduce ${(r.reduceSeconds ?? 0).toFixed(2)} s`) +
+        (r.stragglerRatio === null
+          ? ''
+          : ` (straggler: ${r.stragglerRatio.toFixed(1)}x the median compute)`) +
         (r.lastFailure ? `, last failure: ${r.lastFailure}` : ''),
     );
   }

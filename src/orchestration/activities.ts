@@ -26,8 +26,8 @@ import type {
 export interface RankControl {
   /** Heartbeat details of the previous attempt of this activity (undefined on the first). */
   readonly previous: TrainHeartbeat | undefined;
-  /** Reports progress (throttled by the SDK); call after every step. */
-  heartbeat(step: number): void;
+  /** Reports progress (throttled by the SDK); call after every step, with its compute and allreduce times. */
+  heartbeat(step: number, times?: { computeSeconds: number; reduceSeconds: number }): void;
   /** Aborted when the workflow cancels this attempt (or the worker shuts down). */
   readonly signal: AbortSignal;
   /** True once cancelled: stop after the current step. */
@@ -55,6 +55,9 @@ export interface TrainingDeps {
   checkpointNow(req: CheckpointRequest): Promise<string | null>;
   finishRun(req: FinishRequest): Promise<void>;
 }
+
+/** Step times in status are averaged over about the last five steps (one slow step is not a straggler). */
+const movingAverage = (avg: number | undefined, x: number) => (avg === undefined ? x : 0.8 * avg + 0.2 * x);
 
 /** Heartbeat interval of the keep-alive around non-step work (setup, evaluation, checkpoint writes). */
 const KEEPALIVE_MS = 1_000;
@@ -93,16 +96,24 @@ export function createActivities(deps: TrainingDeps): TrainingActivities {
       const ctx = Context.current();
       const previous = ctx.info.heartbeatDetails as TrainHeartbeat | undefined;
       let step = previous?.epoch === req.epoch ? previous.step : 0;
+      let computeSeconds: number | undefined;
+      let reduceSeconds: number | undefined;
       const details = (): TrainHeartbeat => ({
         rank: req.rank,
         epoch: req.epoch,
         step,
         generation: req.generation,
+        computeSeconds,
+        reduceSeconds,
       });
       const ctl: RankControl = {
         previous,
-        heartbeat(s) {
+        heartbeat(s, times) {
           step = s;
+          if (times) {
+            computeSeconds = movingAverage(computeSeconds, times.computeSeconds);
+            reduceSeconds = movingAverage(reduceSeconds, times.reduceSeconds);
+          }
           ctx.heartbeat(details());
         },
         signal: ctx.cancellationSignal,

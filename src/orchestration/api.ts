@@ -235,6 +235,9 @@ export interface TrainHeartbeat {
   readonly epoch: number;
   readonly step: number;
   readonly generation: number;
+  /** Moving averages of this rank's step: compute, and waiting in the allreduce (seconds; absent before the first step). */
+  readonly computeSeconds?: number;
+  readonly reduceSeconds?: number;
 }
 
 /** Result of `trainEpoch` on one rank (global numbers: identical on every rank). */

@@ -48,6 +48,26 @@ export interface RankStatus {
   /** Seconds since the last heartbeat (null before the first). */
   readonly heartbeatAgeSeconds: number | null;
   readonly lastFailure: string | null;
+  /** Moving averages of the rank's step: compute and allreduce wait (null before its first step). */
+  readonly computeSeconds: number | null;
+  readonly reduceSeconds: number | null;
+  /** Compute time over the median of all ranks', when this rank is a straggler (see {@link STRAGGLER_RATIO}). */
+  readonly stragglerRatio: number | null;
+}
+
+/** A rank whose compute time per step is this many times the ranks' median is named a straggler. */
+export const STRAGGLER_RATIO = 1.5;
+
+/** Marks the stragglers: ranks computing {@link STRAGGLER_RATIO}x the median of all ranks or slower. */
+export function markStragglers(ranks: readonly Omit<RankStatus, 'stragglerRatio'>[]): RankStatus[] {
+  const times = ranks.map((r) => r.computeSeconds).filter((t): t is number => t !== null && t > 0);
+  const sorted = [...times].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  const median = sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  return ranks.map((r) => {
+    const ratio = times.length >= 2 && r.computeSeconds !== null ? r.computeSeconds / median : 0;
+    return { ...r, stragglerRatio: ratio >= STRAGGLER_RATIO ? ratio : null };
+  });
 }
 
 /** `progress` plus the workflow's execution status and every training rank's live position. */
@@ -60,7 +80,7 @@ export interface RunStatus extends RunProgress {
 export async function runStatus(client: Client, runId: string, now = Date.now()): Promise<RunStatus> {
   const handle = runHandle(client, runId);
   const [progress, description] = await Promise.all([handle.query(progressQuery), handle.describe()]);
-  const ranks: RankStatus[] = [];
+  const ranks: Omit<RankStatus, 'stragglerRatio'>[] = [];
   for (const a of description.raw.pendingActivities ?? []) {
     if (a.activityType?.name !== 'trainEpoch') continue;
     const payload = a.heartbeatDetails?.payloads?.[0];
@@ -75,10 +95,12 @@ export async function runStatus(client: Client, runId: string, now = Date.now())
       attempt: a.attempt ?? 1,
       heartbeatAgeSeconds: last == null ? null : now / 1000 - Number(last),
       lastFailure: a.lastFailure?.message ?? null,
+      computeSeconds: hb.computeSeconds ?? null,
+      reduceSeconds: hb.reduceSeconds ?? null,
     });
   }
   ranks.sort((x, y) => x.rank - y.rank);
-  return { ...progress, execution: description.status.name, ranks };
+  return { ...progress, execution: description.status.name, ranks: markStragglers(ranks) };
 }
 
 /** Pauses run `runId` at its next epoch boundary. */

@@ -323,7 +323,7 @@ export function createLocalDeps(opts: LocalDepsOptions = {}): TrainingDeps & { d
       const now = performance.now();
       lastStepMs = now - stepStarted;
       stepStarted = now;
-      ctl.heartbeat(r.step);
+      ctl.heartbeat(r.step, { computeSeconds: r.computeSeconds, reduceSeconds: r.reduceSeconds });
       opts.onStep?.({ ...r, allreduceBytes }, s.epochs);
     };
     const args = { epoch: req.epoch, fromStep: s.step, checksumEverySteps: NO_STEP_DIGESTS };

@@ -197,7 +197,7 @@ describe('bbnTraining with several ranks', () => {
       reached = r;
     });
     const deps = fakeDeps(async (_req, ctl) => {
-      ctl.heartbeat(3);
+      ctl.heartbeat(3, { computeSeconds: 0.5, reduceSeconds: 0.125 });
       reached();
       await new Promise<void>((r) => ctl.signal.addEventListener('abort', () => r()));
     });
@@ -227,6 +227,11 @@ describe('bbnTraining with several ranks', () => {
         /run r\d+-\d+: training \(RUNNING\), epoch 1\/3, workers 1 -> 2 at the next epoch/,
       );
       assert.match(printed, /rank 0: epoch 1 step 3, generation 0, attempt 1/);
+      assert.match(
+        printed,
+        /step: compute 0\.50 s, allreduce 0\.13 s/,
+        "the rank's step times from its heartbeat",
+      );
       await cli('cancel', inp.runId);
       assert.match(printed, /: cancelled; final checkpoint -/);
     });
