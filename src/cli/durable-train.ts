@@ -30,11 +30,11 @@ import {
 } from '../orchestration/api.ts';
 import { runHandle, startRun } from '../orchestration/client.ts';
 import { cancelSignal, progressQuery, rankLostSignal } from '../orchestration/messages.ts';
+import { RankProcesses } from '../supervisor/rank-processes.ts';
 import { listCheckpoints } from '../worker/checkpoint.ts';
 import { runPaths } from '../worker/run-dir.ts';
 import type { StepReport } from '../worker/trainer.ts';
 import { createProgress, formatEpochLine } from './progress.ts';
-import { RankProcesses } from './rank-processes.ts';
 import { runIdFor } from './run-id.ts';
 import { checkpointUri, startCliTelemetry, type TelemetryFlags } from './telemetry-options.ts';
 

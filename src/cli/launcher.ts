@@ -14,10 +14,10 @@ import type { ResumePoint } from '../coordinator/api.ts';
 import { CoordinatorServer } from '../coordinator/server.ts';
 import { ConfigError } from '../core/config.ts';
 import { loadData } from '../data/load.ts';
+import { describeExit, type LineChild, spawnLineChild } from '../supervisor/child-process.ts';
 import { loadLatestGood } from '../worker/checkpoint.ts';
 import { runPaths } from '../worker/run-dir.ts';
 import { readRunIdentity } from '../worker/run-identity.ts';
-import { describeExit, type LineChild, spawnLineChild } from './child-process.ts';
 import { loadRunConfig } from './config-file.ts';
 
 /** Options of `launchLocal`. */

@@ -62,9 +62,7 @@ export async function runTemporalRank(o: TemporalRankOptions): Promise<number> {
       workflows: typeof o.workflows === 'string' ? { codePath: o.workflows } : o.workflows,
       signal: stop.signal,
       onOpen: (cfg, layout, backend) => {
-        say(
-          `rank ${o.rank}: run ${o.runId} opened as rank ${layout.rank} of ${layout.worldSize}, backend ${backend}`,
-        );
+        say(`rank ${o.rank}: run ${o.runId} opened on its compute thread, backend ${backend}`);
         telemetry ??= startCliTelemetry(o.telemetry ?? {}, {
           runId: o.runId,
           cfg,

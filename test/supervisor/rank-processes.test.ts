@@ -7,7 +7,7 @@ import {
   RankGaveUpError,
   type RankLoss,
   RankProcesses,
-} from '../../src/cli/rank-processes.ts';
+} from '../../src/supervisor/rank-processes.ts';
 import { waitUntil } from '../helpers/servers.ts';
 
 const node = (code: string) => [process.execPath, '-e', code];
