@@ -114,8 +114,7 @@ export async function trainDurably(o: DurableTrainOptions): Promise<TrainingResu
   const client = new Client({ connection, namespace: o.temporalNamespace ?? 'default' });
   const cleanups: (() => Promise<unknown>)[] = [];
   let interrupts = 0;
-  let cancelling: Promise<unknown> | undefined;
-  /** Client calls of the supervisor (world-size queries, loss reports), awaited before the connection closes. */
+  /** Client calls in flight (the stop, world-size queries, loss reports), awaited before the connection closes. */
   const inFlight = new Set<Promise<unknown>>();
   const track = (call: Promise<unknown>) => {
     const settled = call.catch(() => {}).finally(() => inFlight.delete(settled));
@@ -125,9 +124,11 @@ export async function trainDurably(o: DurableTrainOptions): Promise<TrainingResu
     interrupts++;
     if (interrupts > 1) process.exit(130); // the workflow stays; `bbn train --resume` re-attaches
     say(`\nstopping run ${runId} with a final checkpoint (Ctrl-C again to leave it running)`);
-    cancelling = runHandle(client, runId)
-      .signal(cancelSignal)
-      .catch((err: Error) => say(`could not stop run ${runId}: ${err.message}`));
+    track(
+      runHandle(client, runId)
+        .signal(cancelSignal)
+        .catch((err: Error) => say(`could not stop run ${runId}: ${err.message}`)),
+    );
   };
   process.on('SIGINT', onSigint);
   try {
@@ -204,7 +205,6 @@ export async function trainDurably(o: DurableTrainOptions): Promise<TrainingResu
     process.off('SIGINT', onSigint);
     for (const c of cleanups.reverse()) await c().catch(() => {});
     // Calls in flight must not outlive their connection (a client retry after close throws).
-    await cancelling;
     await Promise.allSettled(inFlight);
     await connection.close();
     await server?.stop();

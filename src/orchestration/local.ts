@@ -318,11 +318,8 @@ export function createLocalDeps(opts: LocalDepsOptions = {}): TrainingDeps & { d
   async function trainOnRing(s: Session, req: TrainRequest, ctl: RankControl): Promise<EpochResult> {
     let allreduceBytes: number | undefined;
     let lastStepMs = 0;
-    let stepStarted = performance.now();
     const step = (r: StepReport) => {
-      const now = performance.now();
-      lastStepMs = now - stepStarted;
-      stepStarted = now;
+      lastStepMs = 1000 * (r.computeSeconds + r.reduceSeconds);
       ctl.heartbeat(r.step, { computeSeconds: r.computeSeconds, reduceSeconds: r.reduceSeconds });
       opts.onStep?.({ ...r, allreduceBytes }, s.epochs);
     };
