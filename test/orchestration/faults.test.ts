@@ -49,7 +49,13 @@ describe('durable runs survive crashes (real processes, real Temporal server)', 
     timeout: 240_000,
   }, async (t) => {
     const plainDir = tempDir();
-    const plain = await launch({ configPath, outDir: plainDir, workers: 2, overrides: LONGER });
+    const plain = await launch({
+      configPath,
+      outDir: plainDir,
+      workers: 2,
+      overrides: LONGER,
+      temporal: server.address,
+    });
     assert.equal(plain.outcome.kind, 'finished');
 
     const durableStart = performance.now();

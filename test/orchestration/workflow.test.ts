@@ -12,7 +12,7 @@ import { loadData } from '../../src/data/load.ts';
 import { selectBackend } from '../../src/model/backend.ts';
 import type { TrainingDeps } from '../../src/orchestration/activities.ts';
 import {
-  rankTaskQueue,
+  coordinatorTaskQueue,
   runWorkflowId,
   TRAINING_WORKFLOW,
   type TrainingInput,
@@ -26,15 +26,11 @@ import {
   resumeSignal,
   scaleUpdate,
 } from '../../src/orchestration/messages.ts';
-import {
-  createTrainingWorker,
-  trainingWorkflowBundle,
-  writeWorkflowBundle,
-} from '../../src/orchestration/worker.ts';
+import { trainingWorkflowBundle, writeWorkflowBundle } from '../../src/orchestration/worker.ts';
 import { runTraining } from '../../src/worker/run.ts';
 import { readMetrics } from '../../src/worker/run-dir.ts';
 import { startTestTemporal, type TestServer, waitUntil } from '../helpers/servers.ts';
-import { finalParams, TEST_TIMEOUTS, tempDir, tinyConfig } from './fixtures.ts';
+import { finalParams, serveRun, TEST_TIMEOUTS, tempDir, tinyConfig } from './fixtures.ts';
 
 /** Re-record with BBN_UPDATE_FIXTURES=1 after an intended workflow change, then `npx biome format --write` it. */
 const FIXTURE = join(import.meta.dirname, 'fixtures', 'bbn-training-2-epochs.history.json');
@@ -84,21 +80,15 @@ function input(extra: Partial<TrainingInput> = {}): TrainingInput {
 
 function start(inp: TrainingInput) {
   return client.workflow.start<(i: TrainingInput) => Promise<TrainingResult>>(TRAINING_WORKFLOW, {
-    taskQueue: rankTaskQueue(inp.runId, 0),
+    taskQueue: coordinatorTaskQueue(inp.runId),
     workflowId: runWorkflowId(inp.runId),
     args: [inp],
   });
 }
 
-/** Runs `body` while an in-process worker (workflow + local activities) serves run `runId`. */
-async function withWorker<T>(runId: string, deps: TrainingDeps, body: () => Promise<T>): Promise<T> {
-  const worker = await createTrainingWorker({
-    connection: nativeConnection,
-    taskQueue: rankTaskQueue(runId, 0),
-    deps,
-    workflows: bundle,
-  });
-  return worker.runUntil(body);
+/** Runs `body` while this process serves run `runId` (its coordinator and its rank 0 over `deps`). */
+function withWorker<T>(runId: string, deps: TrainingDeps, body: () => Promise<T>): Promise<T> {
+  return serveRun({ connection: nativeConnection, runId, workflows: bundle, ranks: [deps] }, body);
 }
 
 describe('bbnTraining workflow', () => {
@@ -298,7 +288,7 @@ describe('bbnTraining workflow', () => {
           'tsx',
           join(import.meta.dirname, 'worker-child.ts'),
           server.address,
-          rankTaskQueue(inp.runId, 0),
+          inp.runId,
           bundlePath,
           backend,
           ...extra,
