@@ -111,6 +111,11 @@ async function localTemporal(
   return { address: server.address, server };
 }
 
+/** Whether the run's only rank trains in this process (W = 1, ranks not elsewhere). */
+function inProcessRun(o: DurableTrainOptions): boolean {
+  return !o.externalRanks && o.workers === 1 && o.cfg.distributed.workers <= 1;
+}
+
 /** Runs (or re-attaches to) the run's workflow until it ends; resolves with its result. */
 export async function trainDurably(o: DurableTrainOptions): Promise<TrainingResult> {
   const say = o.say ?? ((line: string) => process.stderr.write(`${line}\n`));
@@ -119,7 +124,7 @@ export async function trainDurably(o: DurableTrainOptions): Promise<TrainingResu
   }
   const outDir = resolve(o.outDir);
   const runId = o.runId ?? runIdFor(outDir);
-  const inProcess = !o.externalRanks && o.workers === 1 && o.cfg.distributed.workers <= 1;
+  const inProcess = inProcessRun(o);
   const { address, server } = await localTemporal(outDir, o.temporal, say);
   const connection = await Connection.connect({ address });
   const client = new Client({ connection, namespace: o.temporalNamespace ?? 'default' });
@@ -311,6 +316,8 @@ async function startOrAttach(
     config: o.cfg,
     outDir,
     workers: Math.max(o.workers, o.cfg.distributed.workers),
+    // One rank in this process has no ring and no heartbeat server: `bbn scale` is refused clearly.
+    maxWorkers: inProcessRun(o) ? 1 : undefined,
     resume,
     timeouts: o.timeouts,
     restart: o.restart,

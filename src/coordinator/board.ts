@@ -62,6 +62,11 @@ export class RankBoard {
     this.watching = { world, since: this.clock.now(), reported: new Set() };
   }
 
+  /** Stops judging (a new generation is forming: its ranks are not yet all there). */
+  unwatch(): void {
+    this.watching = null;
+  }
+
   /** The watched ranks silent for longer than the heartbeat timeout, not reported before. */
   judge(): RankVerdict[] {
     const w = this.watching;

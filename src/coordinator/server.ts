@@ -168,6 +168,8 @@ export class CoordinatorServer {
         signal?.removeEventListener('abort', abort);
         settle();
       };
+      // The previous generation is over: a rank already lost in it must not be reported again.
+      this.board.unwatch();
       const since = this.board.now();
       const check = () => {
         const r = this.board.roster(world, since);

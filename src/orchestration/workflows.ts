@@ -182,8 +182,9 @@ export async function bbnTraining(input: TrainingInput): Promise<TrainingResult>
   setHandler(rankLostSignal, (loss) => {
     if (loss.rank >= workers) return;
     if (!epochScope) {
-      // Between epochs: no work is lost, but its replacement listens elsewhere (a new ring).
-      lostBetweenEpochs = true;
+      // Between epochs: no work is lost, but its replacement listens elsewhere (a new ring). A
+      // restart already under way forms a new generation anyway (a second report of its cause).
+      if (state !== 'restarting') lostBetweenEpochs = true;
       return;
     }
     if (lost.has(loss.rank)) return;
@@ -198,6 +199,11 @@ export async function bbnTraining(input: TrainingInput): Promise<TrainingResult>
     },
     {
       validator: (w) => {
+        if (v.maxWorkers === 1 && w !== 1) {
+          throw new RangeError(
+            `scale: run ${input.runId} trains in one process (one rank, no ring); to train it with ${w} ranks, stop it and continue it with bbn train --resume ${input.outDir} --workers ${w}`,
+          );
+        }
         if (!Number.isInteger(w) || w < 1 || w > v.maxWorkers) {
           throw new RangeError(`scale: workers (${w}) must be an integer in [1, ${v.maxWorkers}]`);
         }

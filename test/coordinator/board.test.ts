@@ -65,7 +65,10 @@ describe('RankBoard', () => {
       [0],
       'rank 1 is not reported twice; rank 0 went silent too',
     );
-    board.watch(2); // a new generation: judged afresh, silence counted from its formation
+    board.unwatch(); // a new generation forming: nobody is judged meanwhile
+    clock.advance(60_000);
+    assert.deepEqual(board.judge(), []);
+    board.watch(2); // the new generation formed: judged afresh, silence counted from its formation
     clock.advance(5_001);
     assert.deepEqual(
       board.judge().map((x) => x.rank),

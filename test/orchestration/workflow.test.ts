@@ -160,6 +160,34 @@ describe('bbnTraining workflow', () => {
     assert.deepEqual(finalParams(inp.outDir), reference);
   });
 
+  it('a run whose one rank trains in the host process (maxWorkers 1) refuses scale with how to grow it', {
+    timeout: 90_000,
+  }, async () => {
+    const inp = input({ maxWorkers: 1 });
+    const local = createLocalDeps();
+    const handle = await start(inp);
+    await handle.signal(pauseSignal);
+    const result = await withWorker(inp.runId, local, async () => {
+      await waitUntil(
+        'state paused',
+        async () => (await handle.query(progressQuery)).state === 'paused',
+        30_000,
+      );
+      await assert.rejects(handle.executeUpdate(scaleUpdate, { args: [2] }), (err: unknown) => {
+        assert.match(
+          String((err as Error).cause),
+          new RegExp(`trains in one process .*bbn train --resume ${inp.outDir} --workers 2`),
+        );
+        return true;
+      });
+      assert.equal((await handle.query(progressQuery)).pendingWorkers, null, 'nothing pending');
+      await handle.signal(cancelSignal);
+      return handle.result();
+    });
+    await local.dispose();
+    assert.equal(result.state, 'cancelled');
+  });
+
   it('scale rejects 0 and 65 before they reach history, accepts 1, and cancel stops cleanly', {
     timeout: 90_000,
   }, async () => {

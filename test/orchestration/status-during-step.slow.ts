@@ -3,7 +3,8 @@
  * coordinator and the rank in one process, the model on its compute thread) is asked for its
  * status every 200 ms through a real Temporal server; every answer given while the run trains
  * must come within a second. The step's length is measured (metrics.jsonl), not assumed, so the
- * test cannot pass on steps too short to matter.
+ * test cannot pass on steps too short to matter. Minutes of CPU, so outside `npm test`:
+ * `npm run test:long-step`.
  */
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
