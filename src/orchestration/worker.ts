@@ -60,7 +60,9 @@ export async function cachedTrainingWorkflowBundle(cacheDir: string): Promise<Wo
       .filter((f) => f.endsWith('.ts'))
       .sort()
       .map((f) => join(root, 'src', 'core', f)),
-    ...['workflows.ts', 'api.ts', 'messages.ts'].map((f) => join(root, 'src', 'orchestration', f)),
+    ...['workflows.ts', 'workflow-rules.ts', 'api.ts', 'messages.ts'].map((f) =>
+      join(root, 'src', 'orchestration', f),
+    ),
     join(root, 'package-lock.json'),
   ];
   const hash = createHash('sha256');

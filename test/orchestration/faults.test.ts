@@ -103,7 +103,7 @@ describe('durable runs survive crashes (real processes, real Temporal server)', 
         `killed rank 1 at epoch ${killedAt.epoch} step ${killedAt.step}; training resumed ${
           resumedAfterMs === undefined ? '(not observed)' : `${(resumedAfterMs / 1000).toFixed(1)} s`
         } later (shipped defaults: exit reported by the supervisor, 1 s restart delay and backoff); generation ${result.generation}; ` +
-          `plain launch ${plain.outcome.seconds.toFixed(1)} s, durable run ${((performance.now() - durableStart) / 1000).toFixed(1)} s`,
+          `uninterrupted run ${plain.outcome.seconds.toFixed(1)} s, this run ${((performance.now() - durableStart) / 1000).toFixed(1)} s`,
       );
     } finally {
       watching = false;
