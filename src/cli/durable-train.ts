@@ -20,7 +20,6 @@ import type { RunConfig } from '../core/config.ts';
 import { ConfigError } from '../core/config.ts';
 import type { LocalServer } from '../devservers/api.ts';
 import { bbnCacheDir, freePort, portIsFree, startTemporalDevServer } from '../devservers/index.ts';
-import type { RunEnd } from '../metrics/telemetry.ts';
 import {
   type RestartPolicy,
   type RunTimeouts,
@@ -34,6 +33,7 @@ import { RankProcesses } from '../supervisor/rank-processes.ts';
 import { listCheckpoints } from '../worker/checkpoint.ts';
 import { runPaths } from '../worker/run-dir.ts';
 import type { StepReport } from '../worker/trainer.ts';
+import { type HostTelemetry, startHostTelemetry } from './host-telemetry.ts';
 import { createProgress, formatEpochLine } from './progress.ts';
 import { runIdFor } from './run-id.ts';
 import { checkpointUri, startCliTelemetry, type TelemetryFlags } from './telemetry-options.ts';
@@ -100,8 +100,27 @@ async function localTemporal(
   return { address: server.address, server };
 }
 
-/** Runs (or re-attaches to) the run's workflow until it ends; resolves with its result. */
+/**
+ * Runs (or re-attaches to) the run's workflow until it ends; resolves with its result. Once the
+ * run is started, its end (completed, stopped or failed) is published by this host (host-telemetry.ts),
+ * after the ranks have stopped.
+ */
 export async function trainDurably(o: DurableTrainOptions): Promise<TrainingResult> {
+  const hosting: { telemetry?: HostTelemetry } = {};
+  try {
+    const result = await hostRun(o, hosting);
+    await hosting.telemetry?.end(result);
+    return result;
+  } catch (err) {
+    await hosting.telemetry?.fail(err);
+    throw err;
+  }
+}
+
+async function hostRun(
+  o: DurableTrainOptions,
+  hosting: { telemetry?: HostTelemetry },
+): Promise<TrainingResult> {
   const say = o.say ?? ((line: string) => process.stderr.write(`${line}\n`));
   if (!Number.isInteger(o.workers) || o.workers < 1) {
     throw new ConfigError(`--workers (${o.workers}) must be an integer >= 1`);
@@ -132,7 +151,16 @@ export async function trainDurably(o: DurableTrainOptions): Promise<TrainingResu
   };
   process.on('SIGINT', onSigint);
   try {
-    const handle = await startOrAttach(client, runId, outDir, o, say);
+    const handle = await startOrAttach(client, runId, outDir, o, say, inProcess);
+    hosting.telemetry = await startHostTelemetry({
+      runId,
+      cfg: o.cfg,
+      outDir,
+      flags: o.telemetry ?? {},
+      query: () => handle.query(progressQuery),
+    });
+    const hostTelemetry = hosting.telemetry;
+    cleanups.push(() => hostTelemetry.stop());
     const { NativeConnection } = await import('@temporalio/worker');
     const { cachedTrainingWorkflowBundle, createTrainingWorker, installTemporalRuntime } = await import(
       '../orchestration/worker.ts'
@@ -172,6 +200,7 @@ export async function trainDurably(o: DurableTrainOptions): Promise<TrainingResu
       ],
       onLine: (rank, line) => process.stdout.write(`[rank ${rank}] ${line}\n`),
       onSpawn: o.onSpawn,
+      onRetired: (rank, remaining) => hostTelemetry.rankLeft(rank, remaining),
       restartDelayMs: o.rankRestartDelayMs,
       // The workflow abandons the epoch at once instead of waiting for the rank's heartbeat timeout.
       onLost: (loss) => {
@@ -243,6 +272,7 @@ async function startOrAttach(
   outDir: string,
   o: DurableTrainOptions,
   say: (line: string) => void,
+  inProcess: boolean,
 ) {
   const existing = runHandle(client, runId);
   const status = await existing.describe().then(
@@ -278,6 +308,8 @@ async function startOrAttach(
     outDir,
     workers: Math.max(o.workers, o.cfg.distributed.workers),
     resume,
+    // One process trains it: `bbn scale` is refused (no rank process could join it).
+    maxWorkers: inProcess ? 1 : undefined,
     timeouts: o.timeouts,
     restart: o.restart,
   };
@@ -317,7 +349,7 @@ async function trainHere(
       progress.endEpoch(formatEpochLine(m, epochs));
     },
   });
-  let end: RunEnd = { state: 'failed', reason: 'the process stopped before the run ended' };
+  // The run's end (status, run-end) is the host's to publish (host-telemetry.ts), after this closes.
   try {
     const worker = await createTrainingWorker({
       connection: native,
@@ -326,17 +358,14 @@ async function trainHere(
       deps,
       workflows,
     });
-    const r = await worker.runUntil(result());
-    end =
-      r.state === 'completed' ? { state: 'completed' } : { state: 'paused', reason: 'stopped; resumable' };
-    return r;
+    return await worker.runUntil(result());
   } catch (err) {
-    end = { state: 'failed', reason: (err as Error).message };
+    telemetry.failed((err as Error).message.split('\n')[0]);
     throw err;
   } finally {
     progress.close();
     await deps.dispose();
-    await telemetry.close(end);
+    await telemetry.close();
   }
 }
 

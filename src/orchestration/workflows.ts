@@ -189,6 +189,12 @@ export async function bbnTraining(input: TrainingInput): Promise<TrainingResult>
     },
     {
       validator: (w) => {
+        if (v.maxWorkers === 1 && w !== 1) {
+          throw new RangeError(
+            `scale: run ${input.runId} trains in one process (bbn train without --workers) and cannot scale; ` +
+              `stop it (bbn cancel ${input.runId}) and continue it with bbn train --resume ${input.outDir} --workers ${w}`,
+          );
+        }
         if (!Number.isInteger(w) || w < 1 || w > v.maxWorkers) {
           throw new RangeError(`scale: workers (${w}) must be an integer in [1, ${v.maxWorkers}]`);
         }

@@ -1,0 +1,90 @@
+/**
+ * The glue between a durable run's hosting process (durable-train.ts) and its host telemetry
+ * (src/metrics/run-host.ts): it follows the workflow (one progress query a second, so `bbn runs`
+ * says `paused` while the run waits at a boundary), reads the run's position from its directory,
+ * and turns the workflow's result (or failure) into the run's published end. Kept out of
+ * durable-train.ts so the hosting code only calls `start`, `stop`, `end` and `fail`.
+ */
+import { basename } from 'node:path';
+import type { RunConfig } from '../core/config.ts';
+import type { RunHost, RunPosition } from '../metrics/run-host.ts';
+import type { RunProgress, TrainingResult } from '../orchestration/api.ts';
+import { readMetrics } from '../worker/run-dir.ts';
+import { resolveTelemetryFlags, type TelemetryFlags } from './telemetry-options.ts';
+
+/** How often the host asks the workflow for its state. */
+const FOLLOW_MS = 1_000;
+
+/** The run's position from its directory: completed epochs, the best top-1, and a stop's step. */
+export function positionOf(outDir: string, checkpoint?: string | null): RunPosition {
+  const rows = readMetrics(outDir);
+  const epoch = rows.at(-1)?.epoch ?? 0;
+  const bestTop1 = rows.length === 0 ? null : Math.max(...rows.map((r) => r.testTop1));
+  // A stop mid-epoch leaves `ckpt-e<completed epochs>-s<steps>`: that is where the run stands.
+  const m = checkpoint ? /^ckpt-e(\d+)-s(\d+)\./.exec(basename(checkpoint)) : null;
+  if (m && Number(m[1]) === epoch && Number(m[2]) > 0) return { epoch, step: Number(m[2]), bestTop1 };
+  return { epoch, step: 0, bestTop1 };
+}
+
+/** A started host telemetry (see the module doc). */
+export interface HostTelemetry {
+  /** Rank `rank` was stopped for good (scaled away); `worldSize` ranks remain. */
+  rankLeft(rank: number, worldSize: number): void;
+  /** Stops following the workflow (before its connection closes). */
+  stop(): Promise<void>;
+  /** The run ended with `result` (completed, or stopped with a checkpoint). */
+  end(result: TrainingResult): Promise<void>;
+  /** The run failed (the workflow's failure, or a rank that kept dying). */
+  fail(err: unknown): Promise<void>;
+}
+
+/** Starts the host telemetry of run `runId` in `outDir`; `query` asks the workflow for its progress. */
+export async function startHostTelemetry(o: {
+  readonly runId: string;
+  readonly cfg: RunConfig;
+  readonly outDir: string;
+  readonly flags: TelemetryFlags;
+  readonly query: () => Promise<RunProgress>;
+}): Promise<HostTelemetry> {
+  const { natsUrl } = resolveTelemetryFlags(o.flags);
+  if (!natsUrl) {
+    return { rankLeft() {}, stop: async () => {}, end: async () => {}, fail: async () => {} };
+  }
+  const { startRunHost } = await import('../metrics/run-host.ts'); // NATS loads only where it is used
+  const host: RunHost = startRunHost({ runId: o.runId, cfg: o.cfg, natsUrl });
+  let inFlight: Promise<unknown> | undefined;
+  const timer = setInterval(() => {
+    if (inFlight) return; // one query at a time: a busy server is not piled on
+    inFlight = o
+      .query()
+      .then((p) => {
+        if (p.state === 'paused') host.progress(p.state, positionOf(o.outDir));
+      })
+      .catch(() => {})
+      .finally(() => {
+        inFlight = undefined;
+      });
+  }, FOLLOW_MS);
+  return {
+    rankLeft: (rank, worldSize) => host.rankLeft(rank, worldSize),
+    async stop() {
+      clearInterval(timer);
+      await inFlight;
+    },
+    async end(result) {
+      await host.end(
+        result.state === 'completed'
+          ? { state: 'completed' }
+          : {
+              state: 'cancelled',
+              reason: `stopped with a checkpoint; continue with bbn train --resume ${o.outDir}`,
+            },
+        positionOf(o.outDir, result.checkpoint),
+      );
+    },
+    async fail(err) {
+      const message = (err as Error)?.message ?? String(err);
+      await host.end({ state: 'failed', reason: message.split('\n')[0] }, positionOf(o.outDir));
+    },
+  };
+}
