@@ -49,7 +49,7 @@ test('tensorboard writer - file name, version header and epoch scalars read back
     w.scalars(2, [...epochScalars({ ...row, trainLoss: 1.2 }), { tag: 'nan', value: Number.NaN }]);
     w.close();
     w.close();
-    assert.deepEqual(readdirSync(join(dir, 'tb')), ['events.out.tfevents.1700000000.node_a']);
+    assert.deepEqual(readdirSync(dir), ['events.out.tfevents.1700000000.node_a']);
     const events = readEventFile(readFileSync(w.path));
     assert.equal(events.length, 3);
     assert.deepEqual(events[0], {
