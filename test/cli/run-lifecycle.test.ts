@@ -10,7 +10,6 @@
  *   its α belongs to; the running status carries the step within the epoch.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,45 +20,11 @@ import { stringify } from 'yaml';
 import { RUNS_BUCKET, type RunStatus, subscribeRun, type TrainingEvent } from '../../src/events/index.ts';
 import { pauseRun, resumeRun, scaleRun } from '../../src/orchestration/client.ts';
 import { readMetrics } from '../../src/worker/run-dir.ts';
+import { bbn } from '../helpers/bbn-cli.ts';
 import { startTestNats, startTestTemporal, type TestServer, waitUntil } from '../helpers/servers.ts';
 import { tinyRun } from '../helpers/tiny.ts';
 
-const ROOT = join(import.meta.dirname, '..', '..');
-const BIN = join(ROOT, 'bin', 'bbn.mjs');
 const dir = mkdtempSync(join(tmpdir(), 'bbn-lifecycle-'));
-
-interface Proc {
-  readonly child: ChildProcess;
-  readonly done: Promise<{ code: number | null; stdout: string; stderr: string }>;
-}
-
-/** Starts `bbn …` (no Temporal variables); `onLine` sees its output lines as they come. */
-function bbn(args: string[], onLine?: (line: string) => void): Proc {
-  const env = { ...process.env };
-  for (const k of Object.keys(env))
-    if (k.startsWith('BBN_TEMPORAL') || k.startsWith('TEMPORAL_') || k === 'NATS_URL') delete env[k];
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env });
-  const text = { stdout: '', stderr: '' };
-  for (const stream of ['stdout', 'stderr'] as const) {
-    let partial = '';
-    child[stream]?.on('data', (d: Buffer) => {
-      text[stream] += d;
-      partial += d;
-      const lines = partial.split(/\r|\n/);
-      partial = lines.pop() ?? '';
-      for (const line of lines) onLine?.(line);
-    });
-  }
-  // A backstop against a hung child only (the assertions wait on events, not on this timer).
-  const timer = setTimeout(() => child.kill('SIGKILL'), 240_000);
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, ...text });
-    }),
-  );
-  return { child, done };
-}
 
 let temporal: TestServer;
 let nats: TestServer;
