@@ -25,6 +25,11 @@ const EVENT_SUMMARY = (5 << 3) | 2;
 const SUMMARY_VALUE = (1 << 3) | 2;
 const VALUE_TAG = (1 << 3) | 2;
 const VALUE_SIMPLE = (2 << 3) | 5;
+const VALUE_IMAGE = (4 << 3) | 2;
+const IMAGE_HEIGHT = (1 << 3) | 0;
+const IMAGE_WIDTH = (2 << 3) | 0;
+const IMAGE_COLORSPACE = (3 << 3) | 0;
+const IMAGE_ENCODED = (4 << 3) | 2;
 const VALUE_TENSOR = (8 << 3) | 2;
 const VALUE_METADATA = (9 << 3) | 2;
 const METADATA_PLUGIN_DATA = (1 << 3) | 2;
@@ -281,6 +286,30 @@ export class TensorBoardWriter {
   scalars(step: number, values: readonly Scalar[]): void {
     const finite = values.filter((v) => Number.isFinite(v.value));
     if (finite.length > 0) this.write(encodeEvent({ wallTime: this.now(), step, scalars: finite }));
+  }
+
+  /** Writes a PNG image (TensorBoard's Images tab) at `step`. */
+  image(step: number, tag: string, img: { png: Uint8Array; width: number; height: number }): void {
+    const image = Buffer.concat([
+      Buffer.from([IMAGE_HEIGHT, ...varint(BigInt(img.height))]),
+      Buffer.from([IMAGE_WIDTH, ...varint(BigInt(img.width))]),
+      Buffer.from([IMAGE_COLORSPACE, 3]), // RGB
+      lengthDelimited(IMAGE_ENCODED, img.png),
+    ]);
+    const value = lengthDelimited(
+      SUMMARY_VALUE,
+      Buffer.concat([lengthDelimited(VALUE_TAG, utf8.encode(tag)), lengthDelimited(VALUE_IMAGE, image)]),
+    );
+    const head = Buffer.alloc(9);
+    head[0] = EVENT_WALL_TIME;
+    head.writeDoubleLE(this.now(), 1);
+    this.write(
+      Buffer.concat([
+        head,
+        Buffer.from([EVENT_STEP, ...varint(BigInt(Math.trunc(step)))]),
+        lengthDelimited(EVENT_SUMMARY, value),
+      ]),
+    );
   }
 
   /** Writes plugin values (text, hparams) as one event at `step`. */

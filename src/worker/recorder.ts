@@ -12,6 +12,7 @@ import { stringify } from 'yaml';
 import type { RunConfig } from '../core/config.ts';
 import { confusionMatrix } from '../core/metrics.ts';
 import type { LoadedData } from '../data/api.ts';
+import { confusionPng } from '../metrics/confusion-image.ts';
 import {
   epochScalars,
   HPARAMS_SESSION_START_TAG,
@@ -144,12 +145,18 @@ export class RunRecorder {
   async finishRun(info: { seconds: number; backend: string }): Promise<RunSummary> {
     const predictions = this.lastPredictions ?? (await this.trainer.evaluate()).predictions;
     const { test } = this.data;
-    const summary = summarise(readMetrics(this.outDir), {
+    const confusion = confusionMatrix(predictions, test.labels, test.numClasses).map((row) =>
+      Array.from(row),
+    );
+    const rows = readMetrics(this.outDir);
+    this.tensorboard.image(rows.at(-1)?.epoch ?? 0, 'confusion_matrix', confusionPng(confusion));
+    this.tensorboard.flush();
+    const summary = summarise(rows, {
       name: this.cfg.name,
       method: this.cfg.method,
       ...info,
       trainCounts: this.data.trainCounts,
-      confusion: confusionMatrix(predictions, test.labels, test.numClasses).map((row) => Array.from(row)),
+      confusion,
       weightNorms: normSummary(classifierNorms(this.model)),
     });
     writeSummary(this.outDir, summary);

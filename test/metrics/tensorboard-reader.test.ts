@@ -93,7 +93,8 @@ for run in m.Runs():
             d = plugin_data_pb2.HParamsPluginData.FromString(meta.plugin_data.content)
             entry["hparams"] = {k: getattr(v, v.WhichOneof("kind")) for k, v in d.session_start_info.hparams.items()}
         tensors[t] = entry
-    out[run] = {"scalars": {t: [[e.step, e.value] for e in acc.Scalars(t)] for t in tags["scalars"]}, "tensors": tensors}
+    images = {t: [[e.step, e.width, e.height, e.encoded_image_string[:8].hex()] for e in acc.Images(t)] for t in tags["images"]}
+    out[run] = {"scalars": {t: [[e.step, e.value] for e in acc.Scalars(t)] for t in tags["scalars"]}, "tensors": tensors, "images": images}
 print(json.dumps(out))
 `;
 
@@ -114,10 +115,11 @@ test("tensorboard - a trained run, as TensorBoard's multiplexer reads its direct
       {
         scalars: Record<string, [number, number][]>;
         tensors: Record<string, { plugin: string; text?: string; hparams?: Record<string, unknown> }>;
+        images: Record<string, [number, number, number, string][]>;
       }
     >;
     assert.deepEqual(Object.keys(runs), [basename(dir)], 'one run, named by its directory (no /tb)');
-    const { scalars, tensors } = runs[basename(dir)];
+    const { scalars, tensors, images } = runs[basename(dir)];
     const rows = readMetrics(dir);
     const steps = 5; // the tiny run: 5 steps an epoch
     assert.deepEqual(
@@ -138,6 +140,11 @@ test("tensorboard - a trained run, as TensorBoard's multiplexer reads its direct
         rows.map((r) => [r.epoch, Math.fround(r.perClass[c])]),
       );
     }
+    assert.deepEqual(
+      images.confusion_matrix,
+      [[rows.length, 128, 128, '89504e470d0a1a0a']],
+      'the confusion matrix as a PNG image at the last epoch (4 classes of 32 px)',
+    );
     assert.equal(tensors.config.plugin, 'text');
     assert.match(tensors.config.text ?? '', /^```yaml\nname: safety-tiny\n[\s\S]*method: bbn\n/);
     const h = tensors['_hparams_/session_start_info'];
