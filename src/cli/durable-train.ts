@@ -158,6 +158,7 @@ async function hostRun(
       outDir,
       flags: o.telemetry ?? {},
       query: () => handle.query(progressQuery),
+      say,
     });
     const hostTelemetry = hosting.telemetry;
     cleanups.push(() => hostTelemetry.stop());

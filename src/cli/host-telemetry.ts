@@ -45,13 +45,26 @@ export async function startHostTelemetry(o: {
   readonly outDir: string;
   readonly flags: TelemetryFlags;
   readonly query: () => Promise<RunProgress>;
+  /** Lines for people (why the run's events are off). */
+  readonly say?: (line: string) => void;
 }): Promise<HostTelemetry> {
+  const none: HostTelemetry = {
+    rankLeft() {},
+    stop: async () => {},
+    end: async () => {},
+    fail: async () => {},
+  };
   const { natsUrl } = resolveTelemetryFlags(o.flags);
-  if (!natsUrl) {
-    return { rankLeft() {}, stop: async () => {}, end: async () => {}, fail: async () => {} };
-  }
+  if (!natsUrl) return none;
   const { startRunHost } = await import('../metrics/run-host.ts'); // NATS loads only where it is used
-  const host: RunHost = startRunHost({ runId: o.runId, cfg: o.cfg, natsUrl });
+  let host: RunHost;
+  try {
+    host = startRunHost({ runId: o.runId, cfg: o.cfg, natsUrl });
+  } catch (err) {
+    // A run id that is no NATS subject token: the run trains, its end is not published.
+    o.say?.(`run ${o.runId}: run events off: ${(err as Error).message}`);
+    return none;
+  }
   let inFlight: Promise<unknown> | undefined;
   const timer = setInterval(() => {
     if (inFlight) return; // one query at a time: a busy server is not piled on
