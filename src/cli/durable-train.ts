@@ -157,7 +157,8 @@ async function hostRun(
       cfg: o.cfg,
       outDir,
       flags: o.telemetry ?? {},
-      query: () => handle.query(progressQuery),
+      // Bounded: a query no worker answers (the run just ended) must not hold the exit.
+      query: () => connection.withDeadline(Date.now() + 2_000, () => handle.query(progressQuery)),
       say,
     });
     const hostTelemetry = hosting.telemetry;

@@ -1,9 +1,10 @@
 /**
  * The glue between a durable run's hosting process (durable-train.ts) and its host telemetry
- * (src/metrics/run-host.ts): it follows the workflow (one progress query a second, so `bbn runs`
- * says `paused` while the run waits at a boundary), reads the run's position from its directory,
- * and turns the workflow's result (or failure) into the run's published end. Kept out of
- * durable-train.ts so the hosting code only calls `start`, `stop`, `end` and `fail`.
+ * (src/metrics/run-host.ts): it follows the workflow (one progress query a second), announces a
+ * pause, a resume and a scale request in the training terminal, keeps `bbn runs` saying `paused`
+ * while the run waits at a boundary, reads the run's position from its directory, and turns the
+ * workflow's result (or failure) into the run's published end. Kept out of durable-train.ts so the
+ * hosting code only calls `start`, `stop`, `end` and `fail`.
  */
 import { basename } from 'node:path';
 import type { RunConfig } from '../core/config.ts';
@@ -45,33 +46,42 @@ export async function startHostTelemetry(o: {
   readonly outDir: string;
   readonly flags: TelemetryFlags;
   readonly query: () => Promise<RunProgress>;
-  /** Lines for people (why the run's events are off). */
+  /** Lines for people: pause, resume and scale announcements (and why the run's events are off). */
   readonly say?: (line: string) => void;
 }): Promise<HostTelemetry> {
-  const none: HostTelemetry = {
-    rankLeft() {},
-    stop: async () => {},
-    end: async () => {},
-    fail: async () => {},
-  };
   const { natsUrl } = resolveTelemetryFlags(o.flags);
-  if (!natsUrl) return none;
-  const { startRunHost } = await import('../metrics/run-host.ts'); // NATS loads only where it is used
-  let host: RunHost;
-  try {
-    host = startRunHost({ runId: o.runId, cfg: o.cfg, natsUrl });
-  } catch (err) {
-    // A run id that is no NATS subject token: the run trains, its end is not published.
-    o.say?.(`run ${o.runId}: run events off: ${(err as Error).message}`);
-    return none;
+  let host: RunHost | undefined;
+  if (natsUrl) {
+    const { startRunHost } = await import('../metrics/run-host.ts'); // NATS loads only where it is used
+    try {
+      host = startRunHost({ runId: o.runId, cfg: o.cfg, natsUrl });
+    } catch (err) {
+      // A run id that is no NATS subject token: the run trains, its end is not published.
+      o.say?.(`run ${o.runId}: run events off: ${(err as Error).message}`);
+    }
   }
+  let last: RunProgress | undefined;
+  const announce = (p: RunProgress) => {
+    if (p.state === 'paused' && last?.state !== 'paused') {
+      o.say?.(
+        `run ${o.runId}: paused after epoch ${p.epoch - 1}/${p.totalEpochs}; continue it with bbn resume ${o.runId}`,
+      );
+    } else if (last?.state === 'paused' && p.state !== 'paused') {
+      o.say?.(`run ${o.runId}: resumed`);
+    }
+    if (p.pendingWorkers !== null && p.pendingWorkers !== last?.pendingWorkers) {
+      o.say?.(`run ${o.runId}: workers ${p.workers} -> ${p.pendingWorkers} at the next epoch boundary`);
+    }
+    last = p;
+  };
   let inFlight: Promise<unknown> | undefined;
   const timer = setInterval(() => {
     if (inFlight) return; // one query at a time: a busy server is not piled on
     inFlight = o
       .query()
       .then((p) => {
-        if (p.state === 'paused') host.progress(p.state, positionOf(o.outDir));
+        announce(p);
+        if (p.state === 'paused') host?.progress(p.state, positionOf(o.outDir));
       })
       .catch(() => {})
       .finally(() => {
@@ -79,13 +89,13 @@ export async function startHostTelemetry(o: {
       });
   }, FOLLOW_MS);
   return {
-    rankLeft: (rank, worldSize) => host.rankLeft(rank, worldSize),
+    rankLeft: (rank, worldSize) => host?.rankLeft(rank, worldSize),
     async stop() {
       clearInterval(timer);
       await inFlight;
     },
     async end(result) {
-      await host.end(
+      await host?.end(
         result.state === 'completed'
           ? { state: 'completed' }
           : {
@@ -97,7 +107,7 @@ export async function startHostTelemetry(o: {
     },
     async fail(err) {
       const message = (err as Error)?.message ?? String(err);
-      await host.end({ state: 'failed', reason: message.split('\n')[0] }, positionOf(o.outDir));
+      await host?.end({ state: 'failed', reason: message.split('\n')[0] }, positionOf(o.outDir));
     },
   };
 }

@@ -180,6 +180,11 @@ describe('a durable run published over NATS (real bbn processes, Temporal and na
     const t = await train.done;
     kv.stop();
     assert.equal(t.code, 0, t.stderr);
+    assert.match(
+      t.stderr,
+      new RegExp(`run life-w1: paused after epoch ${last.epoch}/3; continue it with bbn resume life-w1\\n`),
+      'the pause is announced in the training terminal',
+    );
     assert.deepEqual(
       readMetrics(out).map((m) => m.epoch),
       [1, 2, 3],
