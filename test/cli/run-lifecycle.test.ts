@@ -6,8 +6,9 @@
  * - `--workers 2`: the run publishes its end (`run-end`, a `completed` status), so `bbn watch`
  *   exits and `bbn runs` says completed; a rank scaled away (2 -> 1) is shown as left.
  * - W = 1 (in-process): `bbn scale RUN 2` is refused in one line (exit 2) and the run goes on;
- *   while paused, `bbn runs` says `paused` at the completed epoch and `bbn status` names the epoch
- *   its α belongs to; the running status carries the step within the epoch.
+ *   while paused, `bbn runs` says `paused` at the completed epoch, `bbn status` names the epoch its
+ *   α belongs to and the training terminal announces it; the running status carries the step
+ *   within the epoch; `bbn cancel` then ends it as `cancelled` (run-end with the resume command).
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,7 +19,7 @@ import { Client, Connection } from '@temporalio/client';
 import { connect, type NatsConnection } from 'nats';
 import { stringify } from 'yaml';
 import { RUNS_BUCKET, type RunStatus, subscribeRun, type TrainingEvent } from '../../src/events/index.ts';
-import { pauseRun, resumeRun, scaleRun } from '../../src/orchestration/client.ts';
+import { pauseRun, scaleRun } from '../../src/orchestration/client.ts';
 import { readMetrics } from '../../src/worker/run-dir.ts';
 import { bbn } from '../helpers/bbn-cli.ts';
 import { startTestNats, startTestTemporal, type TestServer, waitUntil } from '../helpers/servers.ts';
@@ -132,7 +133,7 @@ describe('a durable run published over NATS (real bbn processes, Temporal and na
     assert.match(runs.stdout, /life-w2\s+completed\s+3\/3\s+0\s/);
   });
 
-  it('W = 1: scale 2 is refused in one line and the run goes on; paused shows in bbn runs and bbn status', {
+  it('W = 1: scale 2 is refused in one line and the run goes on; paused shows in bbn runs and bbn status; cancel publishes its end', {
     timeout: 300_000,
   }, async () => {
     const runId = 'life-w1';
@@ -176,10 +177,12 @@ describe('a durable run published over NATS (real bbn processes, Temporal and na
     );
     assert.match(status.stdout, new RegExp(`\\n  epoch ${last.epoch}: alpha ${last.alpha} `));
 
-    await resumeRun(client, runId);
+    // Stopped from elsewhere while paused: the host publishes the end the in-process rank never sees.
+    const cancel = await bbn(['cancel', runId, '--temporal', temporal.address]).done;
+    assert.equal(cancel.code, 0, cancel.stderr);
     const t = await train.done;
     kv.stop();
-    assert.equal(t.code, 0, t.stderr);
+    assert.equal(t.code, 3, `stopped by bbn cancel: ${t.stderr}`);
     assert.match(
       t.stderr,
       new RegExp(`run life-w1: paused after epoch ${last.epoch}/3; continue it with bbn resume life-w1\\n`),
@@ -187,17 +190,22 @@ describe('a durable run published over NATS (real bbn processes, Temporal and na
     );
     assert.deepEqual(
       readMetrics(out).map((m) => m.epoch),
-      [1, 2, 3],
-      'the refused scale and the pause left the run whole',
+      done.map((m) => m.epoch),
+      'the refused scale left the run training to its pause',
     );
     assert.ok(
       kv.statuses.some((s) => s.state === 'running' && s.step > 0),
       `a running status inside an epoch: ${JSON.stringify(kv.statuses.map((s) => [s.state, s.epoch, s.step]))}`,
     );
-    assert.equal(kv.statuses.at(-1)?.state, 'completed');
+    assert.deepEqual(
+      [kv.statuses.at(-1)?.state, kv.statuses.at(-1)?.epoch, kv.statuses.at(-1)?.step],
+      ['cancelled', last.epoch, 0],
+    );
     assert.deepEqual(
       events.filter((e) => e.kind === 'run-end').map((e) => e.metadata),
-      [{ state: 'completed', reason: null }],
+      [{ state: 'cancelled', reason: `stopped with a checkpoint; continue with bbn train --resume ${out}` }],
     );
+    const after = await bbn(['runs', '--nats', nats.address]).done;
+    assert.match(after.stdout, new RegExp(`life-w1\\s+cancelled\\s+${last.epoch}/3\\s+0\\s`));
   });
 });
