@@ -24,7 +24,6 @@ import type { RunConfig } from '../core/config.ts';
 import { ConfigError } from '../core/config.ts';
 import type { LocalServer } from '../devservers/api.ts';
 import { bbnCacheDir, freePort, portIsFree, startTemporalDevServer } from '../devservers/index.ts';
-import type { RunEnd } from '../metrics/telemetry.ts';
 import {
   type RankLost,
   type RestartPolicy,
@@ -41,6 +40,7 @@ import { listCheckpoints } from '../worker/checkpoint.ts';
 import { runPaths } from '../worker/run-dir.ts';
 import type { StepReport } from '../worker/trainer.ts';
 import { startCoordinatorTelemetry } from './coordinator-telemetry.ts';
+import { type HostTelemetry, startHostTelemetry } from './host-telemetry.ts';
 import { createProgress, formatEpochLine } from './progress.ts';
 import { runIdFor } from './run-id.ts';
 import { checkpointUri, startCliTelemetry, type TelemetryFlags } from './telemetry-options.ts';
@@ -116,8 +116,27 @@ function inProcessRun(o: DurableTrainOptions): boolean {
   return !o.externalRanks && o.workers === 1 && o.cfg.distributed.workers <= 1;
 }
 
-/** Runs (or re-attaches to) the run's workflow until it ends; resolves with its result. */
+/**
+ * Runs (or re-attaches to) the run's workflow until it ends; resolves with its result. Once the
+ * run is started, its end (completed, stopped or failed) is published by this host (host-telemetry.ts),
+ * after the ranks have stopped.
+ */
 export async function trainDurably(o: DurableTrainOptions): Promise<TrainingResult> {
+  const hosting: { telemetry?: HostTelemetry } = {};
+  try {
+    const result = await hostRun(o, hosting);
+    await hosting.telemetry?.end(result);
+    return result;
+  } catch (err) {
+    await hosting.telemetry?.fail(err);
+    throw err;
+  }
+}
+
+async function hostRun(
+  o: DurableTrainOptions,
+  hosting: { telemetry?: HostTelemetry },
+): Promise<TrainingResult> {
   const say = o.say ?? ((line: string) => process.stderr.write(`${line}\n`));
   if (!Number.isInteger(o.workers) || o.workers < 1) {
     throw new ConfigError(`--workers (${o.workers}) must be an integer >= 1`);
@@ -149,7 +168,7 @@ export async function trainDurably(o: DurableTrainOptions): Promise<TrainingResu
   process.on('SIGINT', onSigint);
   let ranks: RankProcesses | undefined;
   try {
-    const handle = await startOrAttach(client, runId, outDir, o, say);
+    const handle = await startOrAttach(client, runId, outDir, o, say, inProcess);
     /** A lost rank, from the supervisor or the coordinator: the workflow abandons the epoch at once. */
     const reportLoss = (loss: RankLost) => {
       say(`run ${runId}: rank ${loss.rank} ${loss.detail}`);
@@ -159,6 +178,14 @@ export async function trainDurably(o: DurableTrainOptions): Promise<TrainingResu
           .catch((err: Error) => say(`could not tell run ${runId} about rank ${loss.rank}: ${err.message}`)),
       );
     };
+    hosting.telemetry = await startHostTelemetry({
+      runId,
+      cfg: o.cfg,
+      outDir,
+      flags: o.telemetry ?? {},
+      say,
+    });
+    const hostTelemetry = hosting.telemetry;
     const { NativeConnection } = await import('@temporalio/worker');
     const { cachedTrainingWorkflowBundle, installTemporalRuntime } = await import(
       '../orchestration/worker.ts'
@@ -191,21 +218,28 @@ export async function trainDurably(o: DurableTrainOptions): Promise<TrainingResu
     });
     cleanups.push(() => coordinator.close());
     if (coordinator.address) say(`run ${runId}: coordinator listening on ${coordinator.address}`);
-    if (inProcess) {
-      return await trainHere(o, runId, native, coordinator.worker, () => resultOf(handle, runId, outDir));
-    }
-    /** The workflow's progress, asked once a second: its generation for telemetry, its world size for the supervisor. */
+    /**
+     * The workflow's progress, asked once a second (one query at a time, bounded: a query no worker
+     * answers must not hold the exit): for the host's telemetry and announcements, the coordinator's
+     * generation, and the world size the supervisor keeps.
+     */
     let progress: RunProgress | undefined;
     const follow = setInterval(() => {
-      if (inFlight.size > 0) return; // one query at a time; a slow server is not piled on
+      if (inFlight.size > 0) return;
       track(
-        handle.query(progressQuery).then((p) => {
-          progress = p;
-          ranks?.ensure(Math.max(p.workers, p.pendingWorkers ?? 0));
-        }),
+        connection
+          .withDeadline(Date.now() + 2_000, () => handle.query(progressQuery))
+          .then((p) => {
+            progress = p;
+            hostTelemetry.observe(p);
+            ranks?.ensure(Math.max(p.workers, p.pendingWorkers ?? 0));
+          }),
       );
     }, FOLLOW_MS);
     cleanups.push(async () => clearInterval(follow));
+    if (inProcess) {
+      return await trainHere(o, runId, native, coordinator.worker, () => resultOf(handle, runId, outDir));
+    }
     if (coordinator.server) coordTelemetry?.attach(coordinator.server, () => progress?.generation ?? 0);
     if (o.externalRanks) {
       // The ranks are pods (`bbn worker --temporal --coordinator`); this process hosts the coordinator only.
@@ -231,6 +265,7 @@ export async function trainDurably(o: DurableTrainOptions): Promise<TrainingResu
       ],
       onLine: o.onRankLine ?? ((rank, line) => process.stdout.write(`[rank ${rank}] ${line}\n`)),
       onSpawn: o.onSpawn,
+      onRetired: (rank, remaining) => hostTelemetry.rankLeft(rank, remaining),
       restartDelayMs: o.rankRestartDelayMs,
       onLost: (loss) => reportLoss({ rank: loss.rank, cause: loss.cause, detail: loss.detail }),
     });
@@ -282,6 +317,7 @@ async function startOrAttach(
   outDir: string,
   o: DurableTrainOptions,
   say: (line: string) => void,
+  inProcess: boolean,
 ) {
   const existing = runHandle(client, runId);
   const status = await existing.describe().then(
@@ -316,9 +352,9 @@ async function startOrAttach(
     config: o.cfg,
     outDir,
     workers: Math.max(o.workers, o.cfg.distributed.workers),
-    // One rank in this process has no ring and no heartbeat server: `bbn scale` is refused clearly.
-    maxWorkers: inProcessRun(o) ? 1 : undefined,
     resume,
+    // One rank in this process has no ring and no heartbeat server: `bbn scale` is refused clearly.
+    maxWorkers: inProcess ? 1 : undefined,
     timeouts: o.timeouts,
     restart: o.restart,
   };
@@ -358,7 +394,7 @@ async function trainHere(
       progress.endEpoch(formatEpochLine(m, epochs));
     },
   });
-  let end: RunEnd = { state: 'failed', reason: 'the process stopped before the run ended' };
+  // The run's end (status, run-end) is the host's to publish (host-telemetry.ts), after this closes.
   try {
     const rank = await createTrainingWorker({
       connection: native,
@@ -368,16 +404,14 @@ async function trainHere(
     });
     const ended = result();
     const [r] = await Promise.all([rank.runUntil(ended), coordinator.runUntil(ended)]);
-    end =
-      r.state === 'completed' ? { state: 'completed' } : { state: 'paused', reason: 'stopped; resumable' };
     return r;
   } catch (err) {
-    end = { state: 'failed', reason: (err as Error).message };
+    telemetry.failed((err as Error).message.split('\n')[0]);
     throw err;
   } finally {
     progress.close();
     await deps.dispose();
-    await telemetry.close(end);
+    await telemetry.close();
   }
 }
 

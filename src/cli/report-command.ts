@@ -1,10 +1,15 @@
 /**
- * `bbn report DIR [DIR …]`: the per-class and many/medium/few tables of finished runs, side by
- * side, with one sentence per split saying which run wins.
+ * `bbn report DIR [DIR …]`: the per-class and many/medium/few tables of runs, side by side, with
+ * one sentence per split saying which run wins. Each run is labelled as in the HTML report (its
+ * directory and method); an unfinished or stopped run is reported from the epochs it trained; runs
+ * whose configs differ beyond the method are named in a warning.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../core/config.ts';
+import { configDifferences, differenceWarning } from '../report/config-diff.ts';
+import { readReportRuns } from '../report/read-run.ts';
 import { type EpochMetrics, type RunSummary, readMetrics, runPaths } from '../worker/run-dir.ts';
 import { fsReason } from '../worker/run-dir-error.ts';
 import { HTML_REPORT_OPTION, NO_PNG_OPTION, writeReportFiles } from './html-report.ts';
@@ -43,21 +48,52 @@ export function formatTable(header: readonly string[], rows: readonly (readonly 
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
-/** A finished run read back from its directory. */
+/** A run read back from its directory. */
 export interface RunRecord {
   readonly dir: string;
   readonly summary: RunSummary;
   readonly last: EpochMetrics;
   readonly trainCounts?: number[];
+  /** How the report names it (default: its method). */
+  readonly label?: string;
+  /** False when the run has no summary.json yet: its numbers are its last trained epoch's. */
+  readonly finished?: boolean;
 }
 
-/** Reads summary.json and the last metrics row of a run directory; a clear error if it is not one. */
+/**
+ * Reads summary.json and the last metrics row of a run directory; a run without a summary (still
+ * training, or stopped) is read from its metrics rows; a clear error if it is not a run.
+ */
 export function readRun(dir: string): RunRecord {
   const p = runPaths(dir);
   if (!existsSync(p.summary)) {
-    throw new ConfigError(
-      `${dir} has no summary.json: not a finished run directory (still training, or stopped?)`,
-    );
+    const rows = readMetrics(dir);
+    if (rows.length === 0) {
+      throw new ConfigError(
+        `${dir} has no summary.json and no metrics rows: not a run directory made by bbn train, or one that has not finished an epoch`,
+      );
+    }
+    const last = rows[rows.length - 1];
+    const best = rows.reduce((b, r) => (r.testTop1 > b.testTop1 ? r : b), rows[0]);
+    const pick = (r: EpochMetrics) => ({
+      epoch: r.epoch,
+      top1: r.testTop1,
+      top1Error: 100 * (1 - r.testTop1),
+      many: r.many,
+      medium: r.medium,
+      few: r.few,
+    });
+    const cfg = readRunDirConfig(dir);
+    const summary: RunSummary = {
+      name: cfg.name ?? '',
+      method: cfg.method ?? '',
+      epochs: last.epoch,
+      last: pick(last),
+      best: pick(best),
+      seconds: rows.reduce((s, r) => s + r.seconds, 0),
+      backend: '',
+    };
+    return { dir, summary, last, finished: false };
   }
   let summary: RunSummary;
   try {
@@ -72,7 +108,18 @@ export function readRun(dir: string): RunRecord {
   }
   const rows = readMetrics(dir);
   if (rows.length === 0) throw new ConfigError(`${dir} has no metrics.jsonl rows`);
-  return { dir, summary, last: rows[rows.length - 1] };
+  return { dir, summary, last: rows[rows.length - 1], finished: true };
+}
+
+/** The name and method in a run directory's config.yaml (empty when unreadable). */
+function readRunDirConfig(dir: string): { name?: string; method?: string } {
+  try {
+    const cfg = parseYaml(readFileSync(runPaths(dir).config, 'utf8')) as { name?: unknown; method?: unknown };
+    const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+    return { name: str(cfg?.name), method: str(cfg?.method) };
+  } catch {
+    return {};
+  }
 }
 
 /**
@@ -91,9 +138,17 @@ export function divergenceNote(dir: string): string | undefined {
 /** The full report text of one or more runs. */
 export function formatReport(runs: readonly RunRecord[]): string {
   const out: string[] = [];
-  out.push(formatShotTable(runs.map((r) => ({ label: r.summary.method, summary: r.summary }))));
+  const label = (r: RunRecord) => r.label ?? r.summary.method;
+  out.push(formatShotTable(runs.map((r) => ({ label: label(r), summary: r.summary }))));
+  for (const r of runs) {
+    if (r.finished === false) {
+      out.push(
+        `note: ${label(r)} is unfinished (trained ${r.last.epoch} epoch(s)): its "last" is that epoch`,
+      );
+    }
+  }
   const classes = runs[0].last.perClass.length;
-  const header = ['class', ...runs.map((r) => `${r.summary.method} %`)];
+  const header = ['class', ...runs.map((r) => `${label(r)} %`)];
   const rows = Array.from({ length: classes }, (_, c) => [
     String(c),
     ...runs.map((r) => pct(r.last.perClass[c])),
@@ -111,8 +166,8 @@ export function formatReport(runs: readonly RunRecord[]): string {
       if (ranked.length < 2) continue;
       const [a, b] = ranked;
       out.push(
-        `${split === 'top1' ? 'overall' : split}: ${a.summary.method} wins with ${pct(value(a))}% ` +
-          `(next: ${b.summary.method} ${pct(value(b))}%, +${(100 * ((value(a) ?? 0) - (value(b) ?? 0))).toFixed(2)} points)`,
+        `${split === 'top1' ? 'overall' : split}: ${label(a)} wins with ${pct(value(a))}% ` +
+          `(next: ${label(b)} ${pct(value(b))}%, +${(100 * ((value(a) ?? 0) - (value(b) ?? 0))).toFixed(2)} points)`,
       );
     }
   }
@@ -123,12 +178,17 @@ export function formatReport(runs: readonly RunRecord[]): string {
 export function registerReportCommand(program: Command): void {
   program
     .command('report')
-    .description('print per-class and many/medium/few tables of finished runs, side by side')
+    .description('print per-class and many/medium/few tables of runs (finished or not), side by side')
     .argument('<dirs...>', 'run directories written by bbn train')
     .option(...HTML_REPORT_OPTION)
     .option(...NO_PNG_OPTION)
     .action(async (dirs: string[], o: { html?: string; png: boolean }) => {
-      const runs = dirs.map(readRun);
+      // Read first for the errors people know (summary, metrics); then the report's labels and configs.
+      const records = dirs.map(readRun);
+      const labelled = readReportRuns(dirs);
+      const runs = records.map((r, i) => ({ ...r, label: labelled[i].label }));
+      const warning = differenceWarning(configDifferences(labelled.map((r) => r.config)));
+      if (warning) process.stderr.write(`bbn: warning: ${warning}\n`);
       for (const d of dirs) {
         const note = divergenceNote(d);
         if (note) process.stderr.write(`bbn: warning: ${note}\n`);

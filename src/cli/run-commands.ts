@@ -39,6 +39,12 @@ export class RunBusyError extends RunNotReachableError {
   override name = 'RunBusyError';
 }
 
+/** `bbn scale` refused by the run's workflow (one line for the user, exit 2; the run goes on). */
+export class RunScaleRefusedError extends Error {
+  override name = 'RunScaleRefusedError';
+  readonly userFacing = true;
+}
+
 /** How long a command waits for the Temporal server to answer the connection. */
 const CONNECT_TIMEOUT_MS = 2_000;
 
@@ -154,11 +160,21 @@ export async function temporalLaunch(
 /** Formats a run's status for people. */
 export function formatRunStatus(s: RunStatus): string {
   const pct = (x: number | null | undefined) => (x == null ? '-' : `${(100 * x).toFixed(2)}%`);
+  // Paused, the workflow's `epoch` is the next one and its α, lr and steps are still the last
+  // epoch's plan; while planning (start, restart) the plan may be either: say which epoch they are of.
+  const between = s.state === 'paused';
+  const planEpoch = between ? s.epoch - 1 : s.state === 'planning' || s.state === 'preparing' ? 0 : s.epoch;
+  const where = between
+    ? `epoch ${Math.min(planEpoch, s.totalEpochs)}/${s.totalEpochs} done` +
+      (s.epoch <= s.totalEpochs ? ` (next: epoch ${s.epoch})` : '')
+    : `epoch ${Math.min(s.epoch, s.totalEpochs)}/${s.totalEpochs}`;
   const lines = [
-    `run ${s.runId}: ${s.state} (${s.execution}), epoch ${Math.min(s.epoch, s.totalEpochs)}/${s.totalEpochs}, ` +
+    `run ${s.runId}: ${s.state} (${s.execution}), ${where}, ` +
       `workers ${s.workers}${s.pendingWorkers !== null ? ` -> ${s.pendingWorkers} at the next epoch` : ''}, ` +
       `generation ${s.generation}, restarts ${s.restartsUsed}`,
-    `  alpha ${s.alpha ?? '-'}  lr ${s.lr ?? '-'}  steps/epoch ${s.steps}`,
+    planEpoch >= 1 && s.alpha !== null
+      ? `  epoch ${planEpoch}: alpha ${s.alpha}  lr ${s.lr ?? '-'}  steps/epoch ${s.steps}`
+      : `  alpha ${s.alpha ?? '-'}  lr ${s.lr ?? '-'}  steps/epoch ${s.steps}`,
   ];
   if (s.lastMetrics) {
     const m = s.lastMetrics;
@@ -277,7 +293,15 @@ export async function temporalScale(
   out: RunCommandOutput = process.stdout,
 ): Promise<void> {
   const { scaleRun } = await runOps();
-  await withClient(t, (client) => scaleRun(client, runId, workers));
+  await withClient(t, (client) =>
+    scaleRun(client, runId, workers).catch((err: Error) => {
+      // The workflow's validator refused it (out of range, or a run that cannot scale): its reason.
+      if (err.name !== 'WorkflowUpdateFailedError') throw err;
+      let e = err as { message?: string; cause?: unknown };
+      while (e.cause) e = e.cause as typeof e;
+      throw new RunScaleRefusedError(e.message ?? err.message);
+    }),
+  );
   out.write(`run ${runId}: workers -> ${workers} at the next epoch boundary\n`);
 }
 

@@ -49,7 +49,12 @@ export function formatWatchTable(state: WatchState, now: number): string {
   const rows = workers.map((w) => [
     w.rank === null ? w.role : `${w.role} ${w.rank}`,
     w.epoch === null ? '-' : String(w.epoch),
-    w.step === null ? '-' : String(w.step),
+    // step/steps of the epoch when the row is in the epoch the run announced
+    w.step === null
+      ? '-'
+      : state.epochSteps !== null && w.epoch === state.epoch
+        ? `${w.step}/${state.epochSteps}`
+        : String(w.step),
     fixed(w.stepsPerSecond, 2),
     fixed(w.samplesPerSecond, 0),
     fixed(w.loss, 4),

@@ -28,6 +28,8 @@ export class TrainingMetrics {
   readonly epoch: Gauge<'run' | 'rank'>;
   readonly alpha: Gauge<'run' | 'rank'>;
   readonly lr: Gauge<'run' | 'rank'>;
+  readonly loss: Gauge<'run' | 'rank'>;
+  readonly top1: Gauge<'run' | 'rank'>;
   private readonly labels: Record<'run' | 'rank', string>;
   /** Set by {@link TrainingMetrics.trackHeartbeatAge}: the age in seconds at scrape time, or null. */
   private heartbeatAge?: () => number | null;
@@ -75,6 +77,11 @@ export class TrainingMetrics {
       'Cumulative-learning alpha of the current epoch (conventional-branch weight)',
     );
     this.lr = gauge('bbn_learning_rate', 'Learning rate of the current epoch');
+    this.loss = gauge('bbn_train_loss', "Training loss of this rank's last step (its shard of the batch)");
+    this.top1 = gauge(
+      'bbn_test_top1',
+      'Top-1 test accuracy of the last evaluated epoch, a fraction in [0, 1]',
+    );
   }
 
   /** Records one finished step; `allreduceBytes` absent (not known to the caller) leaves that gauge as it was. */
@@ -83,8 +90,10 @@ export class TrainingMetrics {
     allreduceSeconds: number;
     allreduceBytes?: number;
     samplesPerSecond: number;
+    loss?: number;
   }): void {
     this.stepSeconds.observe(this.labels, s.stepSeconds);
+    if (s.loss !== undefined && Number.isFinite(s.loss)) this.loss.set(this.labels, s.loss);
     this.allreduceSeconds.observe(this.labels, s.allreduceSeconds);
     if (s.allreduceBytes !== undefined) this.allreduceBytes.set(this.labels, s.allreduceBytes);
     this.samplesPerSecond.set(this.labels, s.samplesPerSecond);
@@ -95,6 +104,11 @@ export class TrainingMetrics {
     this.epoch.set(this.labels, epoch);
     if (alpha !== null) this.alpha.set(this.labels, alpha);
     this.lr.set(this.labels, lr);
+  }
+
+  /** Records the top-1 test accuracy of an evaluated epoch (a fraction). */
+  setTop1(top1: number): void {
+    if (Number.isFinite(top1)) this.top1.set(this.labels, top1);
   }
 
   /** Records the heartbeat age (seconds). */

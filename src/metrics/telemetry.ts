@@ -207,8 +207,12 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
         allreduceSeconds: r.reduceSeconds,
         allreduceBytes: r.allreduceBytes,
         samplesPerSecond,
+        loss: r.loss,
       });
     }
+    // A step's report follows the heartbeat that carried it (a durable rank heartbeats every step;
+    // a coordinator's worker at least every interval): the age gauge starts from here in every mode.
+    lastHeartbeat = now();
     pos.epoch = r.epoch;
     pos.step = r.step;
     if (owner && r.epoch > announcedEpoch) {
@@ -244,6 +248,7 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
     pos.epoch = m.epoch;
     pos.step = 0;
     pos.bestTop1 = Math.max(pos.bestTop1 ?? Number.NEGATIVE_INFINITY, m.testTop1);
+    training?.setTop1(m.testTop1);
     if (Number.isFinite(m.trainLoss)) {
       emit({
         kind: 'epoch-end',

@@ -1,9 +1,12 @@
 /**
- * TensorBoard scalar logs: `events.out.tfevents.<unix seconds>.<host>` in `<runDir>/tb/`, TFRecord
- * framed `tensorflow.Event` protobufs, the first carrying `file_version: "brain.Event:2"`.
+ * TensorBoard logs: `events.out.tfevents.<unix seconds>.<host>` in the run directory itself (so
+ * `tensorboard --logdir runs` names each run by its directory), TFRecord framed `tensorflow.Event`
+ * protobufs, the first carrying `file_version: "brain.Event:2"`. Scalars, plus two plugin values:
+ * text (the run's config) and hparams (the run's settings, for TensorBoard's HParams table).
  *
  * The protobuf is hand-encoded: scalars need four fields of two messages (Event.wall_time /
- * step / file_version / summary, Summary.Value.tag / simple_value). No well-kept npm package writes
+ * step / file_version / summary, Summary.Value.tag / simple_value); plugin values add the
+ * value's metadata (plugin name and content) and a string tensor. No well-kept npm package writes
  * TB events without TensorFlow (tfjs-node's `summaryFileWriter` needs the native library, which the
  * coordinator and CLI hosts need not have), and protobufjs would add a .proto and reflection for
  * what is ~30 lines of varints. The encoding is pinned by a test that reads the file back with
@@ -22,6 +25,21 @@ const EVENT_SUMMARY = (5 << 3) | 2;
 const SUMMARY_VALUE = (1 << 3) | 2;
 const VALUE_TAG = (1 << 3) | 2;
 const VALUE_SIMPLE = (2 << 3) | 5;
+const VALUE_IMAGE = (4 << 3) | 2;
+const IMAGE_HEIGHT = (1 << 3) | 0;
+const IMAGE_WIDTH = (2 << 3) | 0;
+const IMAGE_COLORSPACE = (3 << 3) | 0;
+const IMAGE_ENCODED = (4 << 3) | 2;
+const VALUE_TENSOR = (8 << 3) | 2;
+const VALUE_METADATA = (9 << 3) | 2;
+const METADATA_PLUGIN_DATA = (1 << 3) | 2;
+const PLUGIN_NAME = (1 << 3) | 2;
+const PLUGIN_CONTENT = (2 << 3) | 2;
+const TENSOR_DTYPE = (1 << 3) | 0;
+const TENSOR_SHAPE = (2 << 3) | 2;
+const TENSOR_STRING_VAL = (8 << 3) | 2;
+/** tensorflow.DataType DT_STRING. */
+const DT_STRING = 7;
 
 function varint(n: bigint): number[] {
   // int64 step: negative values are 10-byte two's complement, as protobuf specifies.
@@ -53,6 +71,7 @@ export function encodeEvent(e: {
   step: number;
   fileVersion?: string;
   scalars?: readonly Scalar[];
+  plugins?: readonly PluginValue[];
 }): Buffer {
   const head = Buffer.alloc(9);
   head[0] = EVENT_WALL_TIME;
@@ -72,7 +91,83 @@ export function encodeEvent(e: {
     });
     parts.push(lengthDelimited(EVENT_SUMMARY, Buffer.concat(values)));
   }
+  if (e.plugins && e.plugins.length > 0) {
+    parts.push(lengthDelimited(EVENT_SUMMARY, Buffer.concat(e.plugins.map(encodePluginValue))));
+  }
   return Buffer.concat(parts);
+}
+
+/** A plugin's summary value: its tag, plugin name and content, and a scalar string tensor. */
+export interface PluginValue {
+  readonly tag: string;
+  readonly plugin: string;
+  /** The plugin's own metadata bytes (e.g. `HParamsPluginData`); empty for text. */
+  readonly content?: Uint8Array;
+  /** The tensor's one string (the text plugin shows it as markdown). */
+  readonly text: string;
+}
+
+function encodePluginValue(v: PluginValue): Buffer {
+  const pluginData = Buffer.concat([
+    lengthDelimited(PLUGIN_NAME, utf8.encode(v.plugin)),
+    ...(v.content && v.content.length > 0 ? [lengthDelimited(PLUGIN_CONTENT, v.content)] : []),
+  ]);
+  const metadata = lengthDelimited(METADATA_PLUGIN_DATA, pluginData);
+  const tensor = Buffer.concat([
+    Buffer.from([TENSOR_DTYPE, DT_STRING]),
+    lengthDelimited(TENSOR_SHAPE, new Uint8Array(0)),
+    lengthDelimited(TENSOR_STRING_VAL, utf8.encode(v.text)),
+  ]);
+  return lengthDelimited(
+    SUMMARY_VALUE,
+    Buffer.concat([
+      lengthDelimited(VALUE_TAG, utf8.encode(v.tag)),
+      lengthDelimited(VALUE_TENSOR, tensor),
+      lengthDelimited(VALUE_METADATA, metadata),
+    ]),
+  );
+}
+
+// google.protobuf.Value and the hparams plugin's messages (tensorboard/plugins/hparams/*.proto).
+const VALUE_NUMBER = (2 << 3) | 1;
+const VALUE_STRING = (3 << 3) | 2;
+const VALUE_BOOL = (4 << 3) | 0;
+const MAP_KEY = (1 << 3) | 2;
+const MAP_VALUE = (2 << 3) | 2;
+const SESSION_HPARAMS = (1 << 3) | 2;
+const SESSION_START_SECS = (5 << 3) | 1;
+const HPARAMS_VERSION = (1 << 3) | 0;
+const HPARAMS_SESSION_START = (3 << 3) | 2;
+
+/** The tag TensorBoard's HParams plugin reads a session's settings from. */
+export const HPARAMS_SESSION_START_TAG = '_hparams_/session_start_info';
+
+/**
+ * `HParamsPluginData { version: 0, session_start_info { hparams, start_time_secs } }`: the
+ * settings of one run (one HParams "session"), numbers, strings and booleans.
+ */
+export function hparamsContent(
+  hparams: Readonly<Record<string, number | string | boolean>>,
+  startSeconds: number,
+): Uint8Array {
+  const entries = Object.entries(hparams).map(([key, v]) => {
+    let value: Buffer;
+    if (typeof v === 'number') {
+      value = Buffer.alloc(9);
+      value[0] = VALUE_NUMBER;
+      value.writeDoubleLE(v, 1);
+    } else if (typeof v === 'boolean') value = Buffer.from([VALUE_BOOL, v ? 1 : 0]);
+    else value = lengthDelimited(VALUE_STRING, utf8.encode(v));
+    return lengthDelimited(
+      SESSION_HPARAMS,
+      Buffer.concat([lengthDelimited(MAP_KEY, utf8.encode(key)), lengthDelimited(MAP_VALUE, value)]),
+    );
+  });
+  const start = Buffer.alloc(9);
+  start[0] = SESSION_START_SECS;
+  start.writeDoubleLE(startSeconds, 1);
+  const session = Buffer.concat([...entries, start]);
+  return Buffer.concat([Buffer.from([HPARAMS_VERSION, 0]), lengthDelimited(HPARAMS_SESSION_START, session)]);
 }
 
 /** A decoded event (only the fields this module writes). */
@@ -159,8 +254,8 @@ export interface TensorBoardWriterOptions {
 }
 
 /**
- * Appends scalar events to one event file. Writes are synchronous and small (one record per call),
- * made at epoch ends, never per step; `flush()` fsyncs so TensorBoard sees them.
+ * Appends events to one event file. Writes are synchronous and small (one record per call: one per
+ * step, a few per epoch), never fsynced per step; `flush()` (at epoch ends) fsyncs.
  */
 export class TensorBoardWriter {
   /** The event file's path. */
@@ -168,10 +263,10 @@ export class TensorBoardWriter {
   private fd: number | undefined;
   private readonly now: () => number;
 
-  /** Creates `<runDir>/tb/` and the file, and writes the `brain.Event:2` header event. */
+  /** Creates the file in `runDir` (made if missing) and writes the `brain.Event:2` header event. */
   constructor(runDir: string, opts: TensorBoardWriterOptions = {}) {
     this.now = opts.now ?? (() => Date.now() / 1000);
-    const dir = join(runDir, 'tb');
+    const dir = runDir;
     mkdirSync(dir, { recursive: true });
     const start = this.now();
     const host = (opts.host ?? hostname()).replace(/[^A-Za-z0-9._-]/g, '_');
@@ -191,6 +286,35 @@ export class TensorBoardWriter {
   scalars(step: number, values: readonly Scalar[]): void {
     const finite = values.filter((v) => Number.isFinite(v.value));
     if (finite.length > 0) this.write(encodeEvent({ wallTime: this.now(), step, scalars: finite }));
+  }
+
+  /** Writes a PNG image (TensorBoard's Images tab) at `step`. */
+  image(step: number, tag: string, img: { png: Uint8Array; width: number; height: number }): void {
+    const image = Buffer.concat([
+      Buffer.from([IMAGE_HEIGHT, ...varint(BigInt(img.height))]),
+      Buffer.from([IMAGE_WIDTH, ...varint(BigInt(img.width))]),
+      Buffer.from([IMAGE_COLORSPACE, 3]), // RGB
+      lengthDelimited(IMAGE_ENCODED, img.png),
+    ]);
+    const value = lengthDelimited(
+      SUMMARY_VALUE,
+      Buffer.concat([lengthDelimited(VALUE_TAG, utf8.encode(tag)), lengthDelimited(VALUE_IMAGE, image)]),
+    );
+    const head = Buffer.alloc(9);
+    head[0] = EVENT_WALL_TIME;
+    head.writeDoubleLE(this.now(), 1);
+    this.write(
+      Buffer.concat([
+        head,
+        Buffer.from([EVENT_STEP, ...varint(BigInt(Math.trunc(step)))]),
+        lengthDelimited(EVENT_SUMMARY, value),
+      ]),
+    );
+  }
+
+  /** Writes plugin values (text, hparams) as one event at `step`. */
+  plugins(step: number, values: readonly PluginValue[]): void {
+    if (values.length > 0) this.write(encodeEvent({ wallTime: this.now(), step, plugins: values }));
   }
 
   /** fsyncs the file. */

@@ -116,7 +116,8 @@ export async function bbnTraining(input: TrainingInput): Promise<TrainingResult>
       validator: (w) => {
         if (v.maxWorkers === 1 && w !== 1) {
           throw new RangeError(
-            `scale: run ${input.runId} trains in one process (one rank, no ring); to train it with ${w} ranks, stop it and continue it with bbn train --resume ${input.outDir} --workers ${w}`,
+            `scale: run ${input.runId} trains in one process (bbn train without --workers) and cannot scale; ` +
+              `stop it (bbn cancel ${input.runId}) and continue it with bbn train --resume ${input.outDir} --workers ${w}`,
           );
         }
         if (!Number.isInteger(w) || w < 1 || w > v.maxWorkers) {

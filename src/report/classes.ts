@@ -4,7 +4,7 @@
  * first, when `trainCounts` is known; otherwise by class id, which the note says.
  */
 import type { TopLevelSpec } from 'vega-lite';
-import { CHART_CONFIG, CHART_SIZE, type Chart, pct, slug } from './chart-api.ts';
+import { CHART_CONFIG, CHART_SIZE, type Chart, pct, runColorScale, slug } from './chart-api.ts';
 import type { ReportNormStats, ReportRun } from './read-run.ts';
 
 const SCHEMA = 'https://vega.github.io/schema/vega-lite/v6.json';
@@ -35,6 +35,16 @@ function classAxis(labels: string[], counted: boolean) {
     },
   };
 }
+
+/** The run colour encoding: every run its own colour, the same in every chart, in command-line order. */
+function runColor(runs: readonly ReportRun[]) {
+  const labels = runs.map((r) => r.label);
+  const scale = runColorScale(labels, labels);
+  return { field: 'run', type: 'nominal' as const, title: 'run', scale, sort: scale.domain };
+}
+
+/** Plot width of a chart that spans the page (the confusion matrices): with its axes and legend, the page's 1200 px. */
+export const WIDE_WIDTH = 900;
 
 function perClassChart(runs: readonly ReportRun[], notes: string[]): Chart | undefined {
   const numClasses = runs[0].rows.at(-1)?.perClass.length ?? 0;
@@ -69,7 +79,7 @@ function perClassChart(runs: readonly ReportRun[], notes: string[]): Chart | und
         title: 'top-1 accuracy (%)',
         scale: { domain: [0, 100] },
       },
-      color: { field: 'run', type: 'nominal', title: 'run' },
+      color: runColor(runs),
       ...(bars && runs.length > 1 ? { xOffset: { field: 'run', type: 'nominal' } } : {}),
     },
   };
@@ -120,8 +130,8 @@ function shotChart(runs: readonly ReportRun[], notes: string[]): Chart | undefin
         title: 'top-1 accuracy (%)',
         scale: { domain: [0, 100] },
       },
-      color: { field: 'run', type: 'nominal', title: 'run' },
-      xOffset: { field: 'run', type: 'nominal' },
+      color: runColor(runs),
+      xOffset: { field: 'run', type: 'nominal', sort: runs.map((r) => r.label) },
     },
   };
   return {
@@ -149,19 +159,25 @@ function confusionChart(run: ReportRun): Chart {
       });
     }
   }
-  const size = Math.min(520, Math.max(200, 24 * m.length));
+  // The page's full width; rows as tall as the columns are wide, up to a square page.
+  const height = Math.min(WIDE_WIDTH, Math.max(260, 24 * m.length));
   const axis = (field: 'truth' | 'predicted', title: string) => ({
     field,
     type: 'ordinal' as const,
     sort: labels,
+    // Every class keeps its row and column, even one never predicted (whose cells are all blank).
+    scale: { domain: labels },
     title,
     axis: {
       labelAngle: field === 'predicted' && m.length > 6 ? -45 : 0,
       labelOverlap: m.length > 30,
+      labelLimit: 140, // long class names are cut with an ellipsis, never drawn over the cells
       grid: false, // grid lines would cross the cells and their numbers
     },
   });
+  // Zero cells stay blank: no colour and no "0%", so the errors that exist stand out.
   const cellText = {
+    transform: [{ filter: 'datum.count > 0' }],
     mark: { type: 'text' as const, fontSize: 9 },
     encoding: {
       text: { field: 'share', type: 'quantitative' as const, format: '.0%' },
@@ -170,8 +186,8 @@ function confusionChart(run: ReportRun): Chart {
   };
   const spec: TopLevelSpec = {
     $schema: SCHEMA,
-    width: size,
-    height: size,
+    width: WIDE_WIDTH,
+    height,
     title: {
       text: `Confusion matrix, last epoch: ${run.label}`,
       subtitle: 'rows: true class; each row sums to 100%',
@@ -181,6 +197,7 @@ function confusionChart(run: ReportRun): Chart {
     encoding: { x: axis('predicted', 'predicted class'), y: axis('truth', 'true class') },
     layer: [
       {
+        transform: [{ filter: 'datum.count > 0' }],
         mark: { type: 'rect' },
         encoding: {
           color: {
@@ -197,7 +214,8 @@ function confusionChart(run: ReportRun): Chart {
     ],
   };
   return {
-    id: `confusion-${slug(run.label)}`,
+    wide: true,
+    id: `confusion-${slug(run.key)}`,
     title: `Confusion matrix (${run.label})`,
     caption:
       'Row-normalised confusion on the test set; off-diagonal mass left of the diagonal is tail classes predicted as head classes.',
@@ -205,7 +223,21 @@ function confusionChart(run: ReportRun): Chart {
   };
 }
 
-function normsChart(run: ReportRun): Chart {
+/** One y range for every run's weight-norm chart, so their levels compare at a glance. */
+function normsDomain(runs: readonly ReportRun[]): [number, number] | undefined {
+  const all = runs.flatMap((r) => {
+    const wn = r.summary.weightNorms;
+    return wn ? [wn.all, wn.cb, wn.rb].flatMap((s) => (s ? [...s.norms] : [])) : [];
+  });
+  const finite = all.filter(Number.isFinite);
+  if (finite.length === 0) return undefined;
+  const lo = Math.min(...finite);
+  const hi = Math.max(...finite);
+  const pad = (hi - lo) * 0.05 || Math.abs(hi) * 0.05 || 1;
+  return [lo - pad, hi + pad];
+}
+
+function normsChart(run: ReportRun, domain: [number, number] | undefined): Chart {
   const wn = run.summary.weightNorms!;
   const numClasses = wn.all.norms.length;
   const counts = run.summary.trainCounts?.length === numClasses ? run.summary.trainCounts : undefined;
@@ -233,7 +265,12 @@ function normsChart(run: ReportRun): Chart {
     mark: { type: 'line', point: true },
     encoding: {
       x: classAxis(labels, counts !== undefined),
-      y: { field: 'norm', type: 'quantitative', title: 'L2 norm of the class weight vector' },
+      y: {
+        field: 'norm',
+        type: 'quantitative',
+        title: 'L2 norm of the class weight vector',
+        ...(domain ? { scale: { domain, zero: false } } : {}),
+      },
       color: {
         field: 'weights',
         type: 'nominal',
@@ -244,7 +281,7 @@ function normsChart(run: ReportRun): Chart {
     },
   };
   return {
-    id: `weight-norms-${slug(run.label)}`,
+    id: `weight-norms-${slug(run.key)}`,
     title: `Classifier weight norms (${run.label})`,
     caption:
       'L2 norm of each class’s classifier weights: a flat line means the classifier is not biased toward head classes.',
@@ -264,8 +301,9 @@ export function classCharts(runs: readonly ReportRun[]): { charts: Chart[]; note
     if (r.summary.confusion && r.summary.confusion.length > 0) charts.push(confusionChart(r));
     else notes.push(`Confusion matrix of ${r.label} omitted: its summary.json has no confusion field.`);
   }
+  const domain = normsDomain(runs);
   for (const r of runs) {
-    if (r.summary.weightNorms) charts.push(normsChart(r));
+    if (r.summary.weightNorms) charts.push(normsChart(r, domain));
     else notes.push(`Weight-norm chart of ${r.label} omitted: its summary.json has no weightNorms field.`);
   }
   return { charts, notes };

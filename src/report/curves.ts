@@ -1,26 +1,32 @@
 /** Per-epoch curves of one or more runs: loss, accuracy, α and lr. */
 import type { TopLevelSpec } from 'vega-lite';
-import { CHART_CONFIG, CHART_SIZE, type Chart, pct } from './chart-api.ts';
+import { CHART_CONFIG, CHART_SIZE, type Chart, pct, runColorScale } from './chart-api.ts';
 import type { ReportRun } from './read-run.ts';
 
 function lineSpec(
   title: string | { text: string; subtitle: string },
   values: Record<string, unknown>[],
   y: { field: string; title: string; format?: string },
+  runLabels: readonly string[],
   opts: { dash?: { field: string; order: string[] }; colorTitle?: string; step?: boolean } = {},
 ): TopLevelSpec {
+  const scale = runColorScale(
+    values.map((v) => String(v.run)),
+    runLabels,
+  );
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     ...CHART_SIZE,
     title,
     config: CHART_CONFIG,
     data: { values },
-    // Schedules hold one value per epoch: a step line says so, a slope would invent values in between.
-    mark: { type: 'line', point: true, ...(opts.step ? { interpolate: 'step-after' as const } : {}) },
+    // Schedules hold one value per epoch: a step line says so, a slope would invent values in
+    // between. Centred on each epoch, so the last epoch's value is a step too, not a lone point.
+    mark: { type: 'line', point: true, ...(opts.step ? { interpolate: 'step' as const } : {}) },
     encoding: {
       x: { field: 'epoch', type: 'quantitative', title: 'epoch', axis: { tickMinStep: 1, format: 'd' } },
       y: { field: y.field, type: 'quantitative', title: y.title, axis: y.format ? { format: y.format } : {} },
-      color: { field: 'run', type: 'nominal', title: opts.colorTitle ?? 'run' },
+      color: { field: 'run', type: 'nominal', title: opts.colorTitle ?? 'run', scale, sort: scale.domain },
       // The dash legend of a line-with-points mark renders as blank symbols: the title says it instead.
       ...(opts.dash
         ? { strokeDash: { field: opts.dash.field, type: 'nominal', sort: opts.dash.order, legend: null } }
@@ -54,6 +60,7 @@ export function curveCharts(runs: readonly ReportRun[]): { charts: Chart[]; note
   const charts: Chart[] = [];
   const notes: string[] = [];
   const rows = runs.flatMap((r) => r.rows.map((row) => ({ run: r.label, ...row })));
+  const labels = runs.map((r) => r.label);
   charts.push({
     id: 'loss',
     title: 'Training loss',
@@ -62,6 +69,7 @@ export function curveCharts(runs: readonly ReportRun[]): { charts: Chart[]; note
       'Training loss per epoch',
       rows.map((r) => ({ run: r.run, epoch: r.epoch, loss: r.trainLoss })),
       { field: 'loss', title: 'training loss (cross-entropy)' },
+      labels,
     ),
   });
   charts.push({
@@ -75,6 +83,7 @@ export function curveCharts(runs: readonly ReportRun[]): { charts: Chart[]; note
         { run: r.run, epoch: r.epoch, split: 'train', accuracy: pct(r.trainAccuracy) },
       ]),
       { field: 'accuracy', title: 'accuracy (%)' },
+      labels,
       { dash: { field: 'split', order: ['test top-1', 'train'] } }, // first in order: solid
     ),
   });
@@ -89,6 +98,7 @@ export function curveCharts(runs: readonly ReportRun[]): { charts: Chart[]; note
         'Cumulative-learning α per epoch',
         alphaRows.map((r) => ({ run: r.run, epoch: r.epoch, alpha: r.value })),
         { field: 'alpha', title: 'α (conventional-branch weight)' },
+        labels,
         { step: true },
       ),
     });
@@ -104,6 +114,7 @@ export function curveCharts(runs: readonly ReportRun[]): { charts: Chart[]; note
       'Learning rate per epoch',
       mergeIdentical(runs, (r) => r.lr).map((r) => ({ run: r.run, epoch: r.epoch, lr: r.value })),
       { field: 'lr', title: 'learning rate' },
+      labels,
       { step: true },
     ),
   });

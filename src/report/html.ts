@@ -7,6 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import type { Chart } from './chart-api.ts';
 import { classCharts } from './classes.ts';
+import { type ConfigDifference, configDifferences, differenceWarning } from './config-diff.ts';
 import { curveCharts } from './curves.ts';
 import { type ReportRun, readReportRuns } from './read-run.ts';
 import { renderSvg, svgToPng } from './render.ts';
@@ -31,6 +32,8 @@ export interface HtmlReportFiles {
   readonly charts: string[];
   /** Why charts were left out. */
   readonly notes: string[];
+  /** What a reader must know before comparing the runs (settings that differ beyond the method). */
+  readonly warnings: string[];
 }
 
 const esc = (s: string) =>
@@ -52,7 +55,9 @@ function summaryTable(runs: readonly ReportRun[]): string {
     const best = r.summary.best;
     return [
       esc(r.label),
-      String(lastRow.epoch),
+      r.finished
+        ? String(lastRow.epoch)
+        : `${lastRow.epoch}${r.totalEpochs === null ? '' : `/${r.totalEpochs}`} (unfinished)`,
       pctCell(last.top1),
       best ? `${pctCell(best.top1)} (${best.epoch})` : '–',
       pctCell(last.many),
@@ -65,6 +70,21 @@ function summaryTable(runs: readonly ReportRun[]): string {
     `<thead><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr></thead>`,
     `<tbody>${rows.map((r) => `<tr>${r.map((c) => `<td>${c}</td>`).join('')}</tr>`).join('')}</tbody>`,
     '</table>',
+  ].join('\n');
+}
+
+/** The settings that differ between the runs, one row per setting, one column per run. */
+function differencesTable(runs: readonly ReportRun[], diffs: readonly ConfigDifference[]): string {
+  if (diffs.length === 0) return '';
+  const withConfig = runs.filter((r) => r.config !== null);
+  const head = ['setting', ...withConfig.map((r) => esc(r.label))];
+  const rows = diffs.map((d) => [`<code>${esc(d.key)}</code>`, ...d.values.map((v) => esc(v ?? '–'))]);
+  return [
+    '<section class="differences"><h2>Settings that differ</h2>',
+    '<table>',
+    `<thead><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr></thead>`,
+    `<tbody>${rows.map((r) => `<tr>${r.map((c) => `<td>${c}</td>`).join('')}</tr>`).join('')}</tbody>`,
+    '</table></section>',
   ].join('\n');
 }
 
@@ -81,13 +101,17 @@ export function renderPage(
   runs: readonly ReportRun[],
   charts: readonly { chart: Chart; svg: string }[],
   notes: readonly string[],
+  diffs: readonly ConfigDifference[] = [],
+  warnings: readonly string[] = [],
 ): string {
+  // The chart's own title is drawn in its SVG: the figure does not repeat it.
   const figures = charts
     .map(
       ({ chart, svg }) =>
-        `<figure id="${chart.id}">\n<h2>${esc(chart.title)}</h2>\n${svg}\n<figcaption>${esc(chart.caption)}</figcaption>\n</figure>`,
+        `<figure id="${chart.id}"${chart.wide ? ' class="wide"' : ''} aria-label="${esc(chart.title)}">\n${svg}\n<figcaption>${esc(chart.caption)}</figcaption>\n</figure>`,
     )
     .join('\n');
+  const warningList = warnings.map((w) => `<p class="warning">Warning: ${esc(w)}</p>`).join('\n');
   const noteList = notes.length
     ? `<section class="notes"><h2>Not shown</h2><ul>${notes.map((n) => `<li>${esc(n)}</li>`).join('')}</ul></section>`
     : '';
@@ -103,7 +127,8 @@ th, td { border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 main { display: flex; flex-wrap: wrap; gap: 24px; }
 figure { margin: 0; }
-figure h2 { font-size: 1em; margin: 0 0 4px; }
+figure.wide { flex-basis: 100%; }
+.warning { background: #fff4e5; border-left: 4px solid #f58518; padding: 6px 10px; }
 figcaption { font-size: 0.85em; color: #555; max-width: 560px; }
 .notes { margin-top: 2em; font-size: 0.9em; color: #555; }
 </style>
@@ -111,7 +136,9 @@ figcaption { font-size: 0.85em; color: #555; max-width: 560px; }
 <body>
 <h1>${esc(title)}</h1>
 <p>Runs: ${runs.map((r) => `<code>${esc(r.label)}</code> (${esc(r.dir)})`).join(', ')}</p>
+${warningList}
 ${summaryTable(runs)}
+${differencesTable(runs, diffs)}
 <main>
 ${figures}
 </main>
@@ -135,8 +162,11 @@ export async function writeHtmlReport(
   const rendered: { chart: Chart; svg: string }[] = [];
   for (const chart of charts) rendered.push({ chart, svg: await renderSvg(chart.spec) });
   const title = opts.title ?? `BBN report: ${runs.map((r) => r.label).join(' vs ')}`;
+  const diffs = configDifferences(runs.map((r) => r.config));
+  const warning = differenceWarning(diffs);
+  const warnings = warning ? [warning] : [];
   mkdirSync(dirname(outFile), { recursive: true });
-  writeFileSync(outFile, renderPage(title, runs, rendered, notes));
+  writeFileSync(outFile, renderPage(title, runs, rendered, notes, diffs, warnings));
   const pngs: string[] = [];
   if (opts.png ?? true) {
     const stem = join(dirname(outFile), basename(outFile, extname(outFile)));
@@ -146,5 +176,5 @@ export async function writeHtmlReport(
       pngs.push(path);
     }
   }
-  return { html: outFile, pngs, charts: charts.map((c) => c.id), notes };
+  return { html: outFile, pngs, charts: charts.map((c) => c.id), notes, warnings };
 }

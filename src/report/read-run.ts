@@ -1,11 +1,16 @@
 /**
- * Reads a finished run directory for the HTML report: `metrics.jsonl` (one row per epoch) and
- * `summary.json`, with the optional fields the plots need (`trainCounts`, `confusion`,
- * `weightNorms`). The shapes are declared here structurally (the report imports core only); they
- * match `EpochMetrics` / `RunSummary` of src/worker/run-dir.ts.
+ * Reads a run directory for the HTML report: `metrics.jsonl` (one row per epoch), `config.yaml`
+ * and, once the run finished, `summary.json` with the optional fields the plots need
+ * (`trainCounts`, `confusion`, `weightNorms`). An unfinished or stopped run is reported from its
+ * rows. The shapes are declared here structurally (the report imports core only); they match
+ * `EpochMetrics` / `RunSummary` of src/worker/run-dir.ts.
+ *
+ * One label names a run everywhere (tables, legends, chart titles): its directory and its method,
+ * `c10-ir100 (bbn)`.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
 
 /** The report's error: names the file and what is wrong with it. */
 export class ReportInputError extends Error {
@@ -69,11 +74,26 @@ export interface ReportSummary {
 
 /** A run as the report sees it. */
 export interface ReportRun {
-  /** Unique display name among the runs of one report. */
+  /** Unique display name among the runs of one report: `<directory> (<method>)`. */
   readonly label: string;
+  /** Unique base of the run's chart ids (its directory name). */
+  readonly key: string;
+  /** BBN or the baseline's method, from summary.json or config.yaml. */
+  readonly method: string | undefined;
   readonly dir: string;
   readonly rows: readonly ReportEpochRow[];
   readonly summary: ReportSummary;
+  /** The parsed config.yaml, or null when the directory has none. */
+  readonly config: Record<string, unknown> | null;
+  /** Epochs the config asks for (null when unknown). */
+  readonly totalEpochs: number | null;
+  /** False while the run has not trained all its epochs and written its summary. */
+  readonly finished: boolean;
+}
+
+/** The label of a run: its directory and its method. */
+export function runLabel(name: string, method: string | undefined): string {
+  return method ? `${name} (${method})` : name;
 }
 
 function readJsonl(file: string): ReportEpochRow[] {
@@ -109,17 +129,31 @@ export function readReportRun(dir: string): ReportRun {
       throw new ReportInputError(summaryFile, `not JSON: ${(err as Error).message}`);
     }
   }
-  const label = summary.name ?? summary.method ?? basename(resolve(dir));
-  return { label, dir, rows, summary };
+  let config: Record<string, unknown> | null = null;
+  const configFile = join(dir, 'config.yaml');
+  if (existsSync(configFile)) {
+    try {
+      config = (parseYaml(readFileSync(configFile, 'utf8')) ?? null) as Record<string, unknown> | null;
+    } catch (err) {
+      throw new ReportInputError(configFile, `not YAML: ${(err as Error).message.split('\n')[0]}`);
+    }
+  }
+  const method = summary.method ?? (typeof config?.method === 'string' ? config.method : undefined);
+  const train = config?.train as { epochs?: unknown } | undefined;
+  const totalEpochs = typeof train?.epochs === 'number' ? train.epochs : (summary.epochs ?? null);
+  const finished = existsSync(summaryFile) && (totalEpochs === null || rows.at(-1)!.epoch >= totalEpochs);
+  const key = basename(resolve(dir));
+  return { label: runLabel(key, method), key, method, dir, rows, summary, config, totalEpochs, finished };
 }
 
-/** Reads several runs and makes their labels unique (appending the directory name on a clash). */
+/** Reads several runs, in command-line order; directories of the same name are told apart by their parent. */
 export function readReportRuns(dirs: readonly string[]): ReportRun[] {
   const runs = dirs.map(readReportRun);
   const seen = new Map<string, number>();
-  for (const r of runs) seen.set(r.label, (seen.get(r.label) ?? 0) + 1);
+  for (const r of runs) seen.set(r.key, (seen.get(r.key) ?? 0) + 1);
   return runs.map((r, i) => {
-    if ((seen.get(r.label) ?? 0) < 2) return r;
-    return { ...r, label: `${r.label} (${basename(resolve(dirs[i])) || i})` };
+    if ((seen.get(r.key) ?? 0) < 2) return r;
+    const key = `${basename(dirname(resolve(dirs[i])))}/${r.key}#${i + 1}`;
+    return { ...r, key, label: runLabel(key, r.method) };
   });
 }

@@ -27,6 +27,8 @@ export interface RankProcessesOptions {
   readonly restartDelayMs?: number;
   /** A rank was lost (its process exited, or it was frozen and has been killed); it is being replaced. */
   readonly onLost?: (loss: RankLoss) => void;
+  /** A rank stopped by `ensure` (scaled away) has exited; `remaining` ranks are wanted. */
+  readonly onRetired?: (rank: number, remaining: number) => void;
 }
 
 /** A lost rank, as the supervisor saw it. */
@@ -220,6 +222,10 @@ export class RankProcesses {
     if (!slot || slot.child !== child) return;
     if (this.closed || !slot.wanted) {
       this.slots.delete(rank);
+      if (!this.closed) {
+        const remaining = [...this.slots.values()].filter((s) => s.wanted).length;
+        this.opts.onRetired?.(rank, remaining);
+      }
       return;
     }
     if (slot.restarts >= (this.opts.maxRestarts ?? 5)) {

@@ -104,7 +104,10 @@ export async function runTraining(
         const result = await trainer.trainEpoch(epoch, {
           fromStep,
           partial,
-          onStep: (r) => hooks.onStep?.(r, epochs),
+          onStep: (r) => {
+            recorder.step(r);
+            hooks.onStep?.(r, epochs);
+          },
           shouldStop: hooks.shouldStop,
         });
         fromStep = 0;

@@ -25,7 +25,7 @@ function chromiumPath(): string {
   return found;
 }
 
-test('html report in Chromium - every chart is laid out and labelled, no network', async () => {
+test('html report in Chromium - every chart is laid out and labelled, nothing overflows, confusion matrices span the page, no network', async () => {
   const root = mkdtempSync(join(tmpdir(), 'bbn-browser-'));
   const browser = await chromium.launch({ executablePath: chromiumPath(), args: ['--no-sandbox'] });
   try {
@@ -34,17 +34,18 @@ test('html report in Chromium - every chart is laid out and labelled, no network
     const files = await writeHtmlReport([join(root, 'bbn'), join(root, 'ce')], join(root, 'report.html'), {
       png: false,
     });
-    const page = await browser.newPage();
+    const page_ = await browser.newPage();
+    await page_.setViewportSize({ width: 1280, height: 900 });
     const requests: string[] = [];
     const errors: string[] = [];
-    page.on('request', (r) => requests.push(r.url()));
-    page.on('pageerror', (e) => errors.push(e.message));
-    page.on('console', (m) => {
+    page_.on('request', (r) => requests.push(r.url()));
+    page_.on('pageerror', (e) => errors.push(e.message));
+    page_.on('console', (m) => {
       if (m.type() === 'error') errors.push(m.text());
     });
     const url = pathToFileURL(files.html).href;
-    await page.goto(url);
-    const figures = await page.$$eval('figure', (fs) =>
+    await page_.goto(url);
+    const figures = await page_.$$eval('figure', (fs) =>
       fs.map((f) => {
         const svg = f.querySelector('svg');
         const box = svg?.getBoundingClientRect();
@@ -52,9 +53,35 @@ test('html report in Chromium - every chart is laid out and labelled, no network
           text: t.textContent ?? '',
           width: (t as SVGTextElement).getBBox().width,
         }));
-        return { id: f.id, width: box?.width ?? 0, height: box?.height ?? 0, texts };
+        // Text outside its chart's box overflows (cut by nothing, drawn over its neighbours).
+        const outside = [...f.querySelectorAll('svg text')]
+          .map((t) => ({ text: t.textContent ?? '', r: t.getBoundingClientRect() }))
+          .filter(
+            ({ r }) =>
+              box &&
+              r.width > 0 &&
+              (r.left < box.left - 1 ||
+                r.right > box.right + 1 ||
+                r.top < box.top - 1 ||
+                r.bottom > box.bottom + 1),
+          )
+          .map(({ text }) => text);
+        const headings = f.querySelectorAll('h1, h2, h3').length;
+        return {
+          id: f.id,
+          width: box?.width ?? 0,
+          height: box?.height ?? 0,
+          texts,
+          outside,
+          headings,
+        };
       }),
     );
+    const page = await page_.evaluate(() => ({
+      scrollWidth: document.documentElement.scrollWidth,
+      innerWidth: window.innerWidth,
+      mainWidth: document.querySelector('main')?.getBoundingClientRect().width ?? 0,
+    }));
     assert.deepEqual(
       figures.map((f) => f.id),
       files.charts,
@@ -67,7 +94,16 @@ test('html report in Chromium - every chart is laid out and labelled, no network
       );
       const blank = f.texts.filter((t) => t.text.trim() !== '' && t.width <= 0);
       assert.deepEqual(blank, [], `${f.id}: every text renders with a width`);
+      assert.deepEqual(f.outside, [], `${f.id}: no text overflows its chart`);
+      assert.equal(f.headings, 0, `${f.id}: no heading repeats the chart's own title`);
+      if (f.id.startsWith('confusion-')) {
+        assert.ok(f.width >= 0.9 * page.mainWidth, `${f.id}: ${f.width} px of the page's ${page.mainWidth}`);
+      }
     }
+    assert.ok(
+      page.scrollWidth <= page.innerWidth,
+      `no horizontal scroll (${page.scrollWidth} > ${page.innerWidth})`,
+    );
     assert.deepEqual(
       requests.filter((r) => r !== url),
       [],

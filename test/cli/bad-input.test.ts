@@ -631,13 +631,14 @@ const CASES: Case[] = [
     expect: /gone has no summary.json/,
   },
   {
-    name: 'report a run without summary',
+    name: 'report a run without summary or epochs',
     setup: () => {
       const d = copyRun(good);
       rmSync(runPaths(d).summary);
+      rmSync(runPaths(d).metrics);
       return { args: ['report', d], guard: d };
     },
-    expect: /has no summary.json: not a finished run directory/,
+    expect: /has no summary.json and no metrics rows: not a run directory made by bbn train/,
   },
   {
     name: 'report an empty summary.json',

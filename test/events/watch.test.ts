@@ -41,7 +41,10 @@ test('watch table - one row per source with rates, α, lr, allreduce share and h
     /source +epoch +step +steps\/s +samples\/s +loss +α +lr +allreduce % +heartbeat +status/,
   );
   const row = (src: string) => lines.find((l) => l.startsWith(src))!;
-  assert.match(row('worker 0'), /worker 0 +3 +11 +4\.50 +576 +1\.2500 +0\.910 +0\.100 +20\.0 +2\.5s ago +ok/);
+  assert.match(
+    row('worker 0'),
+    /worker 0 +3 +11\/98 +4\.50 +576 +1\.2500 +0\.910 +0\.100 +20\.0 +2\.5s ago +ok/,
+  );
   assert.match(row('worker 1'), /failed: peer lost/);
   assert.match(row('trainer 0'), /trainer 0 .* ok$/);
   assert.equal(formatWatchTable(emptyWatchState('x'), 0).split('\n')[1], '(no worker heard from yet)');

@@ -92,6 +92,34 @@ test('telemetry - a non-owner rank publishes its steps and Prometheus series, no
   assert.equal(sampleValue(m, 'bbn_allreduce_bytes', l), 4096, 'the last known size stays');
   assert.equal(sampleValue(m, 'bbn_epoch', l), 1);
   assert.equal(sampleValue(m, 'bbn_alpha', l), epochSchedule(cfg, 1).alpha);
+  assert.equal(sampleValue(m, 'bbn_train_loss', l), 1.5, "the last step's loss");
+  assert.equal(
+    sampleValue(m, 'bbn_heartbeat_age_seconds', l),
+    0,
+    'a step is a heartbeat (the clock is fixed)',
+  );
+});
+
+test('telemetry - top-1 of the last evaluated epoch; the heartbeat age grows from the last step', async () => {
+  let now = 1000;
+  const t = await startTelemetry({
+    runId: 'r',
+    cfg,
+    role: 'trainer',
+    sink: new RecordingSink(),
+    now: () => now,
+  });
+  const l = { run: 'r', rank: '0' };
+  let m = parseExposition(await t.training!.registry.metrics());
+  assert.equal(sampleValue(m, 'bbn_heartbeat_age_seconds', l), undefined, 'no step yet: no age');
+  t.onStep(step(1, 1, { loss: 2.25 }));
+  t.onEpoch(epochRow(1, 0.625));
+  now += 2500;
+  m = parseExposition(await t.training!.registry.metrics());
+  assert.equal(sampleValue(m, 'bbn_train_loss', l), 2.25);
+  assert.equal(sampleValue(m, 'bbn_test_top1', l), 0.625);
+  assert.equal(sampleValue(m, 'bbn_heartbeat_age_seconds', l), 2.5);
+  await t.close();
 });
 
 test('telemetry - rank 0 announces each epoch once, reports epochs, due checkpoints and the KV status', async () => {

@@ -3,6 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { confusionPng } from '../../src/metrics/confusion-image.ts';
 import { epochScalars, readEventFile, TensorBoardWriter } from '../../src/metrics/tensorboard.ts';
 import { crc32c, frameRecord, maskedCrc32c, readRecords, TfRecordError } from '../../src/metrics/tfrecord.ts';
 
@@ -49,7 +50,7 @@ test('tensorboard writer - file name, version header and epoch scalars read back
     w.scalars(2, [...epochScalars({ ...row, trainLoss: 1.2 }), { tag: 'nan', value: Number.NaN }]);
     w.close();
     w.close();
-    assert.deepEqual(readdirSync(join(dir, 'tb')), ['events.out.tfevents.1700000000.node_a']);
+    assert.deepEqual(readdirSync(dir), ['events.out.tfevents.1700000000.node_a']);
     const events = readEventFile(readFileSync(w.path));
     assert.equal(events.length, 3);
     assert.deepEqual(events[0], {
@@ -92,4 +93,25 @@ test('tensorboard writer - large steps and many values survive (multi-byte varin
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('confusion image - a PNG that sharp decodes: white where no image went, darker blue for a larger share', async () => {
+  const { default: sharp } = await import('sharp');
+  const m = [
+    [8, 2, 0],
+    [0, 5, 5],
+    [0, 0, 4],
+  ];
+  const img = confusionPng(m);
+  assert.deepEqual([img.width, img.height], [96, 96]);
+  const { data, info } = await sharp(img.png).raw().toBuffer({ resolveWithObject: true });
+  assert.deepEqual([info.width, info.height, info.channels], [96, 96, 3]);
+  const at = (t: number, p: number) => {
+    const i = ((t * 32 + 16) * 96 + (p * 32 + 16)) * 3;
+    return [data[i], data[i + 1], data[i + 2]];
+  };
+  assert.deepEqual(at(0, 2), [255, 255, 255], 'zero cell: white');
+  assert.deepEqual(at(2, 2), [8, 48, 107], 'a whole row: the darkest blue');
+  assert.ok(at(0, 0)[0] < at(0, 1)[0], '80% is darker than 20%');
+  assert.deepEqual(at(1, 1), at(1, 2), 'equal shares, equal colours');
 });

@@ -224,6 +224,7 @@ class ComputeSession implements Handlers {
           report.step % checksumEverySteps === 0
             ? new Uint8Array(paramsDigest(this.model.getParams()))
             : undefined;
+        if (this.rank === 0) this.theRecorder.step(report);
         this.link.post({ type: 'step', report, digest });
       },
     });
