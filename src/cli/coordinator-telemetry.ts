@@ -27,9 +27,15 @@ export async function startCoordinatorTelemetry(
 ): Promise<CoordinatorTelemetry> {
   const t = await startCliTelemetry(flags, { runId: ctx.runId, cfg: ctx.cfg, role: 'coordinator' });
   let timer: NodeJS.Timeout | undefined;
+  /** Epochs already broadcast: a plan asked again (a restart, a prefetch) is published once. */
+  const published = new Set<number>();
   return {
     metricsUrl: t.metricsUrl,
-    plan: (p) => t.epochPlan({ epoch: p.epoch, alpha: p.alpha, lr: p.lr, steps: p.steps }),
+    plan: (p) => {
+      if (published.has(p.epoch)) return;
+      published.add(p.epoch);
+      t.epochPlan({ epoch: p.epoch, alpha: p.alpha, lr: p.lr, steps: p.steps });
+    },
     attach(server, generation) {
       const timeout = server.board.timings.heartbeatTimeoutMs;
       timer = setInterval(() => {

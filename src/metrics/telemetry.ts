@@ -189,8 +189,12 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
     });
   };
   const announceEpoch = (epoch: number, steps: number) => {
-    const { alpha, lr } = epochSchedule(cfg, epoch);
-    emit({ kind: 'alpha', metadata: { epoch, alpha, lr } });
+    // The α/lr broadcast is the coordinator's (a rank process only trains with it); in one
+    // process (`trainer`) the trainer is its own coordinator.
+    if (role === 'trainer') {
+      const { alpha, lr } = epochSchedule(cfg, epoch);
+      emit({ kind: 'alpha', metadata: { epoch, alpha, lr } });
+    }
     emit({ kind: 'epoch-start', metadata: { epoch, steps } });
   };
 
