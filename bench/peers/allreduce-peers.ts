@@ -1,5 +1,6 @@
 /**
- * Peer benchmark of the ring allreduce (issue 16): our gRPC ring beside torch.distributed gloo,
+ * Peer benchmark of the ring allreduce (issue 16): our ring (gRPC data, and the raw-TCP data
+ * plane: transport tcp) beside torch.distributed gloo,
  * the same ring over plain TCP (bench/allreduce-tcp.ts) and one raw TCP stream, W ranks as
  * separate processes on loopback, interleaved round by round so every kind sees the same load.
  * Not part of CI (it needs PyTorch and minutes of both cores).
@@ -17,6 +18,7 @@
  */
 import { type ChildProcess, fork, spawn, spawnSync } from 'node:child_process';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -29,16 +31,17 @@ const { values } = parseArgs({
     'sizes-mb': { type: 'string', default: '2,100,245' },
     rounds: { type: 'string', default: '3' },
     iters: { type: 'string', default: '10,3' },
-    kinds: { type: 'string', default: 'grpc,tcp,gloo,stream' },
+    kinds: { type: 'string', default: 'grpc,ringtcp,tcp,gloo,stream' },
     'chunk-kib': { type: 'string', default: '1024' },
     python: { type: 'string', default: process.env.BENCH_PYTHON ?? 'python3' },
   },
 });
 
-type Kind = 'grpc' | 'tcp' | 'gloo' | 'stream';
+type Kind = 'grpc' | 'ringtcp' | 'tcp' | 'gloo' | 'stream';
 const KIND_LABEL: Record<Kind, string> = {
-  grpc: 'gRPC ring (ours)',
-  tcp: 'same ring, raw TCP',
+  grpc: 'our ring, gRPC data (transport grpc)',
+  ringtcp: 'our ring, TCP data plane (transport tcp)',
+  tcp: 'bench TCP ring (no checks)',
   gloo: 'torch gloo',
   stream: 'one TCP stream',
 };
@@ -50,7 +53,7 @@ const kinds = values.kinds.split(',') as Kind[];
 const chunkBytes = Number(values['chunk-kib']) * 1024;
 for (const k of kinds) {
   if (!(k in KIND_LABEL)) {
-    console.error(`--kinds: unknown kind ${JSON.stringify(k)} (grpc, tcp, gloo, stream)`);
+    console.error(`--kinds: unknown kind ${JSON.stringify(k)} (grpc, ringtcp, tcp, gloo, stream)`);
     process.exit(2);
   }
 }
@@ -253,11 +256,16 @@ async function benchWorld(W: number): Promise<void> {
         return `${range(xs, 2)}x`;
       };
       const lines = [
-        ['busbw gRPC ring / gloo', ratio('grpc', 'gloo', 'bw')],
-        ['CPU gRPC ring / gloo', ratio('grpc', 'gloo', 'cpu')],
-        ['busbw gRPC ring / one TCP stream', ratio('grpc', 'stream', 'bw')],
-        ['busbw gRPC ring / same ring on TCP', ratio('grpc', 'tcp', 'bw')],
-        ['busbw TCP ring / gloo', ratio('tcp', 'gloo', 'bw')],
+        ['busbw ring(grpc) / gloo', ratio('grpc', 'gloo', 'bw')],
+        ['CPU ring(grpc) / gloo', ratio('grpc', 'gloo', 'cpu')],
+        ['busbw ring(grpc) / one TCP stream', ratio('grpc', 'stream', 'bw')],
+        ['busbw ring(tcp) / gloo', ratio('ringtcp', 'gloo', 'bw')],
+        ['CPU ring(tcp) / gloo', ratio('ringtcp', 'gloo', 'cpu')],
+        ['busbw ring(tcp) / one TCP stream', ratio('ringtcp', 'stream', 'bw')],
+        ['busbw ring(tcp) / ring(grpc)', ratio('ringtcp', 'grpc', 'bw')],
+        ['CPU ring(tcp) / ring(grpc)', ratio('ringtcp', 'grpc', 'cpu')],
+        ['CPU ring(tcp) / bench TCP ring', ratio('ringtcp', 'tcp', 'cpu')],
+        ['busbw bench TCP ring / gloo', ratio('tcp', 'gloo', 'bw')],
       ].filter((l): l is [string, string] => l[1] !== null);
       console.log(`\n${lines.map(([k, v]) => `${k}: ${v}`).join('; ')}`);
     }
@@ -267,7 +275,13 @@ async function benchWorld(W: number): Promise<void> {
   }
 }
 
+const load = (): string =>
+  os
+    .loadavg()
+    .map((x) => x.toFixed(1))
+    .join(' ');
 console.log(
-  `# allreduce peers: loopback, float32, chunk ${chunkBytes / 1024} KiB, worlds ${worlds.join(',')}, sizes ${sizesMb.join(',')} MB`,
+  `# allreduce peers: loopback, float32, chunk ${chunkBytes / 1024} KiB, worlds ${worlds.join(',')}, sizes ${sizesMb.join(',')} MB; ${os.cpus().length} cores, load average ${load()}`,
 );
 for (const W of worlds) await benchWorld(W);
+console.log(`\n# load average at the end: ${load()}`);

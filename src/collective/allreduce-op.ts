@@ -16,14 +16,8 @@ import { bbn } from '../generated/bbn.js';
 import { type AllreduceTag, describeRank, ProtocolError } from './api.ts';
 import { roundToBf16InPlace, type Staging, WIRE_BYTES, type WireDtypeName } from './bf16.ts';
 import type { PeerRef } from './edges.ts';
-import type { FaultInjector } from './faults.ts';
-import {
-  type ChunkHeader,
-  type DecodedChunk,
-  dtypeValue,
-  encodeChunkFrame,
-  type FrameAllocator,
-} from './frame-codec.ts';
+import type { FrameSite } from './faults.ts';
+import { type ChunkHeader, type DecodedChunk, dtypeValue } from './frame-codec.ts';
 import {
   chunkRange,
   chunksInSegment,
@@ -47,15 +41,23 @@ export interface OpContext {
   readonly data: Float32Array;
   readonly upstream: PeerRef;
   readonly staging: Staging;
-  /** Writes a frame downstream; false means wait for `drained()`. */
-  readonly write: (frame: Buffer) => boolean;
-  /** Allocates frame buffers (a pool the ring refills after each write). */
-  readonly alloc: FrameAllocator;
-  /** Called after each frame written, with its size. */
-  readonly sent: (bytes: number) => void;
+  /** The downstream transport. */
+  readonly sink: ChunkSink;
   /** Called once when every frame was received and every send handed to the stream. */
   readonly finished: () => void;
-  readonly faults?: FaultInjector;
+}
+
+/** Where an allreduce's outgoing chunks go: the downstream edge of one transport. */
+export interface ChunkSink {
+  /**
+   * Sends one chunk: `header` and the float32 `values` (a view of the caller's array), encoded
+   * as `header.dtype`. A transport may keep reading `values` until `busy` turns false. Returns
+   * false when the caller must wait for `AllreduceOp.drained()` before sending more, or 'stall'
+   * when a test's fault injector stopped sending for good.
+   */
+  send(header: ChunkHeader, values: Float32Array, site: FrameSite): boolean | 'stall';
+  /** Whether bytes handed over may still be read from a caller's array (zero-copy sends). */
+  readonly busy: boolean;
 }
 
 const PHASE_RS = bbn.v1.RingPhase.RING_PHASE_REDUCE_SCATTER;
@@ -126,6 +128,11 @@ export class AllreduceOp {
     this.pump();
   }
 
+  /** A zero-copy sink finished reading the caller's array; the allreduce may now settle. */
+  flushed(): void {
+    this.pump();
+  }
+
   /** Fails the allreduce on this rank (idempotent). */
   fail(err: Error): void {
     if (this.settled) return;
@@ -141,14 +148,15 @@ export class AllreduceOp {
     const segment = this.cursor.segment;
     const range = this.cursor.range;
     const reduce = isReduceStep(t, ctx.worldSize);
-    const bytesPer = WIRE_BYTES[ctx.dtype];
+    const dtype = this.dtypeOf(range.offset, range.length);
+    const bytesPer = WIRE_BYTES[dtype];
     this.expect(f, 'run_id', f.runId, ctx.runId);
     this.expect(f, 'generation', f.generation, ctx.generation);
     this.expect(f, 'sender_rank', f.senderRank, ctx.upstream.rank);
     this.expect(f, 'sequence', f.sequence, ctx.sequence);
     this.expect(f, 'epoch', f.epoch, ctx.tag.epoch);
     this.expect(f, 'step', f.step, ctx.tag.step);
-    this.expect(f, 'dtype', f.dtype, dtypeValue(ctx.dtype));
+    this.expect(f, 'dtype', f.dtype, dtypeValue(dtype));
     this.expect(f, 'total_length', f.totalLength, this.n);
     this.expect(f, 'phase', f.phase, reduce ? PHASE_RS : PHASE_AG);
     this.expect(f, 'phase_step', f.phaseStep, phaseStep(t, ctx.worldSize));
@@ -160,11 +168,11 @@ export class AllreduceOp {
 
     const dst = ctx.data.subarray(range.offset, range.offset + range.length);
     if (reduce) {
-      ctx.staging.addInto(dst, f.payload, ctx.dtype);
+      ctx.staging.addInto(dst, f.payload, dtype);
       // The owner rounds its final sum to the wire precision, so every rank ends bit-identical.
-      if (t === ctx.worldSize - 2 && ctx.dtype === 'bf16') roundToBf16InPlace(dst);
+      if (t === ctx.worldSize - 2 && dtype === 'bf16') roundToBf16InPlace(dst);
     } else {
-      ctx.staging.copyInto(dst, f.payload, ctx.dtype);
+      ctx.staging.copyInto(dst, f.payload, dtype);
     }
     this.cursor.advance();
     if (t + 1 < ringSteps(ctx.worldSize)) this.enqueue(t + 1, chunk);
@@ -181,39 +189,36 @@ export class AllreduceOp {
     this.queueC.push(c);
   }
 
-  /** Hands queued frames to the stream until it pushes back; finishes when all is done. */
+  /** Hands queued frames to the sink until it pushes back; finishes when all is done. */
   private pump(): void {
     const ctx = this.ctx;
     while (!this.blocked && !this.stalled && !this.settled && this.head < this.queueT.length) {
       const t = this.queueT[this.head];
       const c = this.queueC[this.head];
       this.head++;
-      let frame = this.materialize(t, c);
-      if (ctx.faults) {
-        const action = ctx.faults.beforeSend(
-          { sequence: ctx.sequence, frameIndex: this.framesSent, t },
-          frame,
-        );
-        if (action === 'stall') {
-          this.stalled = true;
-          return;
-        }
-        frame = action;
+      const sent = this.sendChunk(t, c);
+      if (sent === 'stall') {
+        this.stalled = true;
+        return;
       }
       this.framesSent++;
-      const more = ctx.write(frame);
-      ctx.sent(frame.length);
-      if (!more) this.blocked = true;
+      if (!sent) this.blocked = true;
     }
-    if (!this.settled && this.cursor.done && this.head === this.queueT.length && !this.stalled) {
+    if (
+      !this.settled &&
+      this.cursor.done &&
+      this.head === this.queueT.length &&
+      !this.stalled &&
+      !ctx.sink.busy
+    ) {
       this.settled = true;
       ctx.finished();
       this.resolve();
     }
   }
 
-  /** Encodes chunk c of the segment sent at ring step t, reading the array now. */
-  private materialize(t: number, c: number): Buffer {
+  /** Sends chunk c of the segment sent at ring step t, reading the array now. */
+  private sendChunk(t: number, c: number): boolean | 'stall' {
     const ctx = this.ctx;
     const segment = sendSegment(ctx.rank, t, ctx.worldSize);
     const range = chunkRange(this.n, ctx.worldSize, segment, c, ctx.chunkElements);
@@ -231,16 +236,19 @@ export class AllreduceOp {
       offset: range.offset,
       length: range.length,
       totalLength: this.n,
-      dtype: dtypeValue(ctx.dtype),
+      dtype: dtypeValue(this.dtypeOf(range.offset, range.length)),
     };
-    const { frame, payloadAt } = encodeChunkFrame(header, range.length * WIRE_BYTES[ctx.dtype], ctx.alloc);
-    ctx.staging.encode(
-      ctx.data.subarray(range.offset, range.offset + range.length),
-      ctx.dtype,
-      frame,
-      payloadAt,
-    );
-    return frame;
+    const values = ctx.data.subarray(range.offset, range.offset + range.length);
+    return ctx.sink.send(header, values, { sequence: ctx.sequence, frameIndex: this.framesSent, t });
+  }
+
+  /**
+   * Wire type of the chunk [offset, offset + length): bf16 only when the ring compresses and the
+   * whole chunk lies in the caller's bf16 prefix (`tag.bf16Elements`, the gradients); everything
+   * else (loss sums, counts, BatchNorm buffers) rides float32.
+   */
+  private dtypeOf(offset: number, length: number): WireDtypeName {
+    return this.ctx.dtype === 'bf16' && offset + length <= (this.ctx.tag.bf16Elements ?? 0) ? 'bf16' : 'f32';
   }
 
   private expect(f: DecodedChunk, field: string, got: number | string, want: number | string): void {
