@@ -86,8 +86,10 @@ process.on('message', async (m: Msg) => {
         data.fill(1);
         const c0 = process.cpuUsage();
         const t0 = performance.now();
-        if (m.kind === 'grpc') await ring!.allreduce(data, { epoch: 0, step: i });
-        else if (m.kind === 'ringtcp') await ringTcp!.allreduce(data, { epoch: 0, step: i });
+        // With compress 'bf16' the whole array counts as gradient (bf16 on the wire).
+        const tag = { epoch: 0, step: i, bf16Elements: m.n };
+        if (m.kind === 'grpc') await ring!.allreduce(data, tag);
+        else if (m.kind === 'ringtcp') await ringTcp!.allreduce(data, tag);
         else await tcp!.allreduce(data);
         const dt = (performance.now() - t0) / 1000;
         const dc = process.cpuUsage(c0);

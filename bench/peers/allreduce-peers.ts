@@ -6,7 +6,8 @@
  * Not part of CI (it needs PyTorch and minutes of both cores).
  *
  *   npm run bench:peers -- [--worlds 2,4] [--sizes-mb 2,100,245] [--rounds 3] [--iters 10,3]
- *     [--kinds grpc,tcp,gloo,stream] [--chunk-kib 1024] [--python python3]
+ *     [--kinds grpc,ringtcp,tcp,gloo,stream] [--chunk-kib 1024] [--compress none|bf16]
+ *     [--python python3]
  *
  * Per (W, size) and kind it prints wall ms per allreduce (slowest rank, median of a round),
  * algbw = bytes / time, busbw = algbw * 2(W-1)/W (nccl-tests' definition), and CPU ms per rank per
@@ -33,6 +34,7 @@ const { values } = parseArgs({
     iters: { type: 'string', default: '10,3' },
     kinds: { type: 'string', default: 'grpc,ringtcp,tcp,gloo,stream' },
     'chunk-kib': { type: 'string', default: '1024' },
+    compress: { type: 'string', default: 'none' },
     python: { type: 'string', default: process.env.BENCH_PYTHON ?? 'python3' },
   },
 });
@@ -117,7 +119,7 @@ async function nodeRanks(W: number): Promise<Ranks> {
       tcp: listening.map((l) => l.tcp),
       stream: listening.map((l) => l.stream),
       chunkBytes,
-      compress: 'none',
+      compress: values.compress,
     });
   }
   await Promise.all(ready);
@@ -177,6 +179,17 @@ async function glooRanks(W: number): Promise<Ranks> {
   };
 }
 
+/** Bound on one kind's allreduces of one round: a hang is reported, not waited out. */
+const RUN_LIMIT_S = 900;
+
+function withinSeconds<T>(p: Promise<T>, seconds: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no result within ${seconds} s`)), seconds * 1000);
+  });
+  return Promise.race([p, limit]).finally(() => clearTimeout(timer));
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
@@ -209,7 +222,11 @@ async function benchWorld(W: number): Promise<void> {
         // Rotate the order each round so no kind always follows the same one.
         const order = kinds.map((_, i) => kinds[(i + round) % kinds.length]);
         for (const kind of order) {
-          const rs = await (kind === 'gloo' ? gloo! : node).run(kind, n, iters);
+          const rs = await withinSeconds(
+            (kind === 'gloo' ? gloo! : node).run(kind, n, iters),
+            RUN_LIMIT_S,
+            `${KIND_LABEL[kind]} W=${W} ${mb} MB round ${round}`,
+          );
           if (!rs.every((r) => r.ok)) throw new Error(`${kind} W=${W} ${mb} MB: wrong sum`);
           const timed = rs.filter((r) => r.times.length > 0);
           const perIter = timed[0].times.map((_, i) => Math.max(...timed.map((r) => r.times[i])));
@@ -220,7 +237,10 @@ async function benchWorld(W: number): Promise<void> {
       const factor = (2 * (W - 1)) / W;
       const busbw = (kind: Kind, r: Round): number =>
         (bytes / r.seconds / 1e9) * (kind === 'stream' ? 1 : factor);
-      console.log(`\n### W=${W}, ${mb} MB (${rounds} rounds x ${iters} allreduces, ranges over rounds)\n`);
+      const wire = values.compress === 'bf16' ? ', bf16 wire for our rings' : '';
+      console.log(
+        `\n### W=${W}, ${mb} MB (${rounds} rounds x ${iters} allreduces, ranges over rounds${wire})\n`,
+      );
       console.log('| kind | wall ms | algbw GB/s | busbw GB/s | CPU ms per rank |');
       console.log('|---|---|---|---|---|');
       for (const kind of kinds) {

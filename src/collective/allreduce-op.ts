@@ -50,12 +50,13 @@ export interface OpContext {
 /** Where an allreduce's outgoing chunks go: the downstream edge of one transport. */
 export interface ChunkSink {
   /**
-   * Sends one chunk: `header` and the float32 `values` (a view of the caller's array), encoded
-   * as `header.dtype`. A transport may keep reading `values` until `busy` turns false. Returns
-   * false when the caller must wait for `AllreduceOp.drained()` before sending more, or 'stall'
-   * when a test's fault injector stopped sending for good.
+   * Sends one chunk: `header` and the float32 `values` (a view of the caller's array), the first
+   * `bf16` of them encoded as bfloat16 and the rest as float32. A transport may keep reading
+   * `values` until `busy` turns false. Returns false when the caller must wait for
+   * `AllreduceOp.drained()` before sending more, or 'stall' when a test's fault injector stopped
+   * sending for good.
    */
-  send(header: ChunkHeader, values: Float32Array, site: FrameSite): boolean | 'stall';
+  send(header: ChunkHeader, values: Float32Array, bf16: number, site: FrameSite): boolean | 'stall';
   /** Whether bytes handed over may still be read from a caller's array (zero-copy sends). */
   readonly busy: boolean;
 }
@@ -148,8 +149,8 @@ export class AllreduceOp {
     const segment = this.cursor.segment;
     const range = this.cursor.range;
     const reduce = isReduceStep(t, ctx.worldSize);
-    const dtype = this.dtypeOf(range.offset, range.length);
-    const bytesPer = WIRE_BYTES[dtype];
+    const k = this.bf16Count(range.offset, range.length);
+    const dtype: WireDtypeName = k > 0 ? 'bf16' : 'f32';
     this.expect(f, 'run_id', f.runId, ctx.runId);
     this.expect(f, 'generation', f.generation, ctx.generation);
     this.expect(f, 'sender_rank', f.senderRank, ctx.upstream.rank);
@@ -164,15 +165,21 @@ export class AllreduceOp {
     this.expect(f, 'chunk_index', f.chunkIndex, chunk);
     this.expect(f, 'offset', f.offset, range.offset);
     this.expect(f, 'length', f.length, range.length);
-    this.expect(f, 'payload bytes', f.payload.length, range.length * bytesPer);
+    const split = k * WIRE_BYTES.bf16;
+    this.expect(f, 'payload bytes', f.payload.length, split + (range.length - k) * WIRE_BYTES.f32);
 
+    // The payload is k bf16 values, then the rest of the chunk as float32.
     const dst = ctx.data.subarray(range.offset, range.offset + range.length);
+    const low = dst.subarray(0, k);
+    const exact = dst.subarray(k);
     if (reduce) {
-      ctx.staging.addInto(dst, f.payload, dtype);
+      if (k > 0) ctx.staging.addInto(low, f.payload.subarray(0, split), 'bf16');
+      if (k < dst.length) ctx.staging.addInto(exact, f.payload.subarray(split), 'f32');
       // The owner rounds its final sum to the wire precision, so every rank ends bit-identical.
-      if (t === ctx.worldSize - 2 && dtype === 'bf16') roundToBf16InPlace(dst);
+      if (t === ctx.worldSize - 2 && k > 0) roundToBf16InPlace(low);
     } else {
-      ctx.staging.copyInto(dst, f.payload, dtype);
+      if (k > 0) ctx.staging.copyInto(low, f.payload.subarray(0, split), 'bf16');
+      if (k < dst.length) ctx.staging.copyInto(exact, f.payload.subarray(split), 'f32');
     }
     this.cursor.advance();
     if (t + 1 < ringSteps(ctx.worldSize)) this.enqueue(t + 1, chunk);
@@ -222,6 +229,7 @@ export class AllreduceOp {
     const ctx = this.ctx;
     const segment = sendSegment(ctx.rank, t, ctx.worldSize);
     const range = chunkRange(this.n, ctx.worldSize, segment, c, ctx.chunkElements);
+    const k = this.bf16Count(range.offset, range.length);
     const header: ChunkHeader = {
       runId: ctx.runId,
       generation: ctx.generation,
@@ -236,19 +244,21 @@ export class AllreduceOp {
       offset: range.offset,
       length: range.length,
       totalLength: this.n,
-      dtype: dtypeValue(this.dtypeOf(range.offset, range.length)),
+      dtype: dtypeValue(k > 0 ? 'bf16' : 'f32'),
     };
     const values = ctx.data.subarray(range.offset, range.offset + range.length);
-    return ctx.sink.send(header, values, { sequence: ctx.sequence, frameIndex: this.framesSent, t });
+    return ctx.sink.send(header, values, k, { sequence: ctx.sequence, frameIndex: this.framesSent, t });
   }
 
   /**
-   * Wire type of the chunk [offset, offset + length): bf16 only when the ring compresses and the
-   * whole chunk lies in the caller's bf16 prefix (`tag.bf16Elements`, the gradients); everything
-   * else (loss sums, counts, BatchNorm buffers) rides float32.
+   * How many leading elements of the chunk [offset, offset + length) travel as bf16: those inside
+   * the caller's bf16 prefix (`tag.bf16Elements`, the gradients) when the ring compresses; the
+   * rest (loss sums, counts, BatchNorm buffers) rides float32. A chunk with any bf16 element is
+   * marked WIRE_DTYPE_BF16 and carries those first, then the float32 rest.
    */
-  private dtypeOf(offset: number, length: number): WireDtypeName {
-    return this.ctx.dtype === 'bf16' && offset + length <= (this.ctx.tag.bf16Elements ?? 0) ? 'bf16' : 'f32';
+  private bf16Count(offset: number, length: number): number {
+    if (this.ctx.dtype !== 'bf16') return 0;
+    return Math.max(0, Math.min(length, (this.ctx.tag.bf16Elements ?? 0) - offset));
   }
 
   private expect(f: DecodedChunk, field: string, got: number | string, want: number | string): void {

@@ -81,7 +81,10 @@ export interface RingAllreduceOptions {
    * each call's `tag.bf16Elements` prefix (the gradients), see `bf16.ts`; the rest stays float32.
    */
   readonly compress?: WireCompression;
-  /** Data transport of the ring's edges; all ranks must agree. Default 'grpc'. */
+  /**
+   * Data transport of the ring's edges; all ranks must agree. Default 'tcp' (a quarter of the
+   * CPU per byte of 'grpc', docs/performance.md).
+   */
   readonly transport?: RingTransport;
 }
 

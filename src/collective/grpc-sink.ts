@@ -5,10 +5,10 @@
  * caller's array is never read after `send` returns.
  */
 import type { ChunkSink } from './allreduce-op.ts';
-import { type Staging, WIRE_BYTES } from './bf16.ts';
+import { encodeMixed, mixedBytes, type Staging } from './bf16.ts';
 import type { DownstreamEdge } from './edges.ts';
 import type { FaultInjector, FrameSite } from './faults.ts';
-import { type ChunkHeader, dtypeName, encodeChunkFrame, FramePool } from './frame-codec.ts';
+import { type ChunkHeader, encodeChunkFrame, FramePool } from './frame-codec.ts';
 
 /** Frames chunks onto a DownstreamEdge. */
 export class GrpcChunkSink implements ChunkSink {
@@ -26,10 +26,9 @@ export class GrpcChunkSink implements ChunkSink {
     this.pool = new FramePool(frameCapacity);
   }
 
-  send(header: ChunkHeader, values: Float32Array, site: FrameSite): boolean | 'stall' {
-    const dtype = dtypeName(header.dtype) ?? 'f32';
-    const { frame, payloadAt } = encodeChunkFrame(header, values.length * WIRE_BYTES[dtype], this.pool.alloc);
-    this.staging.encode(values, dtype, frame, payloadAt);
+  send(header: ChunkHeader, values: Float32Array, bf16: number, site: FrameSite): boolean | 'stall' {
+    const { frame, payloadAt } = encodeChunkFrame(header, mixedBytes(values.length, bf16), this.pool.alloc);
+    encodeMixed(this.staging, values, bf16, frame, payloadAt);
     let out = frame;
     if (this.faults) {
       const action = this.faults.beforeSend(site, frame);

@@ -100,7 +100,7 @@ export function resolveOptions(opts: RingAllreduceOptions): RingConfig {
       `RingAllreduceOptions.compress (${JSON.stringify(compress)}) must be 'none' or 'bf16'`,
     );
   }
-  const transport = opts.transport ?? 'grpc';
+  const transport = opts.transport ?? 'tcp';
   if (transport !== 'grpc' && transport !== 'tcp') {
     throw new CollectiveConfigError(
       `RingAllreduceOptions.transport (${JSON.stringify(transport)}) must be 'grpc' or 'tcp'`,

@@ -22,12 +22,11 @@
 import net from 'node:net';
 import type { bbn } from '../generated/bbn.js';
 import type { ChunkSink } from './allreduce-op.ts';
-import { type Staging, WIRE_BYTES } from './bf16.ts';
+import { encodeMixed, mixedBytes, type Staging } from './bf16.ts';
 import { Edge, type PeerRef } from './edges.ts';
 import type { FaultInjector, FrameSite } from './faults.ts';
 import {
   type ChunkHeader,
-  dtypeName,
   encodeRequest,
   encodeResponse,
   FramePool,
@@ -293,12 +292,10 @@ export class TcpDataOut extends TcpEdge implements ChunkSink {
     return this.inFlightHead < this.inFlight.length;
   }
 
-  send(header: ChunkHeader, values: Float32Array, site: FrameSite): boolean | 'stall' {
-    const dtype = dtypeName(header.dtype) ?? 'f32';
-    const payloadBytes = values.length * WIRE_BYTES[dtype];
-    const plan = planChunkFrame(header, payloadBytes);
+  send(header: ChunkHeader, values: Float32Array, bf16: number, site: FrameSite): boolean | 'stall' {
+    const plan = planChunkFrame(header, mixedBytes(values.length, bf16));
     const socket = this.socket;
-    if (dtype === 'f32' && !this.opts.faults) {
+    if (bf16 === 0 && !this.opts.faults) {
       const head = this.headers.alloc(PREFIX_BYTES + plan.headerBytes);
       head[0] = 0;
       head.writeUInt32BE(plan.total, 1);
@@ -318,7 +315,7 @@ export class TcpDataOut extends TcpEdge implements ChunkSink {
     frame[0] = 0;
     frame.writeUInt32BE(plan.total, 1);
     const payloadAt = writeChunkHeader(header, plan, frame, PREFIX_BYTES);
-    this.opts.staging.encode(values, dtype, frame, payloadAt);
+    encodeMixed(this.opts.staging, values, bf16, frame, payloadAt);
     let out = frame;
     if (this.opts.faults) {
       const message = frame.subarray(PREFIX_BYTES);
