@@ -3,7 +3,10 @@
  * ring allreduce fitted to a `npm run bench:peers` output, combined with measured H100 step times,
  * printing the predicted data-parallel scaling efficiency at W = 8, 64, 256.
  *
- *   npm run bench:scaling -- [--from bench/peers/results/2026-12-06.md] [--overlap 0]
+ *   npm run bench:scaling -- [--from bench/peers/results/2026-12-06.md] [--overlap 0] [--alpha-us N]
+ *
+ * `--alpha-us N` adds a table with alpha = N us (an assumption, labelled as such: the loopback
+ * alpha of a loaded 2-core machine is mostly waiting for a core).
  *
  * Model (Thakur/Rabenseifner ring, segments pipelined in chunks):
  *   T(W, S) = 2(W-1) * alpha + 2(W-1)/W * S * beta,   beta = max(beta_sw, 1 / link bandwidth)
@@ -27,6 +30,7 @@ const { values } = parseArgs({
   options: {
     from: { type: 'string', default: 'bench/peers/results/2026-12-06.md' },
     overlap: { type: 'string', default: '0' },
+    'alpha-us': { type: 'string' },
   },
 });
 const overlap = Number(values.overlap);
@@ -165,6 +169,9 @@ console.log('Reference: Horovod, 90% (ResNet-101, 512 GPUs, published).');
 // table takes gloo's alpha from the same run instead (what the ring step costs unstarved).
 const alphas: Array<[string, number]> = [['ring-tcp (fitted)', tcp.alpha]];
 if (gloo) alphas.push(['gloo (fitted, same run)', gloo.alpha]);
+if (values['alpha-us'] !== undefined) {
+  alphas.push(['--alpha-us (assumed, not measured)', Number(values['alpha-us']) / 1e6]);
+}
 for (const [source, alpha] of alphas) {
   console.log(`\nalpha = ${(alpha * 1e6).toFixed(0)} us per ring step, from ${source}:\n`);
   console.log(
