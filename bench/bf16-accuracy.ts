@@ -59,16 +59,22 @@ async function run(cfg: RunConfig, bf16: boolean) {
     ),
   );
   const err: WireError = { sumSq: 0, refSq: 0, worstRel: 0, count: 0 };
-  // Both ranks' gradients of the step in flight, to form the float64 reference sum.
-  const pending: Array<Float32Array | null> = [null, null];
+  // Both ranks' gradients of each step, keyed by the step (a rank may run ahead by one step
+  // before the other's allreduce returns), to form the float64 reference sum.
+  const pending = new Map<string, Float32Array[]>();
   const trainers = [0, 1].map((rank) => {
     const model = createModel(modelSpecFor(cfg, data), Rng.fromSeed(cfg.seed).split('init'));
     const reduce: Reducer = async (buf, tag) => {
       const n = tag.bf16Elements ?? 0;
-      pending[rank] = buf.slice(0, n);
+      const key = `${tag.epoch}/${tag.step}`;
+      const mine = pending.get(key) ?? [];
+      mine[rank] = buf.slice(0, n);
+      pending.set(key, mine);
       await rings[rank].allreduce(buf, tag);
       if (rank === 0) {
-        const [a, b] = pending as [Float32Array, Float32Array];
+        // Both deposits happened before either allreduce could complete.
+        const [a, b] = pending.get(key)!;
+        pending.delete(key);
         let e2 = 0;
         let r2 = 0;
         for (let i = 0; i < n; i++) {
