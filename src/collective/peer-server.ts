@@ -59,7 +59,8 @@ export interface CollectiveServerOptions {
    */
   readonly keepaliveMs?: number;
   /**
-   * TCP port of the data listener that rings with `transport: 'tcp'` use, bound on the same host
+   * TCP port of the data listener that rings with `transport: 'tcp'` use, bound on the server's
+   * host (`listen`: the bind address; `attach`: the advertised host, which must then be local)
    * when the first such ring registers; default 0 (any free port, sent to peers in the accept).
    */
   readonly dataPort?: number;
