@@ -25,7 +25,7 @@ type Msg =
       chunkBytes: number;
       compress: WireCompression;
     }
-  | { type: 'run'; kind: 'grpc' | 'tcp' | 'stream'; n: number; iters: number }
+  | { type: 'run'; kind: 'grpc' | 'ringtcp' | 'tcp' | 'stream'; n: number; iters: number }
   | { type: 'exit' };
 
 const rank = Number(process.argv[2]);
@@ -42,6 +42,8 @@ const streamServer = net.createServer();
 await new Promise<void>((resolve) => streamServer.listen(0, '127.0.0.1', resolve));
 const streamPort = (streamServer.address() as net.AddressInfo).port;
 let ring: RingAllreduce | null = null;
+/** The same RingAllreduce with its chunk data on the raw-TCP data plane (transport 'tcp'). */
+let ringTcp: RingAllreduce | null = null;
 let tcp: TcpRing | null = null;
 /** Rank 0: the socket to rank 1; rank 1: the socket from rank 0 (kind 'stream'). */
 let stream: net.Socket | null = null;
@@ -50,9 +52,9 @@ process.on('message', async (m: Msg) => {
   try {
     if (m.type === 'peers') {
       const streamReady = m.stream ? connectStream(m.stream) : Promise.resolve(null);
-      [ring, tcp, stream] = await Promise.all([
+      const ringOf = (transport: 'grpc' | 'tcp') =>
         RingAllreduce.create({
-          runId: 'bench',
+          runId: `bench-${transport}`,
           generation: 1,
           rank,
           worldSize,
@@ -60,7 +62,11 @@ process.on('message', async (m: Msg) => {
           server,
           chunkBytes: m.chunkBytes,
           compress: m.compress,
-        }),
+          transport,
+        });
+      [ring, ringTcp, tcp, stream] = await Promise.all([
+        ringOf('grpc'),
+        ringOf('tcp'),
         TcpRing.create(rank, worldSize, m.tcp, tcpServer, m.chunkBytes),
         streamReady,
       ]);
@@ -80,7 +86,10 @@ process.on('message', async (m: Msg) => {
         data.fill(1);
         const c0 = process.cpuUsage();
         const t0 = performance.now();
-        if (m.kind === 'grpc') await ring!.allreduce(data, { epoch: 0, step: i });
+        // With compress 'bf16' the whole array counts as gradient (bf16 on the wire).
+        const tag = { epoch: 0, step: i, bf16Elements: m.n };
+        if (m.kind === 'grpc') await ring!.allreduce(data, tag);
+        else if (m.kind === 'ringtcp') await ringTcp!.allreduce(data, tag);
         else await tcp!.allreduce(data);
         const dt = (performance.now() - t0) / 1000;
         const dc = process.cpuUsage(c0);
@@ -94,6 +103,7 @@ process.on('message', async (m: Msg) => {
       send({ type: 'result', times, cpu, ok });
     } else if (m.type === 'exit') {
       await ring?.close();
+      await ringTcp?.close();
       tcp?.close();
       stream?.destroy();
       await server.close();

@@ -1,11 +1,13 @@
 /**
- * Peer benchmark of the ring allreduce (issue 16): our gRPC ring beside torch.distributed gloo,
+ * Peer benchmark of the ring allreduce (issue 16): our ring (gRPC data, and the raw-TCP data
+ * plane: transport tcp) beside torch.distributed gloo,
  * the same ring over plain TCP (bench/allreduce-tcp.ts) and one raw TCP stream, W ranks as
  * separate processes on loopback, interleaved round by round so every kind sees the same load.
  * Not part of CI (it needs PyTorch and minutes of both cores).
  *
  *   npm run bench:peers -- [--worlds 2,4] [--sizes-mb 2,100,245] [--rounds 3] [--iters 10,3]
- *     [--kinds grpc,tcp,gloo,stream] [--chunk-kib 1024] [--python python3]
+ *     [--kinds grpc,ringtcp,tcp,gloo,stream] [--chunk-kib 1024] [--compress none|bf16]
+ *     [--python python3]
  *
  * Per (W, size) and kind it prints wall ms per allreduce (slowest rank, median of a round),
  * algbw = bytes / time, busbw = algbw * 2(W-1)/W (nccl-tests' definition), and CPU ms per rank per
@@ -17,6 +19,7 @@
  */
 import { type ChildProcess, fork, spawn, spawnSync } from 'node:child_process';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -29,16 +32,18 @@ const { values } = parseArgs({
     'sizes-mb': { type: 'string', default: '2,100,245' },
     rounds: { type: 'string', default: '3' },
     iters: { type: 'string', default: '10,3' },
-    kinds: { type: 'string', default: 'grpc,tcp,gloo,stream' },
+    kinds: { type: 'string', default: 'grpc,ringtcp,tcp,gloo,stream' },
     'chunk-kib': { type: 'string', default: '1024' },
+    compress: { type: 'string', default: 'none' },
     python: { type: 'string', default: process.env.BENCH_PYTHON ?? 'python3' },
   },
 });
 
-type Kind = 'grpc' | 'tcp' | 'gloo' | 'stream';
+type Kind = 'grpc' | 'ringtcp' | 'tcp' | 'gloo' | 'stream';
 const KIND_LABEL: Record<Kind, string> = {
-  grpc: 'gRPC ring (ours)',
-  tcp: 'same ring, raw TCP',
+  grpc: 'our ring, gRPC data (transport grpc)',
+  ringtcp: 'our ring, TCP data plane (transport tcp)',
+  tcp: 'bench TCP ring (no checks)',
   gloo: 'torch gloo',
   stream: 'one TCP stream',
 };
@@ -50,7 +55,7 @@ const kinds = values.kinds.split(',') as Kind[];
 const chunkBytes = Number(values['chunk-kib']) * 1024;
 for (const k of kinds) {
   if (!(k in KIND_LABEL)) {
-    console.error(`--kinds: unknown kind ${JSON.stringify(k)} (grpc, tcp, gloo, stream)`);
+    console.error(`--kinds: unknown kind ${JSON.stringify(k)} (grpc, ringtcp, tcp, gloo, stream)`);
     process.exit(2);
   }
 }
@@ -114,7 +119,7 @@ async function nodeRanks(W: number): Promise<Ranks> {
       tcp: listening.map((l) => l.tcp),
       stream: listening.map((l) => l.stream),
       chunkBytes,
-      compress: 'none',
+      compress: values.compress,
     });
   }
   await Promise.all(ready);
@@ -174,6 +179,17 @@ async function glooRanks(W: number): Promise<Ranks> {
   };
 }
 
+/** Bound on one kind's allreduces of one round: a hang is reported, not waited out. */
+const RUN_LIMIT_S = 900;
+
+function withinSeconds<T>(p: Promise<T>, seconds: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no result within ${seconds} s`)), seconds * 1000);
+  });
+  return Promise.race([p, limit]).finally(() => clearTimeout(timer));
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
@@ -206,7 +222,11 @@ async function benchWorld(W: number): Promise<void> {
         // Rotate the order each round so no kind always follows the same one.
         const order = kinds.map((_, i) => kinds[(i + round) % kinds.length]);
         for (const kind of order) {
-          const rs = await (kind === 'gloo' ? gloo! : node).run(kind, n, iters);
+          const rs = await withinSeconds(
+            (kind === 'gloo' ? gloo! : node).run(kind, n, iters),
+            RUN_LIMIT_S,
+            `${KIND_LABEL[kind]} W=${W} ${mb} MB round ${round}`,
+          );
           if (!rs.every((r) => r.ok)) throw new Error(`${kind} W=${W} ${mb} MB: wrong sum`);
           const timed = rs.filter((r) => r.times.length > 0);
           const perIter = timed[0].times.map((_, i) => Math.max(...timed.map((r) => r.times[i])));
@@ -217,7 +237,10 @@ async function benchWorld(W: number): Promise<void> {
       const factor = (2 * (W - 1)) / W;
       const busbw = (kind: Kind, r: Round): number =>
         (bytes / r.seconds / 1e9) * (kind === 'stream' ? 1 : factor);
-      console.log(`\n### W=${W}, ${mb} MB (${rounds} rounds x ${iters} allreduces, ranges over rounds)\n`);
+      const wire = values.compress === 'bf16' ? ', bf16 wire for our rings' : '';
+      console.log(
+        `\n### W=${W}, ${mb} MB (${rounds} rounds x ${iters} allreduces, ranges over rounds${wire})\n`,
+      );
       console.log('| kind | wall ms | algbw GB/s | busbw GB/s | CPU ms per rank |');
       console.log('|---|---|---|---|---|');
       for (const kind of kinds) {
@@ -253,11 +276,16 @@ async function benchWorld(W: number): Promise<void> {
         return `${range(xs, 2)}x`;
       };
       const lines = [
-        ['busbw gRPC ring / gloo', ratio('grpc', 'gloo', 'bw')],
-        ['CPU gRPC ring / gloo', ratio('grpc', 'gloo', 'cpu')],
-        ['busbw gRPC ring / one TCP stream', ratio('grpc', 'stream', 'bw')],
-        ['busbw gRPC ring / same ring on TCP', ratio('grpc', 'tcp', 'bw')],
-        ['busbw TCP ring / gloo', ratio('tcp', 'gloo', 'bw')],
+        ['busbw ring(grpc) / gloo', ratio('grpc', 'gloo', 'bw')],
+        ['CPU ring(grpc) / gloo', ratio('grpc', 'gloo', 'cpu')],
+        ['busbw ring(grpc) / one TCP stream', ratio('grpc', 'stream', 'bw')],
+        ['busbw ring(tcp) / gloo', ratio('ringtcp', 'gloo', 'bw')],
+        ['CPU ring(tcp) / gloo', ratio('ringtcp', 'gloo', 'cpu')],
+        ['busbw ring(tcp) / one TCP stream', ratio('ringtcp', 'stream', 'bw')],
+        ['busbw ring(tcp) / ring(grpc)', ratio('ringtcp', 'grpc', 'bw')],
+        ['CPU ring(tcp) / ring(grpc)', ratio('ringtcp', 'grpc', 'cpu')],
+        ['CPU ring(tcp) / bench TCP ring', ratio('ringtcp', 'tcp', 'cpu')],
+        ['busbw bench TCP ring / gloo', ratio('tcp', 'gloo', 'bw')],
       ].filter((l): l is [string, string] => l[1] !== null);
       console.log(`\n${lines.map(([k, v]) => `${k}: ${v}`).join('; ')}`);
     }
@@ -267,7 +295,13 @@ async function benchWorld(W: number): Promise<void> {
   }
 }
 
+const load = (): string =>
+  os
+    .loadavg()
+    .map((x) => x.toFixed(1))
+    .join(' ');
 console.log(
-  `# allreduce peers: loopback, float32, chunk ${chunkBytes / 1024} KiB, worlds ${worlds.join(',')}, sizes ${sizesMb.join(',')} MB`,
+  `# allreduce peers: loopback, float32, chunk ${chunkBytes / 1024} KiB, worlds ${worlds.join(',')}, sizes ${sizesMb.join(',')} MB; ${os.cpus().length} cores, load average ${load()}`,
 );
 for (const W of worlds) await benchWorld(W);
+console.log(`\n# load average at the end: ${load()}`);

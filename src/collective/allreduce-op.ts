@@ -16,14 +16,8 @@ import { bbn } from '../generated/bbn.js';
 import { type AllreduceTag, describeRank, ProtocolError } from './api.ts';
 import { roundToBf16InPlace, type Staging, WIRE_BYTES, type WireDtypeName } from './bf16.ts';
 import type { PeerRef } from './edges.ts';
-import type { FaultInjector } from './faults.ts';
-import {
-  type ChunkHeader,
-  type DecodedChunk,
-  dtypeValue,
-  encodeChunkFrame,
-  type FrameAllocator,
-} from './frame-codec.ts';
+import type { FrameSite } from './faults.ts';
+import { type ChunkHeader, type DecodedChunk, dtypeValue } from './frame-codec.ts';
 import {
   chunkRange,
   chunksInSegment,
@@ -47,15 +41,24 @@ export interface OpContext {
   readonly data: Float32Array;
   readonly upstream: PeerRef;
   readonly staging: Staging;
-  /** Writes a frame downstream; false means wait for `drained()`. */
-  readonly write: (frame: Buffer) => boolean;
-  /** Allocates frame buffers (a pool the ring refills after each write). */
-  readonly alloc: FrameAllocator;
-  /** Called after each frame written, with its size. */
-  readonly sent: (bytes: number) => void;
+  /** The downstream transport. */
+  readonly sink: ChunkSink;
   /** Called once when every frame was received and every send handed to the stream. */
   readonly finished: () => void;
-  readonly faults?: FaultInjector;
+}
+
+/** Where an allreduce's outgoing chunks go: the downstream edge of one transport. */
+export interface ChunkSink {
+  /**
+   * Sends one chunk: `header` and the float32 `values` (a view of the caller's array), the first
+   * `bf16` of them encoded as bfloat16 and the rest as float32. A transport may keep reading
+   * `values` until `busy` turns false. Returns false when the caller must wait for
+   * `AllreduceOp.drained()` before sending more, or 'stall' when a test's fault injector stopped
+   * sending for good.
+   */
+  send(header: ChunkHeader, values: Float32Array, bf16: number, site: FrameSite): boolean | 'stall';
+  /** Whether bytes handed over may still be read from a caller's array (zero-copy sends). */
+  readonly busy: boolean;
 }
 
 const PHASE_RS = bbn.v1.RingPhase.RING_PHASE_REDUCE_SCATTER;
@@ -126,6 +129,11 @@ export class AllreduceOp {
     this.pump();
   }
 
+  /** A zero-copy sink finished reading the caller's array; the allreduce may now settle. */
+  flushed(): void {
+    this.pump();
+  }
+
   /** Fails the allreduce on this rank (idempotent). */
   fail(err: Error): void {
     if (this.settled) return;
@@ -141,14 +149,15 @@ export class AllreduceOp {
     const segment = this.cursor.segment;
     const range = this.cursor.range;
     const reduce = isReduceStep(t, ctx.worldSize);
-    const bytesPer = WIRE_BYTES[ctx.dtype];
+    const k = this.bf16Count(range.offset, range.length);
+    const dtype: WireDtypeName = k > 0 ? 'bf16' : 'f32';
     this.expect(f, 'run_id', f.runId, ctx.runId);
     this.expect(f, 'generation', f.generation, ctx.generation);
     this.expect(f, 'sender_rank', f.senderRank, ctx.upstream.rank);
     this.expect(f, 'sequence', f.sequence, ctx.sequence);
     this.expect(f, 'epoch', f.epoch, ctx.tag.epoch);
     this.expect(f, 'step', f.step, ctx.tag.step);
-    this.expect(f, 'dtype', f.dtype, dtypeValue(ctx.dtype));
+    this.expect(f, 'dtype', f.dtype, dtypeValue(dtype));
     this.expect(f, 'total_length', f.totalLength, this.n);
     this.expect(f, 'phase', f.phase, reduce ? PHASE_RS : PHASE_AG);
     this.expect(f, 'phase_step', f.phaseStep, phaseStep(t, ctx.worldSize));
@@ -156,15 +165,21 @@ export class AllreduceOp {
     this.expect(f, 'chunk_index', f.chunkIndex, chunk);
     this.expect(f, 'offset', f.offset, range.offset);
     this.expect(f, 'length', f.length, range.length);
-    this.expect(f, 'payload bytes', f.payload.length, range.length * bytesPer);
+    const split = k * WIRE_BYTES.bf16;
+    this.expect(f, 'payload bytes', f.payload.length, split + (range.length - k) * WIRE_BYTES.f32);
 
+    // The payload is k bf16 values, then the rest of the chunk as float32.
     const dst = ctx.data.subarray(range.offset, range.offset + range.length);
+    const low = dst.subarray(0, k);
+    const exact = dst.subarray(k);
     if (reduce) {
-      ctx.staging.addInto(dst, f.payload, ctx.dtype);
+      if (k > 0) ctx.staging.addInto(low, f.payload.subarray(0, split), 'bf16');
+      if (k < dst.length) ctx.staging.addInto(exact, f.payload.subarray(split), 'f32');
       // The owner rounds its final sum to the wire precision, so every rank ends bit-identical.
-      if (t === ctx.worldSize - 2 && ctx.dtype === 'bf16') roundToBf16InPlace(dst);
+      if (t === ctx.worldSize - 2 && k > 0) roundToBf16InPlace(low);
     } else {
-      ctx.staging.copyInto(dst, f.payload, ctx.dtype);
+      if (k > 0) ctx.staging.copyInto(low, f.payload.subarray(0, split), 'bf16');
+      if (k < dst.length) ctx.staging.copyInto(exact, f.payload.subarray(split), 'f32');
     }
     this.cursor.advance();
     if (t + 1 < ringSteps(ctx.worldSize)) this.enqueue(t + 1, chunk);
@@ -181,42 +196,40 @@ export class AllreduceOp {
     this.queueC.push(c);
   }
 
-  /** Hands queued frames to the stream until it pushes back; finishes when all is done. */
+  /** Hands queued frames to the sink until it pushes back; finishes when all is done. */
   private pump(): void {
     const ctx = this.ctx;
     while (!this.blocked && !this.stalled && !this.settled && this.head < this.queueT.length) {
       const t = this.queueT[this.head];
       const c = this.queueC[this.head];
       this.head++;
-      let frame = this.materialize(t, c);
-      if (ctx.faults) {
-        const action = ctx.faults.beforeSend(
-          { sequence: ctx.sequence, frameIndex: this.framesSent, t },
-          frame,
-        );
-        if (action === 'stall') {
-          this.stalled = true;
-          return;
-        }
-        frame = action;
+      const sent = this.sendChunk(t, c);
+      if (sent === 'stall') {
+        this.stalled = true;
+        return;
       }
       this.framesSent++;
-      const more = ctx.write(frame);
-      ctx.sent(frame.length);
-      if (!more) this.blocked = true;
+      if (!sent) this.blocked = true;
     }
-    if (!this.settled && this.cursor.done && this.head === this.queueT.length && !this.stalled) {
+    if (
+      !this.settled &&
+      this.cursor.done &&
+      this.head === this.queueT.length &&
+      !this.stalled &&
+      !ctx.sink.busy
+    ) {
       this.settled = true;
       ctx.finished();
       this.resolve();
     }
   }
 
-  /** Encodes chunk c of the segment sent at ring step t, reading the array now. */
-  private materialize(t: number, c: number): Buffer {
+  /** Sends chunk c of the segment sent at ring step t, reading the array now. */
+  private sendChunk(t: number, c: number): boolean | 'stall' {
     const ctx = this.ctx;
     const segment = sendSegment(ctx.rank, t, ctx.worldSize);
     const range = chunkRange(this.n, ctx.worldSize, segment, c, ctx.chunkElements);
+    const k = this.bf16Count(range.offset, range.length);
     const header: ChunkHeader = {
       runId: ctx.runId,
       generation: ctx.generation,
@@ -231,16 +244,21 @@ export class AllreduceOp {
       offset: range.offset,
       length: range.length,
       totalLength: this.n,
-      dtype: dtypeValue(ctx.dtype),
+      dtype: dtypeValue(k > 0 ? 'bf16' : 'f32'),
     };
-    const { frame, payloadAt } = encodeChunkFrame(header, range.length * WIRE_BYTES[ctx.dtype], ctx.alloc);
-    ctx.staging.encode(
-      ctx.data.subarray(range.offset, range.offset + range.length),
-      ctx.dtype,
-      frame,
-      payloadAt,
-    );
-    return frame;
+    const values = ctx.data.subarray(range.offset, range.offset + range.length);
+    return ctx.sink.send(header, values, k, { sequence: ctx.sequence, frameIndex: this.framesSent, t });
+  }
+
+  /**
+   * How many leading elements of the chunk [offset, offset + length) travel as bf16: those inside
+   * the caller's bf16 prefix (`tag.bf16Elements`, the gradients) when the ring compresses; the
+   * rest (loss sums, counts, BatchNorm buffers) rides float32. A chunk with any bf16 element is
+   * marked WIRE_DTYPE_BF16 and carries those first, then the float32 rest.
+   */
+  private bf16Count(offset: number, length: number): number {
+    if (this.ctx.dtype !== 'bf16') return 0;
+    return Math.max(0, Math.min(length, (this.ctx.tag.bf16Elements ?? 0) - offset));
   }
 
   private expect(f: DecodedChunk, field: string, got: number | string, want: number | string): void {

@@ -13,10 +13,22 @@ export interface AllreduceTag {
   readonly epoch: number;
   /** Step within the epoch (unsigned 32-bit integer). */
   readonly step: number;
+  /**
+   * With `compress: 'bf16'`: how many leading elements of the array are gradients that may travel
+   * as bfloat16 (chunks wholly inside this prefix); every other element rides float32, exact.
+   * Default 0: nothing is rounded. Every rank passes the same value.
+   */
+  readonly bf16Elements?: number;
 }
 
 /** Element type of gradient payloads on the wire. Reduction is always float32. */
 export type WireCompression = 'none' | 'bf16';
+
+/**
+ * Where chunk data travels: 'grpc' on each edge's Ring call, or 'tcp' on one plain TCP connection
+ * per edge beside it (control stays on gRPC; see tcp-edges.ts).
+ */
+export type RingTransport = 'grpc' | 'tcp';
 
 /** Where a ring's peer server listens when the ring creates its own server. */
 export interface ListenAddress {
@@ -64,8 +76,16 @@ export interface RingAllreduceOptions {
    * CollectiveConfigError. Default 60 000 ms.
    */
   readonly keepaliveMs?: number;
-  /** Wire element type; default 'none' (float32). 'bf16' halves the bytes, see `bf16.ts`. */
+  /**
+   * Wire element type; default 'none' (float32). 'bf16' halves the bytes of the chunks inside
+   * each call's `tag.bf16Elements` prefix (the gradients), see `bf16.ts`; the rest stays float32.
+   */
   readonly compress?: WireCompression;
+  /**
+   * Data transport of the ring's edges; all ranks must agree. Default 'tcp' (a quarter of the
+   * CPU per byte of 'grpc', docs/performance.md).
+   */
+  readonly transport?: RingTransport;
 }
 
 /** Counters of one ring since it was created. */

@@ -90,6 +90,24 @@ export class Staging {
   }
 }
 
+/** Payload bytes of `n` values whose first `bf16` travel as bfloat16 and the rest as float32. */
+export function mixedBytes(n: number, bf16: number): number {
+  return bf16 * WIRE_BYTES.bf16 + (n - bf16) * WIRE_BYTES.f32;
+}
+
+/** Writes `values` into `out` at `at`: the first `bf16` as bfloat16, then the rest as float32. */
+export function encodeMixed(
+  staging: Staging,
+  values: Float32Array,
+  bf16: number,
+  out: Uint8Array,
+  at: number,
+): void {
+  let pos = at;
+  if (bf16 > 0) pos += staging.encode(values.subarray(0, bf16), 'bf16', out, pos);
+  if (bf16 < values.length) staging.encode(values.subarray(bf16), 'f32', out, pos);
+}
+
 /**
  * dst[i] += src[i] for every element of dst, each a single float32 add (the same results as the
  * plain loop). Unrolled by 8: V8 does not vectorise, and the unrolled loop takes about 40% less

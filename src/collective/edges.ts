@@ -33,12 +33,14 @@ export interface EdgeListener {
    * `oversize` when grpc-js refused a message above the size limit (a protocol violation).
    */
   ended(graceful: boolean, detail: string, oversize: boolean): void;
-  /** The downstream peer read enough for more writes (DownstreamEdge only). */
+  /** The downstream peer read enough for more writes (downstream edges only). */
   drain?(): void;
+  /** Every byte handed to a zero-copy downstream edge has left the caller's arrays. */
+  flushed?(): void;
 }
 
 /** Common plumbing: buffers events until a listener is attached, and reports one end. */
-abstract class Edge {
+export abstract class Edge {
   private listener: EdgeListener | null = null;
   /** Events seen before `attach`, replayed in order. */
   private early: Array<{ buf?: Buffer; end?: { graceful: boolean; detail: string; oversize: boolean } }> = [];
@@ -63,14 +65,15 @@ abstract class Edge {
       if (e.buf) listener.message(e.buf);
       else if (e.end) listener.ended(e.end.graceful, e.end.detail, e.end.oversize);
     }
-    this.resume();
+    // A replayed message may have made the listener hold the edge; it resumes it itself.
+    if (!this.pausedByListener) this.doResume();
   }
 
   protected deliver(buf: Buffer): void {
     if (this.listener) this.listener.message(buf);
     else {
       this.early.push({ buf });
-      this.pause();
+      this.doPause();
     }
   }
 
@@ -90,10 +93,31 @@ abstract class Edge {
     this.listener?.drain?.();
   }
 
-  /** Stops reading from the peer (HTTP/2 flow control then stops the peer's writes). */
-  abstract pause(): void;
+  protected notifyFlushed(): void {
+    this.listener?.flushed?.();
+  }
+
+  /** Whether a listener is attached (events are delivered, not kept). */
+  protected get attached(): boolean {
+    return this.listener !== null;
+  }
+
+  private pausedByListener = false;
+
+  /** Stops reading from the peer (flow control then stops the peer's writes). */
+  pause(): void {
+    this.pausedByListener = true;
+    this.doPause();
+  }
+
   /** Resumes reading. */
-  abstract resume(): void;
+  resume(): void {
+    this.pausedByListener = false;
+    this.doResume();
+  }
+
+  protected abstract doPause(): void;
+  protected abstract doResume(): void;
 }
 
 /** Channel options for the call to the upstream neighbour. */
@@ -167,11 +191,11 @@ export class UpstreamEdge extends Edge {
     }
   }
 
-  override pause(): void {
+  protected override doPause(): void {
     this.call.pause();
   }
 
-  override resume(): void {
+  protected override doResume(): void {
     this.call.resume();
   }
 
@@ -291,11 +315,11 @@ export class DownstreamEdge extends Edge {
     call.pause();
   }
 
-  override pause(): void {
+  protected override doPause(): void {
     this.call.pause();
   }
 
-  override resume(): void {
+  protected override doResume(): void {
     this.call.resume();
   }
 

@@ -122,6 +122,24 @@ export function encodeChunkFrame(
   payloadBytes: number,
   alloc: FrameAllocator = Buffer.allocUnsafeSlow,
 ): { frame: Buffer; payloadAt: number } {
+  const plan = planChunkFrame(h, payloadBytes);
+  const frame = alloc(plan.total);
+  return { frame, payloadAt: writeChunkHeader(h, plan, frame, 0) };
+}
+
+/** Sizes of one chunk frame, from `planChunkFrame`. */
+export interface ChunkFramePlan {
+  readonly runId: Buffer;
+  readonly pad: number;
+  readonly inner: number;
+  /** Bytes of the whole RingResponse message, payload included. */
+  readonly total: number;
+  /** Bytes before the payload. */
+  readonly headerBytes: number;
+}
+
+/** Computes the frame layout of a chunk with `payloadBytes` payload bytes (see encodeChunkFrame). */
+export function planChunkFrame(h: ChunkHeader, payloadBytes: number): ChunkFramePlan {
   const runId = Buffer.from(h.runId, 'utf8');
   let fixed = 0;
   if (runId.length > 0) fixed += 1 + varintSize(runId.length) + runId.length;
@@ -138,32 +156,39 @@ export function encodeChunkFrame(
     }
   }
   const { inner, total } = layout(fixed, pad, payloadBytes);
-  const frame = alloc(total);
-  let at = 0;
-  frame[at++] = (RESPONSE_CHUNK_FIELD << 3) | 2;
-  at = writeVarint(frame, at, inner);
+  return { runId, pad, inner, total, headerBytes: total - payloadBytes };
+}
+
+/**
+ * Writes the bytes of a planned chunk frame that precede its payload into `out` at `at`; returns
+ * where the payload starts. The raw-TCP transport sends these header bytes and then the payload
+ * straight from the caller's array.
+ */
+export function writeChunkHeader(h: ChunkHeader, plan: ChunkFramePlan, out: Uint8Array, at: number): number {
+  const { runId, pad, inner } = plan;
+  out[at++] = (RESPONSE_CHUNK_FIELD << 3) | 2;
+  at = writeVarint(out, at, inner);
   if (runId.length > 0) {
-    frame[at++] = (1 << 3) | 2;
-    at = writeVarint(frame, at, runId.length);
-    frame.set(runId, at);
+    out[at++] = (1 << 3) | 2;
+    at = writeVarint(out, at, runId.length);
+    out.set(runId, at);
     at += runId.length;
   }
   for (let i = 0; i < UINT_FIELDS.length; i++) {
     const v = h[UINT_FIELDS[i]];
     if (v === 0) continue;
-    frame[at++] = (i + 2) << 3;
-    at = writeVarint(frame, at, v);
+    out[at++] = (i + 2) << 3;
+    at = writeVarint(out, at, v);
   }
   if (pad > 0) {
-    frame[at++] = (PADDING_FIELD << 3) | 2;
-    at = writeVarint(frame, at, pad);
-    frame.fill(0, at, at + pad);
+    out[at++] = (PADDING_FIELD << 3) | 2;
+    at = writeVarint(out, at, pad);
+    out.fill(0, at, at + pad);
     at += pad;
   }
-  frame[at++] = PAYLOAD_TAG[0];
-  frame[at++] = PAYLOAD_TAG[1];
-  at = writeVarint(frame, at, payloadBytes);
-  return { frame, payloadAt: at };
+  out[at++] = PAYLOAD_TAG[0];
+  out[at++] = PAYLOAD_TAG[1];
+  return writeVarint(out, at, plan.total - plan.headerBytes);
 }
 
 /** A cursor over protobuf bytes with bounds checks that throw FrameDecodeError. */

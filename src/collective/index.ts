@@ -26,6 +26,7 @@ export {
   type RingAllreduceOptions,
   type RingStats,
   RingTimeoutError,
+  type RingTransport,
   type WireCompression,
 } from './api.ts';
 export { f32BitsToBf16, roundToBf16InPlace } from './bf16.ts';

@@ -7,6 +7,7 @@ import {
   CollectiveConfigError,
   type ListenAddress,
   type RingAllreduceOptions,
+  type RingTransport,
 } from './api.ts';
 import type { WireDtypeName } from './bf16.ts';
 import { checkKeepalive, DEFAULT_KEEPALIVE_MS } from './keepalive.ts';
@@ -30,6 +31,7 @@ export interface RingConfig {
   readonly timeoutMs: number;
   readonly connectTimeoutMs: number;
   readonly keepaliveMs: number;
+  readonly transport: RingTransport;
 }
 
 function isUint32(v: unknown): v is number {
@@ -98,6 +100,12 @@ export function resolveOptions(opts: RingAllreduceOptions): RingConfig {
       `RingAllreduceOptions.compress (${JSON.stringify(compress)}) must be 'none' or 'bf16'`,
     );
   }
+  const transport = opts.transport ?? 'tcp';
+  if (transport !== 'grpc' && transport !== 'tcp') {
+    throw new CollectiveConfigError(
+      `RingAllreduceOptions.transport (${JSON.stringify(transport)}) must be 'grpc' or 'tcp'`,
+    );
+  }
   return {
     runId,
     generation,
@@ -109,6 +117,7 @@ export function resolveOptions(opts: RingAllreduceOptions): RingConfig {
     timeoutMs: positiveMs('timeoutMs', opts.timeoutMs, 60_000),
     connectTimeoutMs: positiveMs('connectTimeoutMs', opts.connectTimeoutMs, 30_000),
     keepaliveMs: resolveKeepalive(opts),
+    transport,
   };
 }
 
@@ -152,6 +161,12 @@ export function checkAllreduceArgs(data: unknown, tag: AllreduceTag | undefined)
   if (!tag || !isUint32(tag.epoch) || !isUint32(tag.step)) {
     throw new CollectiveConfigError(
       `allreduce(tag) (${JSON.stringify(tag)}) must be { epoch, step } with integers in [0, 2^32)`,
+    );
+  }
+  const bf16 = tag.bf16Elements;
+  if (bf16 !== undefined && (!isUint32(bf16) || bf16 > data.length)) {
+    throw new CollectiveConfigError(
+      `allreduce(tag).bf16Elements (${bf16}) must be an integer in [0, data.length = ${data.length}]`,
     );
   }
 }

@@ -10,6 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { bbn } from '../generated/bbn.js';
 import { CollectiveServiceDefinition } from '../generated/bbn-grpc.ts';
 import { CollectiveConfigError, CollectiveError, type ListenAddress } from './api.ts';
+import { DataListener } from './data-listener.ts';
 import { decodeRequest } from './frame-codec.ts';
 import { checkKeepalive, DEFAULT_KEEPALIVE_MS, keepaliveOptions } from './keepalive.ts';
 
@@ -57,6 +58,12 @@ export interface CollectiveServerOptions {
    * rings on this server use the same value for their own calls. Default 60 000 ms.
    */
   readonly keepaliveMs?: number;
+  /**
+   * TCP port of the data listener that rings with `transport: 'tcp'` use, bound on the server's
+   * host (`listen`: the bind address; `attach`: the advertised host, which must then be local)
+   * when the first such ring registers; default 0 (any free port, sent to peers in the accept).
+   */
+  readonly dataPort?: number;
 }
 
 /** Time a caller has to send its hello before the call is refused. */
@@ -75,6 +82,8 @@ export class CollectiveServer {
   /** Calls not yet closed, force-closed on `close()`. */
   private readonly calls = new Set<RawServerCall>();
   private closed = false;
+  private data: Promise<DataListener> | undefined;
+  private readonly dataPort: number;
 
   private constructor(
     private readonly server: grpc.Server,
@@ -86,7 +95,10 @@ export class CollectiveServer {
     private readonly owned: boolean,
     /** Keepalive of the edges served here; rings on this server use it for their calls too. */
     readonly keepaliveMs: number,
-  ) {}
+    dataPort = 0,
+  ) {
+    this.dataPort = dataPort;
+  }
 
   /** Starts a gRPC server on `address` (port 0 picks a free port) serving only ring edges. */
   static async listen(
@@ -114,7 +126,7 @@ export class CollectiveServer {
         { cause: err },
       );
     });
-    const self = new CollectiveServer(server, address.host, port, true, keepaliveMs);
+    const self = new CollectiveServer(server, address.host, port, true, keepaliveMs, options.dataPort);
     server.addService({ ring: RAW_RING_METHOD }, { ring: (call: RawServerCall) => self.handle(call) });
     return self;
   }
@@ -134,7 +146,14 @@ export class CollectiveServer {
       'CollectiveServerOptions.keepaliveMs',
       options.keepaliveMs ?? DEFAULT_KEEPALIVE_MS,
     );
-    const self = new CollectiveServer(server, advertised.host, advertised.port, false, keepaliveMs);
+    const self = new CollectiveServer(
+      server,
+      advertised.host,
+      advertised.port,
+      false,
+      keepaliveMs,
+      options.dataPort,
+    );
     server.addService({ ring: RAW_RING_METHOD }, { ring: (call: RawServerCall) => self.handle(call) });
     return self;
   }
@@ -166,11 +185,21 @@ export class CollectiveServer {
     };
   }
 
+  /** The data listener for raw-TCP rings, started on first use on this server's host. */
+  dataListener(): Promise<DataListener> {
+    if (this.closed) return Promise.reject(new CollectiveError(`CollectiveServer ${this.address} is closed`));
+    this.data ??= DataListener.listen(this.host, this.dataPort);
+    return this.data;
+  }
+
   /** Stops serving: refuses new edges, cancels open ones, and stops the server if owned. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.rings.clear();
+    const data = this.data;
+    this.data = undefined;
+    await (await data?.catch(() => undefined))?.close();
     for (const call of this.calls) call.destroy();
     this.calls.clear();
     if (!this.owned) return;

@@ -1,7 +1,9 @@
 /**
  * Ring allreduce over gRPC: one long-lived call per ring edge, opened at creation (each rank
  * calls its upstream neighbour and receives data on the response stream, see
- * proto/bbn/v1/collective.proto), reused for every allreduce of the generation.
+ * proto/bbn/v1/collective.proto), reused for every allreduce of the generation. With
+ * `transport: 'tcp'` the chunk data of each edge travels on a plain TCP connection opened beside
+ * the call during set-up (tcp-edges.ts); the call keeps the control (aborts, keepalive).
  *
  * Lifecycle: connecting → ready → (aborted | closed). `create` resolves in `ready`. Any failure
  * (a protocol violation, a lost or frozen neighbour, a progress timeout, `abort()`) moves the
@@ -14,7 +16,7 @@ import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { bbn } from '../generated/bbn.js';
 import { abortedBy, abortedEarlier, abortFrame, asCollective, originOf } from './abort.ts';
-import { AllreduceOp } from './allreduce-op.ts';
+import { AllreduceOp, type ChunkSink } from './allreduce-op.ts';
 import {
   type Allreducer,
   type AllreduceTag,
@@ -31,10 +33,12 @@ import {
 import { Staging } from './bf16.ts';
 import type { DownstreamEdge, PeerRef, UpstreamEdge } from './edges.ts';
 import { type FaultInjector, kFaultInjector } from './faults.ts';
-import { type DecodedChunk, decodeRequest, decodeResponse, FramePool } from './frame-codec.ts';
+import { type DecodedChunk, decodeRequest, decodeResponse } from './frame-codec.ts';
+import { GrpcChunkSink } from './grpc-sink.ts';
 import { checkAllreduceArgs, FRAME_HEADER_ALLOWANCE, type RingConfig, resolveOptions } from './options.ts';
 import type { CollectiveServer } from './peer-server.ts';
 import { connectRing, type RingEdges } from './ring-connect.ts';
+import { type TcpDataIn, TcpDataOut } from './tcp-edges.ts';
 
 /** Ring states; transitions only move right: connecting → ready → aborted → closed. */
 type RingState = 'connecting' | 'ready' | 'aborted' | 'closed';
@@ -51,6 +55,11 @@ export class RingAllreduce implements Allreducer {
   private state: RingState = 'connecting';
   private upstream: UpstreamEdge | null = null;
   private downstream: DownstreamEdge | null = null;
+  /** transport 'tcp': the data connections beside the calls. */
+  private dataIn: TcpDataIn | null = null;
+  private dataOut: TcpDataOut | null = null;
+  /** Where chunks go: the data connection or the downstream call. */
+  private sink: ChunkSink | null = null;
   /** The allreduce in flight on this rank, if any (one at a time). */
   private op: AllreduceOp | null = null;
   /** Allreduce calls started = sequence number of the next one. */
@@ -62,8 +71,6 @@ export class RingAllreduce implements Allreducer {
   /** A neighbour closed in order while nothing needed it; the next allreduce fails with this. */
   private peerClosed: PeerLostError | null = null;
   private readonly staging = new Staging();
-  /** Send-frame buffers, recycled after grpc-js copied each frame. */
-  private readonly pool: FramePool;
   private unregister: (() => void) | null = null;
   private ownedServer: CollectiveServer | null = null;
   private progressTimer: NodeJS.Timeout | null = null;
@@ -79,7 +86,6 @@ export class RingAllreduce implements Allreducer {
     this.rank = cfg.rank;
     this.worldSize = cfg.worldSize;
     this.faults = faults;
-    this.pool = new FramePool(cfg.chunkElements * 4 + FRAME_HEADER_ALLOWANCE);
   }
 
   /**
@@ -98,7 +104,19 @@ export class RingAllreduce implements Allreducer {
       ring.state = 'ready';
       return ring;
     }
-    ring.attach(await connectRing(cfg, opts));
+    ring.attach(
+      await connectRing(
+        cfg,
+        opts,
+        (socket, peer, maxMessage) =>
+          new TcpDataOut(socket, peer, {
+            maxMessage,
+            staging: ring.staging,
+            sent: ring.sent,
+            faults: ring.faults,
+          }),
+      ),
+    );
     return ring;
   }
 
@@ -106,25 +124,54 @@ export class RingAllreduce implements Allreducer {
     return { rank: this.rank, address: this.cfg.peers[this.rank] };
   }
 
+  private readonly sent = (bytes: number): void => {
+    this.counters.bytesSent += bytes;
+    this.counters.framesSent++;
+    this.touch();
+  };
+
   /** Takes over the connected edges and starts listening to them. */
   private attach(edges: RingEdges): void {
     this.upstream = edges.upstream;
     this.downstream = edges.downstream;
+    this.dataIn = edges.dataIn;
+    this.dataOut = edges.dataOut;
     this.unregister = edges.unregister;
     this.ownedServer = edges.ownedServer;
     this.state = 'ready';
-    edges.upstream.attach({
-      message: (buf) => this.onUpstreamMessage(buf),
-      ended: (graceful, detail, oversize) => this.onEdgeEnded('upstream', graceful, detail, oversize),
-    });
-    edges.downstream.attach({
-      message: (buf) => this.onDownstreamMessage(buf),
-      ended: (graceful, detail, oversize) => this.onEdgeEnded('downstream', graceful, detail, oversize),
+    this.sink =
+      edges.dataOut ??
+      new GrpcChunkSink(
+        edges.downstream,
+        this.cfg.chunkElements * 4 + FRAME_HEADER_ALLOWANCE,
+        this.staging,
+        this.sent,
+        this.faults,
+      );
+    const fromUpstream = {
+      message: (buf: Buffer) => this.onUpstreamMessage(buf),
+      ended: (graceful: boolean, detail: string, oversize: boolean) =>
+        this.onEdgeEnded('upstream', graceful, detail, oversize),
+    };
+    const toDownstream = {
+      message: (buf: Buffer) => this.onDownstreamMessage(buf),
+      ended: (graceful: boolean, detail: string, oversize: boolean) =>
+        this.onEdgeEnded('downstream', graceful, detail, oversize),
       drain: () => {
         this.touch();
         this.op?.drained();
       },
-    });
+      flushed: () => this.op?.flushed(),
+    };
+    edges.upstream.attach(fromUpstream);
+    edges.downstream.attach(toDownstream);
+    edges.dataIn?.attach(fromUpstream);
+    edges.dataOut?.attach(toDownstream);
+  }
+
+  /** The edge chunks arrive on (paused while a frame of the next allreduce is held). */
+  private get source(): UpstreamEdge | TcpDataIn {
+    return this.dataIn ?? this.upstream!;
   }
 
   /** Sums `data` across all ranks in place; see `Allreducer.allreduce`. */
@@ -153,7 +200,6 @@ export class RingAllreduce implements Allreducer {
 
   private run(data: Float32Array, tag: AllreduceTag, sequence: number): Promise<void> {
     const { cfg } = this;
-    const downstream = this.downstream!;
     const op = new AllreduceOp({
       runId: cfg.runId,
       generation: cfg.generation,
@@ -162,22 +208,15 @@ export class RingAllreduce implements Allreducer {
       chunkElements: cfg.chunkElements,
       dtype: cfg.dtype,
       sequence,
-      tag: { epoch: tag.epoch, step: tag.step },
+      tag: { epoch: tag.epoch, step: tag.step, bf16Elements: tag.bf16Elements },
       data,
       upstream: this.upstream!.peer,
       staging: this.staging,
-      write: (frame) => downstream.write(frame, () => this.pool.release(frame)),
-      alloc: this.pool.alloc,
-      sent: (bytes) => {
-        this.counters.bytesSent += bytes;
-        this.counters.framesSent++;
-        this.touch();
-      },
+      sink: this.sink!,
       finished: () => {
         this.op = null;
         this.stopTimer();
       },
-      faults: this.faults,
     });
     this.op = op;
     this.touch();
@@ -188,7 +227,7 @@ export class RingAllreduce implements Allreducer {
       if (held) {
         this.held = null;
         op.onFrame(held);
-        this.upstream!.resume();
+        this.source.resume();
       }
     } catch (err) {
       this.fail(asCollective(err, this.rank));
@@ -242,7 +281,7 @@ export class RingAllreduce implements Allreducer {
     // and stop reading (flow control then holds the rest) until this rank starts it too.
     if (!this.held && chunk.sequence === this.started && (!op || op.receiveDone)) {
       this.held = chunk;
-      this.upstream!.pause();
+      this.source.pause();
       return;
     }
     const now = op
@@ -323,10 +362,10 @@ export class RingAllreduce implements Allreducer {
     this.stopTimer();
     const sequence = this.op?.sequence ?? this.started;
     const abort = abortFrame(originOf(err, this.self), { ...this.cfg, sequence });
-    this.upstream?.sendAbort(abort);
-    this.downstream?.sendAbort(abort);
-    this.upstream?.endGracefully();
-    this.downstream?.endGracefully();
+    // On both the calls and the data connections, each before its end, so that whichever a
+    // neighbour reads first is the abort naming the origin.
+    for (const edge of [this.upstream, this.downstream, this.dataIn, this.dataOut]) edge?.sendAbort(abort);
+    for (const edge of [this.upstream, this.downstream, this.dataIn, this.dataOut]) edge?.endGracefully();
     const op = this.op;
     this.op = null;
     op?.fail(err);
@@ -381,8 +420,8 @@ export class RingAllreduce implements Allreducer {
     if (this.op) this.abort('ring closed during an allreduce');
     this.state = 'closed';
     this.stopTimer();
-    const edges = [this.upstream, this.downstream].filter(
-      (e): e is UpstreamEdge | DownstreamEdge => e !== null,
+    const edges = [this.upstream, this.downstream, this.dataIn, this.dataOut].filter(
+      (e): e is UpstreamEdge | DownstreamEdge | TcpDataIn | TcpDataOut => e !== null,
     );
     for (const e of edges) e.endGracefully();
     let timer: NodeJS.Timeout | undefined;

@@ -4,13 +4,26 @@
  * one deadline. On timeout the error lists the neighbours that never connected and the last
  * error seen (FAILURE-LESSONS.md 7).
  */
+import { randomBytes } from 'node:crypto';
+import type net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
-import type { bbn } from '../generated/bbn.js';
-import { CollectiveConfigError, describeRank, type ListenAddress, RingTimeoutError } from './api.ts';
+import { bbn } from '../generated/bbn.js';
+import {
+  CollectiveConfigError,
+  CollectiveError,
+  describeRank,
+  type ListenAddress,
+  RingTimeoutError,
+} from './api.ts';
+import type { DataListener } from './data-listener.ts';
 import { DownstreamEdge, type PeerRef, UpstreamEdge, upstreamChannelOptions } from './edges.ts';
 import { dtypeValue } from './frame-codec.ts';
 import { FRAME_HEADER_ALLOWANCE, parseHostPort, type RingConfig } from './options.ts';
 import { CollectiveServer, EdgeRejection, type RawServerCall } from './peer-server.ts';
+import { DATA_TOKEN_BYTES, TcpDataIn, type TcpDataOut } from './tcp-edges.ts';
+
+const TCP = bbn.v1.DataTransport.DATA_TRANSPORT_TCP;
+const ON_CALL = bbn.v1.DataTransport.DATA_TRANSPORT_UNSPECIFIED;
 
 /** Both edges of a connected ring member, and what `close()` must release. */
 export interface RingEdges {
@@ -20,6 +33,21 @@ export interface RingEdges {
   readonly unregister: () => void;
   /** The server the ring started itself, to be closed with it; null for a shared server. */
   readonly ownedServer: CollectiveServer | null;
+  /** transport 'tcp': the data connection from the upstream neighbour. */
+  readonly dataIn: TcpDataIn | null;
+  /** transport 'tcp': the data connection to the downstream neighbour. */
+  readonly dataOut: TcpDataOut | null;
+}
+
+/** Builds the sending end of a data connection (the ring owns its staging and counters). */
+export type DataOutFactory = (socket: net.Socket, peer: PeerRef, maxMessage: number) => TcpDataOut;
+
+function transportValue(cfg: RingConfig): number {
+  return cfg.transport === 'tcp' ? TCP : ON_CALL;
+}
+
+function transportName(value: number): string {
+  return value === TCP ? 'tcp' : value === ON_CALL ? 'grpc' : String(value);
 }
 
 function accept(cfg: RingConfig): bbn.v1.RingAccept.$Properties {
@@ -31,6 +59,7 @@ function accept(cfg: RingConfig): bbn.v1.RingAccept.$Properties {
     chunkElements: cfg.chunkElements,
     wireDtype: dtypeValue(cfg.dtype),
     address: cfg.peers[cfg.rank],
+    dataTransport: transportValue(cfg),
   };
 }
 
@@ -47,6 +76,7 @@ function checkHello(cfg: RingConfig, hello: bbn.v1.RingHello): void {
     ['world_size', hello.worldSize, cfg.worldSize],
     ['chunk_elements', hello.chunkElements, cfg.chunkElements],
     ['wire_dtype', hello.wireDtype, dtypeValue(cfg.dtype)],
+    ['data_transport', transportName(hello.dataTransport), cfg.transport],
   ];
   for (const [field, got, want] of checks) {
     if (got !== want) {
@@ -68,7 +98,13 @@ function checkAccept(cfg: RingConfig, got: bbn.v1.RingAccept, up: PeerRef): void
     ['rank', got.rank, up.rank],
     ['chunk_elements', got.chunkElements, want.chunkElements],
     ['wire_dtype', got.wireDtype, want.wireDtype],
+    ['data_transport', transportName(got.dataTransport), cfg.transport],
   ];
+  if (cfg.transport === 'tcp' && (got.dataPort === 0 || got.dataToken.length !== DATA_TOKEN_BYTES)) {
+    throw new CollectiveConfigError(
+      `rank ${cfg.rank}: ${describeRank(up.rank, up.address)} accepted without a data port and token`,
+    );
+  }
   for (const [field, value, expected] of checks) {
     if (value !== expected) {
       throw new CollectiveConfigError(
@@ -82,6 +118,7 @@ function checkAccept(cfg: RingConfig, got: bbn.v1.RingAccept, up: PeerRef): void
 export async function connectRing(
   cfg: RingConfig,
   where: { server?: CollectiveServer; listen?: ListenAddress },
+  makeDataOut: DataOutFactory,
 ): Promise<RingEdges> {
   const ownedServer = where.server
     ? null
@@ -93,15 +130,21 @@ export async function connectRing(
   const upRank = (cfg.rank + cfg.worldSize - 1) % cfg.worldSize;
   const up: PeerRef = { rank: upRank, address: cfg.peers[upRank] };
   const downRank = (cfg.rank + 1) % cfg.worldSize;
+  const maxMessage = cfg.chunkElements * 4 + FRAME_HEADER_ALLOWANCE;
 
   let upstream: UpstreamEdge | null = null;
   let downstream: DownstreamEdge | null = null;
+  let dataIn: TcpDataIn | null = null;
+  let dataOut: TcpDataOut | null = null;
+  let upstreamAccept: bbn.v1.RingAccept | null = null;
   let onDownstream: (() => void) | null = null;
   let unregister: () => void = () => {};
+  let unexpect: () => void = () => {};
   const setup = new AbortController();
   let lastUpstreamError = 'no answer yet';
   let timer: NodeJS.Timeout | undefined;
   try {
+    const data: DataListener | null = cfg.transport === 'tcp' ? await server.dataListener() : null;
     unregister = server.register(cfg.runId, cfg.generation, cfg.rank, {
       acceptDownstream: (call: RawServerCall, hello: bbn.v1.RingHello) => {
         if (downstream || setup.signal.aborted) {
@@ -112,7 +155,17 @@ export async function connectRing(
         }
         checkHello(cfg, hello);
         const peer = { rank: hello.rank, address: hello.address || cfg.peers[hello.rank] };
-        downstream = new DownstreamEdge(call, peer, accept(cfg));
+        const ours = accept(cfg);
+        if (data) {
+          const token = randomBytes(DATA_TOKEN_BYTES);
+          unexpect = data.expect(token, (socket) => {
+            dataOut = makeDataOut(socket, peer, maxMessage);
+            onDownstream?.();
+          });
+          ours.dataPort = data.port;
+          ours.dataToken = token;
+        }
+        downstream = new DownstreamEdge(call, peer, ours);
         onDownstream?.();
       },
     });
@@ -120,32 +173,56 @@ export async function connectRing(
       self,
       peer: up,
       hello: { ...accept(cfg), upstreamRank: up.rank },
-      channelOptions: upstreamChannelOptions(cfg.chunkElements * 4 + FRAME_HEADER_ALLOWANCE, cfg.keepaliveMs),
-      validate: (got) => checkAccept(cfg, got, up),
+      channelOptions: upstreamChannelOptions(maxMessage, cfg.keepaliveMs),
+      validate: (got) => {
+        checkAccept(cfg, got, up);
+        upstreamAccept = got;
+      },
       signal: setup.signal,
       onRetry: (text) => {
         lastUpstreamError = text;
       },
-    }).then((edge) => {
+    }).then(async (edge) => {
       upstream = edge;
+      const acc = upstreamAccept!;
+      if (cfg.transport !== 'tcp') return;
+      const host = parseHostPort(up.address).host;
+      try {
+        dataIn = await TcpDataIn.connect(host, acc.dataPort, acc.dataToken, up, maxMessage);
+      } catch (err) {
+        throw new CollectiveError(
+          `rank ${cfg.rank}: cannot open the data connection to ${describeRank(up.rank, up.address)} at ${host}:${acc.dataPort}: ${(err as Error).message}`,
+          { cause: err },
+        );
+      }
+      if (setup.signal.aborted) (dataIn as TcpDataIn).destroy();
     });
     const downstreamP = new Promise<void>((resolve) => {
-      onDownstream = resolve;
-      if (downstream) resolve();
+      const check = (): void => {
+        if (downstream && (cfg.transport !== 'tcp' || dataOut)) resolve();
+      };
+      onDownstream = check;
+      check();
     });
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         const missing: string[] = [];
         const ranks: number[] = [];
-        if (!upstream) {
+        if (!upstream || (cfg.transport === 'tcp' && !dataIn)) {
           ranks.push(up.rank);
           missing.push(
-            `${describeRank(up.rank, up.address)} never accepted our call (last error: ${lastUpstreamError})`,
+            upstream
+              ? `${describeRank(up.rank, up.address)} accepted our call but its data port did not answer`
+              : `${describeRank(up.rank, up.address)} never accepted our call (last error: ${lastUpstreamError})`,
           );
         }
-        if (!downstream) {
+        if (!downstream || (cfg.transport === 'tcp' && !dataOut)) {
           ranks.push(downRank);
-          missing.push(`${describeRank(downRank, cfg.peers[downRank])} never called us`);
+          missing.push(
+            downstream
+              ? `${describeRank(downRank, cfg.peers[downRank])} called us but never opened its data connection`
+              : `${describeRank(downRank, cfg.peers[downRank])} never called us`,
+          );
         }
         const text = `rank ${cfg.rank}: ring set-up timed out after ${cfg.connectTimeoutMs} ms: ${missing.join('; ')}`;
         reject(new RingTimeoutError(text, ranks));
@@ -158,11 +235,22 @@ export async function connectRing(
       await upstreamP.catch(() => {});
       throw err;
     }
-    return { upstream: upstream!, downstream: downstream!, unregister, ownedServer };
+    unexpect();
+    return {
+      upstream: upstream!,
+      downstream: downstream!,
+      unregister,
+      ownedServer,
+      dataIn,
+      dataOut,
+    };
   } catch (err) {
     unregister();
+    unexpect();
     (upstream as UpstreamEdge | null)?.destroy();
     (downstream as DownstreamEdge | null)?.destroy();
+    (dataIn as TcpDataIn | null)?.destroy();
+    (dataOut as TcpDataOut | null)?.destroy();
     await ownedServer?.close();
     throw err;
   } finally {

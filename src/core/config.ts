@@ -36,6 +36,8 @@ export type AlphaScheduleName = (typeof ALPHA_SCHEDULES)[number];
 export const LR_SCHEDULES = ['warmup_multistep', 'multistep', 'cosine'] as const;
 export type LrScheduleName = (typeof LR_SCHEDULES)[number];
 
+export const RING_TRANSPORTS = ['grpc', 'tcp'] as const;
+
 export const BACKENDS = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
 
 const positiveInt = z.number().int().positive();
@@ -179,8 +181,18 @@ const distributedSchema = z
     chunkBytes: positiveInt.default(1 << 20),
     /** Compare replica weight checksums every N steps. */
     checksumEverySteps: positiveInt.default(50),
-    /** bf16 compression of gradients on the wire. */
+    /**
+     * bf16 on the wire for the gradient part of each allreduce only (loss sums, counts and
+     * BatchNorm buffers ride float32); halves the gradient bytes, rounds each hop's partial sum.
+     */
     compressBf16: z.boolean().default(false),
+    /**
+     * Where the ring's chunk data travels: `tcp` (default), one plain TCP connection per ring edge
+     * beside the gRPC call that keeps the control (a quarter of the CPU per byte of `grpc`,
+     * docs/performance.md), or `grpc`, on that call itself. The data port is a free port on the peer server's host
+     * (RingAccept.data_port), so peers must reach any port of each other, not only the gRPC one.
+     */
+    transport: z.enum(RING_TRANSPORTS).default('tcp'),
   })
   .strict();
 

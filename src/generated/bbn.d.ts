@@ -24,6 +24,26 @@ export namespace bbn {
             WIRE_DTYPE_BF16 = 2
         }
 
+        /**
+         * Where an edge's chunk data travels. Control (hello, accept, aborts, keepalive) always rides the
+         * Ring call.
+         */
+        enum DataTransport {
+
+            /** On the Ring call itself, as RingResponse.chunk messages (the default). */
+            DATA_TRANSPORT_UNSPECIFIED = 0,
+
+            /**
+             * On one plain TCP connection per edge, opened by the caller (the receiver of the data) to the
+             * callee's data port from its RingAccept. Both directions carry messages in gRPC's
+             * length-prefixed framing (a zero flag byte, a 4-byte big-endian length, the message) without
+             * HTTP/2: the caller first writes "BBNT" and the 16-byte data_token of the accept, then only
+             * RingRequest.abort messages; the callee writes RingResponse.chunk and .abort messages. A
+             * message of length 0 announces an orderly close; a connection that ends without it is lost.
+             */
+            DATA_TRANSPORT_TCP = 1
+        }
+
         /** Phase of the ring allreduce a chunk belongs to. */
         enum RingPhase {
 
@@ -317,6 +337,9 @@ export namespace bbn {
             /** The caller's own peer address (host:port), for error messages. */
             address: string;
 
+            /** Where the caller wants chunk data; all ranks must use the same value. */
+            dataTransport: bbn.v1.DataTransport;
+
             /**
              * Creates a new RingHello instance using the specified properties.
              * @param [properties] Properties to set
@@ -394,6 +417,9 @@ export namespace bbn {
                 /** The caller's own peer address (host:port), for error messages. */
                 address?: (string|null);
 
+                /** Where the caller wants chunk data; all ranks must use the same value. */
+                dataTransport?: (bbn.v1.DataTransport|null);
+
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];
             }
@@ -441,6 +467,15 @@ export namespace bbn {
 
             /** The callee's own peer address (host:port). */
             address: string;
+
+            /** The callee's data transport. */
+            dataTransport: bbn.v1.DataTransport;
+
+            /** DATA_TRANSPORT_TCP: the TCP port, on the callee's peer host, the caller connects to for data. */
+            dataPort: number;
+
+            /** DATA_TRANSPORT_TCP: 16 random bytes naming this edge on the data port. */
+            dataToken: Uint8Array;
 
             /**
              * Creates a new RingAccept instance using the specified properties.
@@ -515,6 +550,15 @@ export namespace bbn {
 
                 /** The callee's own peer address (host:port). */
                 address?: (string|null);
+
+                /** The callee's data transport. */
+                dataTransport?: (bbn.v1.DataTransport|null);
+
+                /** DATA_TRANSPORT_TCP: the TCP port, on the callee's peer host, the caller connects to for data. */
+                dataPort?: (number|null);
+
+                /** DATA_TRANSPORT_TCP: 16 random bytes naming this edge on the data port. */
+                dataToken?: (Uint8Array|null);
 
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];

@@ -45,6 +45,26 @@ export const bbn = $root.bbn = (() => {
         })();
 
         /**
+         * Where an edge's chunk data travels. Control (hello, accept, aborts, keepalive) always rides the
+         * Ring call.
+         * @name bbn.v1.DataTransport
+         * @enum {number}
+         * @property {number} DATA_TRANSPORT_UNSPECIFIED=0 On the Ring call itself, as RingResponse.chunk messages (the default).
+         * @property {number} DATA_TRANSPORT_TCP=1 On one plain TCP connection per edge, opened by the caller (the receiver of the data) to the
+         * callee's data port from its RingAccept. Both directions carry messages in gRPC's
+         * length-prefixed framing (a zero flag byte, a 4-byte big-endian length, the message) without
+         * HTTP/2: the caller first writes "BBNT" and the 16-byte data_token of the accept, then only
+         * RingRequest.abort messages; the callee writes RingResponse.chunk and .abort messages. A
+         * message of length 0 announces an orderly close; a connection that ends without it is lost.
+         */
+        v1.DataTransport = (function() {
+            const valuesById = $Object.create(null), values = $Object.create(valuesById);
+            values[valuesById[0] = "DATA_TRANSPORT_UNSPECIFIED"] = 0;
+            values[valuesById[1] = "DATA_TRANSPORT_TCP"] = 1;
+            return values;
+        })();
+
+        /**
          * Phase of the ring allreduce a chunk belongs to.
          * @name bbn.v1.RingPhase
          * @enum {number}
@@ -645,6 +665,7 @@ export const bbn = $root.bbn = (() => {
              * @property {number|null} [chunkElements] Maximum elements per chunk; all ranks must use the same value.
              * @property {bbn.v1.WireDtype|null} [wireDtype] Payload element type on the wire; all ranks must use the same value.
              * @property {string|null} [address] The caller's own peer address (host:port), for error messages.
+             * @property {bbn.v1.DataTransport|null} [dataTransport] Where the caller wants chunk data; all ranks must use the same value.
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -741,6 +762,14 @@ export const bbn = $root.bbn = (() => {
             RingHello.prototype.address = "";
 
             /**
+             * Where the caller wants chunk data; all ranks must use the same value.
+             * @member {bbn.v1.DataTransport} dataTransport
+             * @memberof bbn.v1.RingHello
+             * @instance
+             */
+            RingHello.prototype.dataTransport = 0;
+
+            /**
              * Creates a new RingHello instance using the specified properties.
              * @function create
              * @memberof bbn.v1.RingHello
@@ -788,6 +817,8 @@ export const bbn = $root.bbn = (() => {
                     writer.uint32(/* id 7, wireType 0 =*/56).int32(message.wireDtype);
                 if (message.address != null && $Object.hasOwnProperty.call(message, "address") && message.address !== "")
                     writer.uint32(/* id 8, wireType 2 =*/66).string(message.address);
+                if (message.dataTransport != null && $Object.hasOwnProperty.call(message, "dataTransport") && message.dataTransport !== 0)
+                    writer.uint32(/* id 9, wireType 0 =*/72).int32(message.dataTransport);
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -904,6 +935,15 @@ export const bbn = $root.bbn = (() => {
                                 delete message.address;
                             continue;
                         }
+                    case 9: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.int32())
+                                message.dataTransport = value;
+                            else
+                                delete message.dataTransport;
+                            continue;
+                        }
                     }
                     reader.skipType(wireType, _depth, tag);
                     if (!reader.discardUnknown) {
@@ -978,6 +1018,20 @@ export const bbn = $root.bbn = (() => {
                 if (object.address != null)
                     if (typeof object.address !== "string" || object.address.length)
                         message.address = $String(object.address);
+                if (object.dataTransport !== 0 && (typeof object.dataTransport !== "string" || $root.bbn.v1.DataTransport[object.dataTransport] !== 0))
+                    switch (object.dataTransport) {
+                    case "DATA_TRANSPORT_UNSPECIFIED":
+                    case 0:
+                        message.dataTransport = 0;
+                        break;
+                    case "DATA_TRANSPORT_TCP":
+                    case 1:
+                        message.dataTransport = 1;
+                        break;
+                    default:
+                        if (typeof object.dataTransport === "number" && (object.dataTransport | 0) === object.dataTransport)
+                            message.dataTransport = object.dataTransport;
+                    }
                 return message;
             };
 
@@ -1007,6 +1061,7 @@ export const bbn = $root.bbn = (() => {
                     object.chunkElements = 0;
                     object.wireDtype = options.enums === $String ? "WIRE_DTYPE_UNSPECIFIED" : 0;
                     object.address = "";
+                    object.dataTransport = options.enums === $String ? "DATA_TRANSPORT_UNSPECIFIED" : 0;
                 }
                 if (message.runId != null && $Object.hasOwnProperty.call(message, "runId"))
                     object.runId = message.runId;
@@ -1024,6 +1079,8 @@ export const bbn = $root.bbn = (() => {
                     object.wireDtype = options.enums === $String ? $root.bbn.v1.WireDtype[message.wireDtype] === $undefined ? message.wireDtype : $root.bbn.v1.WireDtype[message.wireDtype] : message.wireDtype;
                 if (message.address != null && $Object.hasOwnProperty.call(message, "address"))
                     object.address = message.address;
+                if (message.dataTransport != null && $Object.hasOwnProperty.call(message, "dataTransport"))
+                    object.dataTransport = options.enums === $String ? $root.bbn.v1.DataTransport[message.dataTransport] === $undefined ? message.dataTransport : $root.bbn.v1.DataTransport[message.dataTransport] : message.dataTransport;
                 return object;
             };
 
@@ -1053,6 +1110,9 @@ export const bbn = $root.bbn = (() => {
              * @property {number|null} [chunkElements] The callee's maximum elements per chunk.
              * @property {bbn.v1.WireDtype|null} [wireDtype] The callee's payload element type.
              * @property {string|null} [address] The callee's own peer address (host:port).
+             * @property {bbn.v1.DataTransport|null} [dataTransport] The callee's data transport.
+             * @property {number|null} [dataPort] DATA_TRANSPORT_TCP: the TCP port, on the callee's peer host, the caller connects to for data.
+             * @property {Uint8Array|null} [dataToken] DATA_TRANSPORT_TCP: 16 random bytes naming this edge on the data port.
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -1141,6 +1201,30 @@ export const bbn = $root.bbn = (() => {
             RingAccept.prototype.address = "";
 
             /**
+             * The callee's data transport.
+             * @member {bbn.v1.DataTransport} dataTransport
+             * @memberof bbn.v1.RingAccept
+             * @instance
+             */
+            RingAccept.prototype.dataTransport = 0;
+
+            /**
+             * DATA_TRANSPORT_TCP: the TCP port, on the callee's peer host, the caller connects to for data.
+             * @member {number} dataPort
+             * @memberof bbn.v1.RingAccept
+             * @instance
+             */
+            RingAccept.prototype.dataPort = 0;
+
+            /**
+             * DATA_TRANSPORT_TCP: 16 random bytes naming this edge on the data port.
+             * @member {Uint8Array} dataToken
+             * @memberof bbn.v1.RingAccept
+             * @instance
+             */
+            RingAccept.prototype.dataToken = $util.newBuffer([]);
+
+            /**
              * Creates a new RingAccept instance using the specified properties.
              * @function create
              * @memberof bbn.v1.RingAccept
@@ -1186,6 +1270,12 @@ export const bbn = $root.bbn = (() => {
                     writer.uint32(/* id 6, wireType 0 =*/48).int32(message.wireDtype);
                 if (message.address != null && $Object.hasOwnProperty.call(message, "address") && message.address !== "")
                     writer.uint32(/* id 7, wireType 2 =*/58).string(message.address);
+                if (message.dataTransport != null && $Object.hasOwnProperty.call(message, "dataTransport") && message.dataTransport !== 0)
+                    writer.uint32(/* id 8, wireType 0 =*/64).int32(message.dataTransport);
+                if (message.dataPort != null && $Object.hasOwnProperty.call(message, "dataPort") && message.dataPort !== 0)
+                    writer.uint32(/* id 9, wireType 0 =*/72).uint32(message.dataPort);
+                if (message.dataToken != null && $Object.hasOwnProperty.call(message, "dataToken") && message.dataToken.length)
+                    writer.uint32(/* id 10, wireType 2 =*/82).bytes(message.dataToken);
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -1293,6 +1383,33 @@ export const bbn = $root.bbn = (() => {
                                 delete message.address;
                             continue;
                         }
+                    case 8: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.int32())
+                                message.dataTransport = value;
+                            else
+                                delete message.dataTransport;
+                            continue;
+                        }
+                    case 9: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.dataPort = value;
+                            else
+                                delete message.dataPort;
+                            continue;
+                        }
+                    case 10: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.bytes()).length)
+                                message.dataToken = value;
+                            else
+                                delete message.dataToken;
+                            continue;
+                        }
                     }
                     reader.skipType(wireType, _depth, tag);
                     if (!reader.discardUnknown) {
@@ -1364,6 +1481,29 @@ export const bbn = $root.bbn = (() => {
                 if (object.address != null)
                     if (typeof object.address !== "string" || object.address.length)
                         message.address = $String(object.address);
+                if (object.dataTransport !== 0 && (typeof object.dataTransport !== "string" || $root.bbn.v1.DataTransport[object.dataTransport] !== 0))
+                    switch (object.dataTransport) {
+                    case "DATA_TRANSPORT_UNSPECIFIED":
+                    case 0:
+                        message.dataTransport = 0;
+                        break;
+                    case "DATA_TRANSPORT_TCP":
+                    case 1:
+                        message.dataTransport = 1;
+                        break;
+                    default:
+                        if (typeof object.dataTransport === "number" && (object.dataTransport | 0) === object.dataTransport)
+                            message.dataTransport = object.dataTransport;
+                    }
+                if (object.dataPort != null)
+                    if ($Number(object.dataPort) !== 0)
+                        message.dataPort = object.dataPort >>> 0;
+                if (object.dataToken != null)
+                    if (object.dataToken.length)
+                        if (typeof object.dataToken === "string")
+                            $util.base64.decode(object.dataToken, message.dataToken = $util.newBuffer($util.base64.length(object.dataToken)), 0);
+                        else if (object.dataToken.length >= 0)
+                            message.dataToken = object.dataToken;
                 return message;
             };
 
@@ -1392,6 +1532,15 @@ export const bbn = $root.bbn = (() => {
                     object.chunkElements = 0;
                     object.wireDtype = options.enums === $String ? "WIRE_DTYPE_UNSPECIFIED" : 0;
                     object.address = "";
+                    object.dataTransport = options.enums === $String ? "DATA_TRANSPORT_UNSPECIFIED" : 0;
+                    object.dataPort = 0;
+                    if (options.bytes === $String)
+                        object.dataToken = "";
+                    else {
+                        object.dataToken = [];
+                        if (options.bytes !== $Array)
+                            object.dataToken = $util.newBuffer(object.dataToken);
+                    }
                 }
                 if (message.runId != null && $Object.hasOwnProperty.call(message, "runId"))
                     object.runId = message.runId;
@@ -1407,6 +1556,12 @@ export const bbn = $root.bbn = (() => {
                     object.wireDtype = options.enums === $String ? $root.bbn.v1.WireDtype[message.wireDtype] === $undefined ? message.wireDtype : $root.bbn.v1.WireDtype[message.wireDtype] : message.wireDtype;
                 if (message.address != null && $Object.hasOwnProperty.call(message, "address"))
                     object.address = message.address;
+                if (message.dataTransport != null && $Object.hasOwnProperty.call(message, "dataTransport"))
+                    object.dataTransport = options.enums === $String ? $root.bbn.v1.DataTransport[message.dataTransport] === $undefined ? message.dataTransport : $root.bbn.v1.DataTransport[message.dataTransport] : message.dataTransport;
+                if (message.dataPort != null && $Object.hasOwnProperty.call(message, "dataPort"))
+                    object.dataPort = message.dataPort;
+                if (message.dataToken != null && $Object.hasOwnProperty.call(message, "dataToken"))
+                    object.dataToken = options.bytes === $String ? $util.base64.encode(message.dataToken, 0, message.dataToken.length) : options.bytes === $Array ? $Array.prototype.slice.call(message.dataToken) : message.dataToken;
                 return object;
             };
 

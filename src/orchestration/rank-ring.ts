@@ -74,6 +74,7 @@ export class RankRing {
       server: await this.peerServer(),
       chunkBytes: cfg.distributed.chunkBytes,
       compress: cfg.distributed.compressBf16 ? 'bf16' : 'none',
+      transport: cfg.distributed.transport,
       timeoutMs: this.opts.timeoutMs ?? 600_000,
     });
     this.current = { key, ring };

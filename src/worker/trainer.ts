@@ -47,8 +47,15 @@ export class DivergenceError extends Error {
   }
 }
 
-/** Sums a buffer across all ranks in place (the ring allreduce; the identity for one rank). */
-export type Reducer = (data: Float32Array, tag: { epoch: number; step: number }) => Promise<void>;
+/**
+ * Sums a buffer across all ranks in place (the ring allreduce; the identity for one rank). The
+ * tag's `bf16Elements` says how many leading values are gradients, the only part a ring with
+ * bf16 wire compression may round (`distributed.compressBf16`).
+ */
+export type Reducer = (
+  data: Float32Array,
+  tag: { epoch: number; step: number; bf16Elements?: number },
+) => Promise<void>;
 
 /** Where this rank sits in the world. */
 export interface RankInfo {
@@ -212,7 +219,7 @@ export class Trainer {
         else buffers.fill(0);
       }
       const t1 = performance.now();
-      await this.reduce(buf, { epoch, step });
+      await this.reduce(buf, { epoch, step, bf16Elements: n });
       const t2 = performance.now();
       if (nb > 0) this.model.setBuffers(buffers); // copied into the variables
       const norm = buf[n];

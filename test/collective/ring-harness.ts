@@ -2,7 +2,12 @@
  * In-process ring for tests: W RingAllreduce members in this process, each with its own peer
  * server bound on 127.0.0.1:0. A disposable: `close()` frees every ring and server.
  */
-import { CollectiveServer, RingAllreduce, type RingAllreduceOptions } from '../../src/collective/index.ts';
+import {
+  type AllreduceTag,
+  CollectiveServer,
+  RingAllreduce,
+  type RingAllreduceOptions,
+} from '../../src/collective/index.ts';
 import type { FaultInjector, kFaultInjector } from '../../src/collective/internal.ts';
 
 /** Options for every rank (per-rank overrides through `perRank`). */
@@ -66,7 +71,7 @@ export async function startLocalRing(worldSize: number, options: LocalRingOption
 export function allreduceAll(
   rings: readonly RingAllreduce[],
   data: readonly Float32Array[],
-  tag: { epoch: number; step: number },
+  tag: AllreduceTag,
 ): Promise<Array<{ ok: true } | { ok: false; error: Error }>> {
   return Promise.all(
     rings.map((r, i) =>

@@ -95,7 +95,7 @@ describe('ring allreduce - sums (W ranks in one process)', () => {
       // Positive inputs: relative error is meaningful without cancellation.
       const inputs = ring.rings.map((_, r) => rankData('bf16', r, n).map(Math.abs));
       const outputs = inputs.map((x) => Float32Array.from(x));
-      const results = await allreduceAll(ring.rings, outputs, { epoch: 0, step: 0 });
+      const results = await allreduceAll(ring.rings, outputs, { epoch: 0, step: 0, bf16Elements: n });
       assert.ok(results.every((r) => r.ok));
       const exact = ringOrderSum(inputs, true);
       for (let r = 0; r < W; r++) assert.equal(firstBitDifference(outputs[r], exact), -1, `rank ${r}`);
@@ -115,6 +115,53 @@ describe('ring allreduce - sums (W ranks in one process)', () => {
       );
     } finally {
       await ring.close();
+    }
+  });
+
+  it('bf16 rounds only the tag.bf16Elements prefix (the gradients); the rest is the exact float32 sum', {
+    timeout: 30_000,
+  }, async () => {
+    // W=4, 1024-element chunks, n = 12 chunks: every segment is 3 whole chunks; the prefix may
+    // end on a chunk boundary or inside a chunk (then split: bf16 values first, float32 after).
+    const W = 4;
+    const chunk = 1024;
+    const n = 12 * chunk;
+    for (const transport of ['grpc', 'tcp'] as const) {
+      const ring = await startLocalRing(W, { compress: 'bf16', chunkBytes: chunk * 4, transport });
+      try {
+        for (const [k, bf16Elements] of [
+          [0, 5 * chunk],
+          [1, 5001],
+          [2, 0],
+        ] as const) {
+          const boundary = bf16Elements;
+          const inputs = ring.rings.map((_, r) => rankData(`prefix-${k}`, r, n));
+          const outputs = inputs.map((x) => Float32Array.from(x));
+          const results = await allreduceAll(ring.rings, outputs, { epoch: 0, step: k, bf16Elements });
+          assert.ok(results.every((r) => r.ok));
+          const rounded = ringOrderSum(inputs, true);
+          const exact = ringOrderSum(inputs);
+          const expected = Float32Array.from(exact, (x, i) => (i < boundary ? rounded[i] : x));
+          for (let r = 0; r < W; r++) {
+            const at = firstBitDifference(outputs[r], expected);
+            assert.equal(at, -1, `${transport} bf16Elements=${bf16Elements} rank ${r}: element ${at}`);
+          }
+          if (boundary > 0) assert.ok(firstBitDifference(outputs[0], exact) !== -1, 'bf16 was used');
+        }
+        // Ranks that disagree on the prefix fail with a protocol error instead of mixing precisions.
+        const data = ring.rings.map(() => new Float32Array(n).fill(1));
+        const mixed = await Promise.all(
+          ring.rings.map((r, i) =>
+            r.allreduce(data[i], { epoch: 1, step: 0, bf16Elements: i === 0 ? n : 0 }).then(
+              () => null,
+              (e: Error) => e,
+            ),
+          ),
+        );
+        assert.ok(mixed.some((e) => e?.name === 'ProtocolError' && /has dtype/.test(e.message)));
+      } finally {
+        await ring.close();
+      }
     }
   });
 

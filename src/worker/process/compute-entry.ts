@@ -27,6 +27,7 @@ import {
   type ComputeInit,
   errorInfo,
   type MainMessage,
+  type ReduceTag,
   type ThreadMessage,
 } from './compute-protocol.ts';
 import { paramsDigest } from './digests.ts';
@@ -59,7 +60,7 @@ class MainLink {
   }
 
   /** Hands `wire` over (transferred, zero copy) for the ring allreduce and returns the reduced buffer. */
-  async reduce(wire: Float32Array, tag: { epoch: number; step: number }): Promise<Float32Array> {
+  async reduce(wire: Float32Array, tag: ReduceTag): Promise<Float32Array> {
     const m = await this.request((id) =>
       this.post({ type: 'reduce', id, wire, ...tag }, [wire.buffer as ArrayBuffer]),
     );
@@ -183,7 +184,7 @@ class ComputeSession implements Handlers {
   }
 
   /** The trainer's reducer: the gradient crosses to the main thread and back without a copy. */
-  private async reduce(buf: Float32Array, tag: { epoch: number; step: number }): Promise<void> {
+  private async reduce(buf: Float32Array, tag: ReduceTag): Promise<void> {
     if (this.wire.length !== buf.length + 1) this.wire = new Float32Array(buf.length + 1);
     this.wire.set(buf);
     const wire = this.wire;

@@ -111,7 +111,7 @@ export type ThreadMessage =
   | { type: 'failed'; id: number; error: ErrorInfo }
   | { type: 'rows'; id: number; step: number }
   /** The gradient buffer (transferred), one extra slot at the end for the stop vote. */
-  | { type: 'reduce'; id: number; wire: Float32Array; epoch: number; step: number }
+  | ({ type: 'reduce'; id: number; wire: Float32Array } & ReduceTag)
   /** After each step; `digest` (SHA-256 of the parameters) every `checksumEverySteps` steps. */
   | { type: 'step'; report: StepReport; digest?: Uint8Array };
 
@@ -119,4 +119,11 @@ export type ThreadMessage =
 export function errorInfo(err: unknown): ErrorInfo {
   if (err instanceof Error) return { name: err.name, message: err.message, stack: err.stack };
   return { name: 'Error', message: String(err) };
+}
+
+/** What a gradient's allreduce is of: its step, and how many leading values are gradients (bf16 on the wire when the ring compresses). */
+export interface ReduceTag {
+  readonly epoch: number;
+  readonly step: number;
+  readonly bf16Elements?: number;
 }

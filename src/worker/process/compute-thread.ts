@@ -167,7 +167,7 @@ export class ComputeThread {
       case 'reduce':
         this.serve(msg.id, (h) =>
           h
-            .reduce(msg.wire, { epoch: msg.epoch, step: msg.step })
+            .reduce(msg.wire, { epoch: msg.epoch, step: msg.step, bf16Elements: msg.bf16Elements })
             .then(() =>
               this.post({ type: 'reduced', id: msg.id, wire: msg.wire }, [msg.wire.buffer as ArrayBuffer]),
             ),
