@@ -179,6 +179,14 @@ function alreadyComplete(cfg: RunConfig, outDir: string): boolean {
   return s.summary !== null && s.epoch >= cfg.train.epochs;
 }
 
+/** Errors that refuse the run's inputs (config, data, run directory, checkpoints), as opposed to a failure while it ran. */
+function isRefusal(err: unknown): boolean {
+  const name = (err as Error | undefined)?.name ?? '';
+  return (
+    err instanceof ConfigError || ['DataError', 'RunDirError', 'CheckpointError', 'ModelError'].includes(name)
+  );
+}
+
 /** Registers `bbn train`. */
 export function registerTrainCommand(program: Command): void {
   const cmd = program
@@ -214,6 +222,12 @@ export function registerTrainCommand(program: Command): void {
   addTelemetryOptions(cmd).action(async (overrides: string[], opts: TrainFlags) => {
     const workers = opts.workers === undefined ? 1 : parseWorkers(opts.workers, !opts.externalWorkers);
     const { cfg, outDir } = resolveRun(overrides, opts);
+    // Data that cannot load (or cannot fill a batch) is refused before anything starts; a durable
+    // run would otherwise first start a server and a workflow. Cluster ranks read their own data.
+    if (opts.temporal !== false && !opts.externalWorkers) {
+      const { checkRunData } = await import('../worker/run-inputs.ts');
+      await checkRunData(cfg);
+    }
     // Nothing is written into the run directory before it is claimed: locked, and not another run.
     const claim = claimRunDir(outDir, cfg, {
       resume: !!opts.resume,
@@ -233,6 +247,11 @@ export function registerTrainCommand(program: Command): void {
         return;
       }
       await trainClaimed(cfg, outDir, overrides, opts, workers);
+    } catch (err) {
+      // A run refused before it trained leaves no stub behind (and a run moved aside comes back).
+      if (isRefusal(err) && claim.discard() && claim.movedAside)
+        process.stderr.write(`moved the previous run back to ${outDir}\n`);
+      throw err;
     } finally {
       claim.release();
     }
