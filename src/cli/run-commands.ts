@@ -8,8 +8,9 @@ import type { Client } from '@temporalio/client';
 import type { Command } from 'commander';
 import type { RunConfig } from '../core/config.ts';
 import type { BackendPreference } from '../model/backend.ts';
-import { rankTaskQueue, type TrainingResult } from '../orchestration/api.ts';
+import { rankTaskQueue, type TrainingInput, type TrainingResult } from '../orchestration/api.ts';
 import type { RunStatus } from '../orchestration/client.ts';
+import { claimRunDir } from '../worker/run-claim.ts';
 
 /** The run operations of src/orchestration/client.ts, imported on use (the Temporal SDK is slow to load). */
 const runOps = () => import('../orchestration/client.ts');
@@ -99,6 +100,20 @@ export async function temporalLaunch(
     workers: o.workers,
     resume: o.resume,
   };
+  // As `bbn train`: not another run's directory, and locked while this process trains into it.
+  const claim = claimRunDir(input.outDir, o.config, { resume: !!o.resume, lock: !!o.localWorker });
+  try {
+    return await submitAndServe(o, input, out);
+  } finally {
+    claim.release();
+  }
+}
+
+async function submitAndServe(
+  o: TemporalLaunchOptions,
+  input: TrainingInput,
+  out: RunCommandOutput,
+): Promise<TrainingResult | undefined> {
   const { startRun } = await runOps();
   return withClient(o, async (client) => {
     const handle = await startRun(client, input);
