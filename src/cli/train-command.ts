@@ -4,6 +4,7 @@
  * `bbn train --resume DIR` continues it. `--no-temporal` trains in this process (or with the plain
  * launcher), where Ctrl-C stops after the current step with a checkpoint.
  */
+
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -269,6 +270,8 @@ async function trainClaimed(
   if (opts.temporal !== false) {
     // The SDK's log lines go to the run's log file (this process and its rank processes).
     if (!opts.verbose) process.env.BBN_TEMPORAL_LOG ??= join(resolve(outDir), 'temporal.log');
+    // Local rank processes inherit the run's token (generated unless configured); pods read theirs from the Secret.
+    if (!opts.externalWorkers) (await import('../auth/run-token.ts')).ensureRunToken(process.env);
     const { trainDurably } = await import('./durable-train.ts');
     // Whether this process was interrupted (durable-train turns Ctrl-C into a cancel of the run).
     let interrupted = false;

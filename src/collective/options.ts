@@ -2,6 +2,8 @@
  * Validation of `RingAllreduceOptions` and of each allreduce's arguments. Every message names
  * the field and quotes the bad value.
  */
+
+import type { RunToken } from '../auth/run-token.ts';
 import {
   type AllreduceTag,
   CollectiveConfigError,
@@ -30,6 +32,7 @@ export interface RingConfig {
   readonly timeoutMs: number;
   readonly connectTimeoutMs: number;
   readonly keepaliveMs: number;
+  readonly token?: RunToken;
 }
 
 function isUint32(v: unknown): v is number {
@@ -109,6 +112,7 @@ export function resolveOptions(opts: RingAllreduceOptions): RingConfig {
     timeoutMs: positiveMs('timeoutMs', opts.timeoutMs, 60_000),
     connectTimeoutMs: positiveMs('connectTimeoutMs', opts.connectTimeoutMs, 30_000),
     keepaliveMs: resolveKeepalive(opts),
+    token: opts.token,
   };
 }
 

@@ -7,6 +7,7 @@
  * messages are refused with a gRPC status, and nothing a call does can throw out of a handler.
  */
 import * as grpc from '@grpc/grpc-js';
+import { type RunToken, RunTokenVerifier } from '../auth/run-token.ts';
 import type { bbn } from '../generated/bbn.js';
 import { CollectiveServiceDefinition } from '../generated/bbn-grpc.ts';
 import { CollectiveConfigError, CollectiveError, type ListenAddress } from './api.ts';
@@ -57,6 +58,8 @@ export interface CollectiveServerOptions {
    * rings on this server use the same value for their own calls. Default 60 000 ms.
    */
   readonly keepaliveMs?: number;
+  /** The run's token: every incoming edge must carry it (UNAUTHENTICATED otherwise, naming the caller). */
+  readonly token?: RunToken;
 }
 
 /** Time a caller has to send its hello before the call is refused. */
@@ -86,6 +89,8 @@ export class CollectiveServer {
     private readonly owned: boolean,
     /** Keepalive of the edges served here; rings on this server use it for their calls too. */
     readonly keepaliveMs: number,
+    /** Checks each incoming edge's run token before its first message is read. */
+    private readonly auth: RunTokenVerifier,
   ) {}
 
   /** Starts a gRPC server on `address` (port 0 picks a free port) serving only ring edges. */
@@ -114,7 +119,11 @@ export class CollectiveServer {
         { cause: err },
       );
     });
-    const self = new CollectiveServer(server, address.host, port, true, keepaliveMs);
+    const auth = new RunTokenVerifier(
+      options.token,
+      `ring peer server ${formatHostPort(address.host, port)}`,
+    );
+    const self = new CollectiveServer(server, address.host, port, true, keepaliveMs, auth);
     server.addService({ ring: RAW_RING_METHOD }, { ring: (call: RawServerCall) => self.handle(call) });
     return self;
   }
@@ -134,7 +143,11 @@ export class CollectiveServer {
       'CollectiveServerOptions.keepaliveMs',
       options.keepaliveMs ?? DEFAULT_KEEPALIVE_MS,
     );
-    const self = new CollectiveServer(server, advertised.host, advertised.port, false, keepaliveMs);
+    const auth = new RunTokenVerifier(
+      options.token,
+      `ring peer server ${formatHostPort(advertised.host, advertised.port)}`,
+    );
+    const self = new CollectiveServer(server, advertised.host, advertised.port, false, keepaliveMs, auth);
     server.addService({ ring: RAW_RING_METHOD }, { ring: (call: RawServerCall) => self.handle(call) });
     return self;
   }
@@ -191,6 +204,13 @@ export class CollectiveServer {
     this.calls.add(call);
     // A broken client must never become an unhandled 'error' event.
     call.on('error', () => {});
+    // Authenticated before anything the caller sent is read (every stream, not only the first).
+    const refusal = this.auth.check(call.metadata, call.getPeer());
+    if (refusal) {
+      this.calls.delete(call);
+      refuse(call, refusal.code, refusal.details);
+      return;
+    }
     const forget = (): void => {
       clearTimeout(helloTimer);
       this.calls.delete(call);

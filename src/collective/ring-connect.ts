@@ -87,6 +87,7 @@ export async function connectRing(
     ? null
     : await CollectiveServer.listen(where.listen ?? parseHostPort(cfg.peers[cfg.rank]), {
         keepaliveMs: cfg.keepaliveMs,
+        token: cfg.token,
       });
   const server = where.server ?? ownedServer!;
   const self: PeerRef = { rank: cfg.rank, address: cfg.peers[cfg.rank] };
@@ -120,6 +121,7 @@ export async function connectRing(
       self,
       peer: up,
       hello: { ...accept(cfg), upstreamRank: up.rank },
+      token: cfg.token,
       channelOptions: upstreamChannelOptions(cfg.chunkElements * 4 + FRAME_HEADER_ALLOWANCE, cfg.keepaliveMs),
       validate: (got) => checkAccept(cfg, got, up),
       signal: setup.signal,
