@@ -12,10 +12,12 @@
  * leaves at once, and `bbn train --resume DIR` later re-attaches to the still-running workflow or
  * continues the stopped run from its last good checkpoint.
  */
+
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
+import { temporalConnectionOptions } from '../auth/credentials.ts';
 import type { RunConfig } from '../core/config.ts';
 import { ConfigError } from '../core/config.ts';
 import type { LocalServer } from '../devservers/api.ts';
@@ -110,7 +112,9 @@ export async function trainDurably(o: DurableTrainOptions): Promise<TrainingResu
   const runId = o.runId ?? runIdFor(outDir);
   const inProcess = !o.externalRanks && o.workers === 1 && o.cfg.distributed.workers <= 1;
   const { address, server } = await localTemporal(outDir, o.temporal, say);
-  const connection = await Connection.connect({ address });
+  // A given server gets the credentials Secret's TLS/API key; the embedded dev server needs none.
+  const credentials = server ? {} : temporalConnectionOptions();
+  const connection = await Connection.connect({ address, ...credentials });
   const client = new Client({ connection, namespace: o.temporalNamespace ?? 'default' });
   const cleanups: (() => Promise<unknown>)[] = [];
   let interrupts = 0;
@@ -139,7 +143,7 @@ export async function trainDurably(o: DurableTrainOptions): Promise<TrainingResu
     );
     const workflows = await cachedTrainingWorkflowBundle(bbnCacheDir());
     installTemporalRuntime();
-    const native = await NativeConnection.connect({ address });
+    const native = await NativeConnection.connect({ address, ...credentials });
     cleanups.push(() => native.close());
     if (o.externalRanks) {
       // The ranks are pods (`bbn worker --temporal`); this process hosts the workflow only.

@@ -3,9 +3,11 @@
  * not given) and the `bbn pause | resume | cancel RUN` commands. Thin: each connects a Temporal
  * client and calls src/orchestration/client.ts.
  */
+
 import { resolve } from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { Command } from 'commander';
+import { temporalConnectionOptions } from '../auth/credentials.ts';
 import type { RunConfig } from '../core/config.ts';
 import type { BackendPreference } from '../model/backend.ts';
 import { rankTaskQueue, type TrainingInput, type TrainingResult } from '../orchestration/api.ts';
@@ -48,6 +50,7 @@ async function withClient<T>(t: TemporalTarget, body: (client: Client) => Promis
   const connection = await Connection.connect({
     address: t.temporal,
     connectTimeout: CONNECT_TIMEOUT_MS,
+    ...temporalConnectionOptions(),
   }).catch((err: Error) => {
     throw new RunNotReachableError(
       `no Temporal server answers at ${t.temporal} (${err.message.split('\n')[0]}); ` +
@@ -129,7 +132,7 @@ async function submitAndServe(
     const { createLocalDeps } = await import('../orchestration/local.ts');
     const { createTrainingWorker } = await import('../orchestration/worker.ts');
     const deps = createLocalDeps({ compute: { backend: o.localWorker.backend } });
-    const native = await NativeConnection.connect({ address: o.temporal });
+    const native = await NativeConnection.connect({ address: o.temporal, ...temporalConnectionOptions() });
     try {
       const worker = await createTrainingWorker({
         connection: native,

@@ -4,7 +4,9 @@
  * `bbnTraining` workflow too. `bbn worker --temporal` and the local supervisor of `bbn train` run
  * it; a replaced process (crash, pod restart) simply polls again and reloads from the checkpoint.
  */
+
 import { NativeConnection, type WorkflowBundleOption } from '@temporalio/worker';
+import { temporalConnectionOptions } from '../auth/credentials.ts';
 import type { EpochMetrics } from '../worker/run-dir.ts';
 import type { StepReport } from '../worker/trainer.ts';
 import { rankTaskQueue } from './api.ts';
@@ -45,7 +47,7 @@ export async function serveRank(o: ServeRankOptions): Promise<void> {
     onStep: o.onStep,
     onEpoch: o.onEpoch,
   });
-  const connection = await NativeConnection.connect({ address: o.address });
+  const connection = await NativeConnection.connect({ address: o.address, ...temporalConnectionOptions() });
   const stop = () => worker?.shutdown();
   let worker: Awaited<ReturnType<typeof createTrainingWorker>> | undefined;
   try {
