@@ -179,16 +179,36 @@ export class RunTokenVerifier {
     return undefined;
   }
 
-  /** Checks a unary call; on refusal answers it and returns false. */
-  checkUnary<Req, Res>(call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>): boolean {
-    const refusal = this.check(call.metadata, call.getPeer());
-    if (refusal)
-      callback({
-        code: refusal.code,
-        details: refusal.details,
-        name: 'Unauthenticated',
-        message: refusal.details,
-      });
-    return refusal === undefined;
+  /**
+   * `impl` with every handler guarded: a call without the run's token is answered
+   * UNAUTHENTICATED (naming the caller) before the handler sees it. Unary and client-streaming
+   * calls get the status through their callback, server- and bidi-streaming calls as the stream's
+   * error. Use: `server.addService(definition, verifier.guard(handlers))`.
+   */
+  guard<T extends grpc.UntypedServiceImplementation>(impl: T): T {
+    if (!this.token) return impl;
+    const guarded: grpc.UntypedServiceImplementation = {};
+    for (const [name, handler] of Object.entries(impl)) {
+      const h = handler as (call: AnyCall, callback?: grpc.sendUnaryData<unknown>) => void;
+      guarded[name] = ((call: AnyCall, callback?: grpc.sendUnaryData<unknown>) => {
+        const refusal = this.check(call.metadata, call.getPeer());
+        if (!refusal) return h(call, callback);
+        const status = { ...refusal, name: 'Unauthenticated', message: refusal.details };
+        if (callback) callback(status);
+        else {
+          call.on('error', () => {}); // a refused caller's own error never goes unhandled
+          call.emit('error', status);
+        }
+      }) as grpc.UntypedHandleCall;
+    }
+    return guarded as T;
   }
 }
+
+/** Any server call: all carry metadata and the caller's address, and are event emitters. */
+type AnyCall = {
+  readonly metadata: grpc.Metadata;
+  getPeer(): string;
+  on(event: 'error', listener: () => void): unknown;
+  emit(event: 'error', status: unknown): boolean;
+};
