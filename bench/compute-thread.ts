@@ -1,20 +1,16 @@
 /**
- * Training speed of distributed ranks that compute on a worker thread, against the same problem
- * trained in one process by `runTraining` (compute on the main thread), alternating in one run.
- * Steps per second are rank 0's: steps over the epochs' training seconds from metrics.jsonl
- * (evaluation and start-up excluded), median over repeats.
+ * Training speed of durable runs whose ranks compute on a worker thread (W = 1 in this process,
+ * W = 2 as rank processes with the coordinator and the ring), against the same problem trained in
+ * one process by `runTraining` (compute on the main thread), alternating in one run. Steps per
+ * second are rank 0's: steps over the epochs' training seconds from metrics.jsonl (evaluation and
+ * start-up excluded), median over repeats; start-up is each run's wall time minus those seconds.
  *
- * With `--baseline DIR` (a checkout whose workers compute on their main thread, e.g. the commit
- * before the compute thread with this tree's node_modules linked in) its `bin/bbn.mjs worker` runs
- * the same launches as a second contrast.
- *
- * usage: node --import tsx bench/compute-thread.ts [--epochs 6] [--repeats 3] [--baseline DIR]
+ * usage: node --import tsx bench/compute-thread.ts [--epochs 6] [--repeats 3]
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { stringify } from 'yaml';
-import { launchLocal } from '../src/cli/launcher.ts';
+import { join } from 'node:path';
+import { trainDurably } from '../src/cli/durable-train.ts';
 import { parseRunConfig } from '../src/core/config.ts';
 import { loadData } from '../src/data/load.ts';
 import { selectBackend } from '../src/model/backend.ts';
@@ -29,12 +25,9 @@ function arg(name: string): string | undefined {
 
 const epochs = Number(arg('epochs') ?? 6);
 const repeats = Number(arg('repeats') ?? 3);
-const baseline = arg('baseline');
 const raw = tinyRun({ name: 'bench-compute-thread', train: { epochs } });
 const cfg = parseRunConfig(raw);
 const dir = () => mkdtempSync(join(tmpdir(), 'bbn-bench-ct-'));
-const configPath = join(dir(), 'tiny.yaml');
-writeFileSync(configPath, stringify(raw));
 
 /** Rank 0's training steps per second over all epochs of the run in `out`. */
 function stepsPerSecond(out: string): number {
@@ -52,22 +45,17 @@ async function single(): Promise<number> {
   return stepsPerSecond(out);
 }
 
-async function launched(workers: number, command?: string[]): Promise<number> {
+async function durable(workers: number): Promise<number> {
   const out = dir();
-  await launchLocal({ configPath, outDir: out, workers, workerCommand: command, onLine: () => {} });
+  await trainDurably({ cfg, outDir: out, workers, resume: false, say: () => {} });
   return stepsPerSecond(out);
 }
 
-const base = baseline ? [process.execPath, join(resolve(baseline), 'bin', 'bbn.mjs'), 'worker'] : undefined;
 type Case = [string, () => Promise<number>];
-const contrast = (workers: number): Case[] =>
-  base ? [[`W=${workers} ranks on the main thread (baseline)`, () => launched(workers, base)]] : [];
 const cases: Case[] = [
   ['runTraining (main thread, one process)', single],
-  ['W=1 ranks on a compute thread', () => launched(1)],
-  ...contrast(1),
-  ['W=2 ranks on a compute thread', () => launched(2)],
-  ...contrast(2),
+  ['durable W=1 (compute thread)', () => durable(1)],
+  ['durable W=2 (rank processes, ring)', () => durable(2)],
 ];
 const results = new Map<string, number[]>(cases.map(([name]) => [name, []]));
 await single(); // warm-up: kernels, tsx's transform cache

@@ -7,7 +7,6 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../core/config.ts';
-import { registerCoordinatorCommand } from './coordinator-command.ts';
 import { registerDataCommand } from './data-command.ts';
 import { registerEvalCommand } from './eval-command.ts';
 import { registerLaunchCommand } from './launch-command.ts';
@@ -37,7 +36,6 @@ export function buildProgram(): Command {
   registerTrainCommand(program);
   registerEvalCommand(program);
   registerReportCommand(program);
-  registerCoordinatorCommand(program);
   registerWatchCommand(program);
   registerRunsCommand(program);
   registerWorkerCommand(program);

@@ -5,10 +5,13 @@
  * (`<out>/.temporal/`), on port 7233 when free so that `bbn status | pause | scale | cancel RUN`
  * find it without flags while the run trains.
  *
- * W = 1 trains in this process (the Temporal worker hosts the workflow and the rank, whose model
- * computes on a worker thread so that Ctrl-C, status and telemetry answer during a step).
- * W > 1 starts one `bbn worker --temporal` process per rank, kept alive by `RankProcesses` and
- * following `bbn scale`. Ctrl-C cancels the run cleanly (final checkpoint); a second Ctrl-C
+ * This process hosts the run's coordinator: the workflow and the coordinator's activities (plans,
+ * rendezvous) on the coordinator's queue. W = 1 trains in this process too (the rank's model
+ * computes on a worker thread so that Ctrl-C, status and telemetry answer during a step). W > 1
+ * starts one `bbn worker --temporal` process per rank, kept alive by `RankProcesses` and following
+ * `bbn scale`; each heartbeats to the coordinator's server here, which forms each generation's
+ * ring and reports a rank silent for 4 s (with `--external-workers` the ranks are pods and this
+ * verdict is the fast one; locally the supervisor's health probes usually see a loss first). Ctrl-C cancels the run cleanly (final checkpoint); a second Ctrl-C
  * leaves at once, and `bbn train --resume DIR` later re-attaches to the still-running workflow or
  * continues the stopped run from its last good checkpoint.
  */
@@ -18,13 +21,16 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import { temporalConnectionOptions } from '../auth/credentials.ts';
+import type { BindAddress } from '../coordinator/server.ts';
 import type { RunConfig } from '../core/config.ts';
 import { ConfigError } from '../core/config.ts';
 import type { LocalServer } from '../devservers/api.ts';
 import { bbnCacheDir, freePort, portIsFree, startTemporalDevServer } from '../devservers/index.ts';
 import type { RunEnd } from '../metrics/telemetry.ts';
 import {
+  type RankLost,
   type RestartPolicy,
+  type RunProgress,
   type RunTimeouts,
   rankTaskQueue,
   type TrainingInput,
@@ -36,6 +42,7 @@ import { RankProcesses } from '../supervisor/rank-processes.ts';
 import { listCheckpoints } from '../worker/checkpoint.ts';
 import { runPaths } from '../worker/run-dir.ts';
 import type { StepReport } from '../worker/trainer.ts';
+import { startCoordinatorTelemetry } from './coordinator-telemetry.ts';
 import { createProgress, formatEpochLine } from './progress.ts';
 import { runIdFor } from './run-id.ts';
 import { checkpointUri, startCliTelemetry, type TelemetryFlags } from './telemetry-options.ts';
@@ -57,6 +64,8 @@ export interface DurableTrainOptions {
   readonly temporalNamespace?: string;
   /** How to start one rank (W > 1), before its options; default `node bin/bbn.mjs worker`. */
   readonly workerCommand?: readonly string[];
+  /** Each line a rank process prints; default stdout, prefixed `[rank r]`. */
+  readonly onRankLine?: (rank: number, line: string) => void;
   /** Called after each rank process spawned (tests inject faults). */
   readonly onSpawn?: (rank: number, child: import('node:child_process').ChildProcess) => void;
   /** Lines for people; default stderr. */
@@ -73,6 +82,8 @@ export interface DurableTrainOptions {
   readonly telemetry?: TelemetryFlags;
   /** Restart delay of a dead local rank process (ms); default 1 s. */
   readonly rankRestartDelayMs?: number;
+  /** Where the coordinator's heartbeat server binds (W > 1); default 127.0.0.1, any free port. */
+  readonly coordinator?: Partial<BindAddress>;
 }
 
 /**
@@ -102,6 +113,11 @@ async function localTemporal(
   return { address: server.address, server };
 }
 
+/** Whether the run's only rank trains in this process (W = 1, ranks not elsewhere). */
+function inProcessRun(o: DurableTrainOptions): boolean {
+  return !o.externalRanks && o.workers === 1 && o.cfg.distributed.workers <= 1;
+}
+
 /** Runs (or re-attaches to) the run's workflow until it ends; resolves with its result. */
 export async function trainDurably(o: DurableTrainOptions): Promise<TrainingResult> {
   const say = o.say ?? ((line: string) => process.stderr.write(`${line}\n`));
@@ -110,7 +126,7 @@ export async function trainDurably(o: DurableTrainOptions): Promise<TrainingResu
   }
   const outDir = resolve(o.outDir);
   const runId = o.runId ?? runIdFor(outDir);
-  const inProcess = !o.externalRanks && o.workers === 1 && o.cfg.distributed.workers <= 1;
+  const inProcess = inProcessRun(o);
   const { address, server } = await localTemporal(outDir, o.temporal, say);
   // A given server gets the credentials Secret's TLS/API key; the embedded dev server needs none.
   const credentials = server ? {} : temporalConnectionOptions();
@@ -135,36 +151,79 @@ export async function trainDurably(o: DurableTrainOptions): Promise<TrainingResu
     );
   };
   process.on('SIGINT', onSigint);
+  let ranks: RankProcesses | undefined;
   try {
     const handle = await startOrAttach(client, runId, outDir, o, say);
+    /** A lost rank, from the supervisor or the coordinator: the workflow abandons the epoch at once. */
+    const reportLoss = (loss: RankLost) => {
+      say(`run ${runId}: rank ${loss.rank} ${loss.detail}`);
+      track(
+        handle
+          .signal(rankLostSignal, loss)
+          .catch((err: Error) => say(`could not tell run ${runId} about rank ${loss.rank}: ${err.message}`)),
+      );
+    };
     const { NativeConnection } = await import('@temporalio/worker');
-    const { cachedTrainingWorkflowBundle, createTrainingWorker, installTemporalRuntime } = await import(
+    const { cachedTrainingWorkflowBundle, installTemporalRuntime } = await import(
       '../orchestration/worker.ts'
     );
+    const { hostCoordinator } = await import('../orchestration/coordinator-host.ts');
     const workflows = await cachedTrainingWorkflowBundle(bbnCacheDir());
     installTemporalRuntime();
     const native = await NativeConnection.connect({ address, ...credentials });
     cleanups.push(() => native.close());
-    if (o.externalRanks) {
-      // The ranks are pods (`bbn worker --temporal`); this process hosts the workflow only.
-      const host = await createTrainingWorker({
-        connection: native,
-        namespace: o.temporalNamespace,
-        taskQueue: rankTaskQueue(runId, 0),
-        workflows,
-      });
-      return await host.runUntil(resultOf(handle, runId, outDir));
-    }
+    // W = 1 in this process reports its own telemetry (trainHere); otherwise the coordinator does.
+    const coordTelemetry = inProcess
+      ? undefined
+      : await startCoordinatorTelemetry(
+          // Locally the ranks take --metrics-port P + rank: the coordinator takes any free port.
+          o.externalRanks
+            ? (o.telemetry ?? {})
+            : { ...o.telemetry, metricsPort: o.telemetry?.metricsPort && '0' },
+          { runId, cfg: o.cfg },
+        );
+    if (coordTelemetry) cleanups.push(() => coordTelemetry.close());
+    if (coordTelemetry?.metricsUrl) say(`coordinator metrics at ${coordTelemetry.metricsUrl}`);
+    const coordinator = await hostCoordinator({
+      connection: native,
+      namespace: o.temporalNamespace,
+      runId,
+      workflows,
+      bind: inProcess ? null : { host: o.coordinator?.host ?? '127.0.0.1', port: o.coordinator?.port ?? 0 },
+      onLost: (v) => reportLoss({ rank: v.rank, cause: v.cause, detail: v.detail }),
+      onPlan: coordTelemetry?.plan,
+    });
+    cleanups.push(() => coordinator.close());
+    if (coordinator.address) say(`run ${runId}: coordinator listening on ${coordinator.address}`);
     if (inProcess) {
-      return await trainHere(o, runId, native, workflows, () => resultOf(handle, runId, outDir));
+      return await trainHere(o, runId, native, coordinator.worker, () => resultOf(handle, runId, outDir));
     }
-    const ranks = new RankProcesses({
+    /** The workflow's progress, asked once a second: its generation for telemetry, its world size for the supervisor. */
+    let progress: RunProgress | undefined;
+    const follow = setInterval(() => {
+      if (inFlight.size > 0) return; // one query at a time; a slow server is not piled on
+      track(
+        handle.query(progressQuery).then((p) => {
+          progress = p;
+          ranks?.ensure(Math.max(p.workers, p.pendingWorkers ?? 0));
+        }),
+      );
+    }, FOLLOW_MS);
+    cleanups.push(async () => clearInterval(follow));
+    if (coordinator.server) coordTelemetry?.attach(coordinator.server, () => progress?.generation ?? 0);
+    if (o.externalRanks) {
+      // The ranks are pods (`bbn worker --temporal --coordinator`); this process hosts the coordinator only.
+      return await coordinator.worker.runUntil(resultOf(handle, runId, outDir));
+    }
+    ranks = new RankProcesses({
       command: (rank) => [
         ...(o.workerCommand ?? [process.execPath, BIN, 'worker']),
         '--temporal',
         address,
         '--temporal-namespace',
         o.temporalNamespace ?? 'default',
+        '--coordinator',
+        coordinator.address ?? '',
         '--run-id',
         runId,
         '--rank',
@@ -174,37 +233,17 @@ export async function trainDurably(o: DurableTrainOptions): Promise<TrainingResu
         o.cfg.compute.backend,
         ...(o.cfg.compute.threads ? ['--threads', String(o.cfg.compute.threads)] : []),
       ],
-      onLine: (rank, line) => process.stdout.write(`[rank ${rank}] ${line}\n`),
+      onLine: o.onRankLine ?? ((rank, line) => process.stdout.write(`[rank ${rank}] ${line}\n`)),
       onSpawn: o.onSpawn,
       restartDelayMs: o.rankRestartDelayMs,
-      // The workflow abandons the epoch at once instead of waiting for the rank's heartbeat timeout.
-      onLost: (loss) => {
-        say(`run ${runId}: rank ${loss.rank} ${loss.detail}`);
-        track(
-          handle
-            .signal(rankLostSignal, { rank: loss.rank, cause: loss.cause, detail: loss.detail })
-            .catch((err: Error) =>
-              say(`could not tell run ${runId} about rank ${loss.rank}: ${err.message}`),
-            ),
-        );
-      },
+      onLost: (loss) => reportLoss({ rank: loss.rank, cause: loss.cause, detail: loss.detail }),
     });
-    cleanups.push(() => ranks.close());
-    ranks.ensure(o.workers);
-    const host = await createTrainingWorker({
-      connection: native,
-      namespace: o.temporalNamespace,
-      taskQueue: rankTaskQueue(runId, 0),
-      workflows,
-    });
-    const follow = setInterval(() => {
-      if (inFlight.size > 0) return; // one query at a time; a slow server is not piled on
-      track(
-        handle.query(progressQuery).then((p) => ranks.ensure(Math.max(p.workers, p.pendingWorkers ?? 0))),
-      );
-    }, FOLLOW_MS);
-    cleanups.push(async () => clearInterval(follow));
-    return await host.runUntil(Promise.race([resultOf(handle, runId, outDir), ranks.failed]));
+    const supervised = ranks;
+    cleanups.push(() => supervised.close());
+    supervised.ensure(o.workers);
+    return await coordinator.worker.runUntil(
+      Promise.race([resultOf(handle, runId, outDir), supervised.failed]),
+    );
   } finally {
     process.off('SIGINT', onSigint);
     for (const c of cleanups.reverse()) await c().catch(() => {});
@@ -281,6 +320,8 @@ async function startOrAttach(
     config: o.cfg,
     outDir,
     workers: Math.max(o.workers, o.cfg.distributed.workers),
+    // One rank in this process has no ring and no heartbeat server: `bbn scale` is refused clearly.
+    maxWorkers: inProcessRun(o) ? 1 : undefined,
     resume,
     timeouts: o.timeouts,
     restart: o.restart,
@@ -290,12 +331,12 @@ async function startOrAttach(
   return handle;
 }
 
-/** W = 1: workflow and rank runtime in this process (the model on its compute thread), with the progress bar. */
+/** W = 1: the rank runtime in this process too (the model on its compute thread), with the progress bar. */
 async function trainHere(
   o: DurableTrainOptions,
   runId: string,
   native: import('@temporalio/worker').NativeConnection,
-  workflows: import('@temporalio/worker').WorkflowBundleOption,
+  coordinator: import('@temporalio/worker').Worker,
   result: () => Promise<TrainingResult>,
 ): Promise<TrainingResult> {
   const { createLocalDeps } = await import('../orchestration/local.ts');
@@ -323,14 +364,14 @@ async function trainHere(
   });
   let end: RunEnd = { state: 'failed', reason: 'the process stopped before the run ended' };
   try {
-    const worker = await createTrainingWorker({
+    const rank = await createTrainingWorker({
       connection: native,
       namespace: o.temporalNamespace,
       taskQueue: rankTaskQueue(runId, 0),
       deps,
-      workflows,
     });
-    const r = await worker.runUntil(result());
+    const ended = result();
+    const [r] = await Promise.all([rank.runUntil(ended), coordinator.runUntil(ended)]);
     end =
       r.state === 'completed' ? { state: 'completed' } : { state: 'paused', reason: 'stopped; resumable' };
     return r;

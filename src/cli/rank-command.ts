@@ -17,6 +17,8 @@ import { startCliTelemetry, type TelemetryFlags } from './telemetry-options.ts';
 export interface TemporalRankOptions {
   readonly temporal: string;
   readonly temporalNamespace?: string;
+  /** The run's coordinator (host:port), heartbeated every second; needed when the run has W > 1. */
+  readonly coordinator?: string;
   readonly runId: string;
   readonly rank: number;
   readonly backend?: BackendPreference;
@@ -62,6 +64,22 @@ export async function runTemporalRank(o: TemporalRankOptions): Promise<number> {
       ring: { host: o.host, advertiseHost: o.advertise, port: o.peerPort, token: runTokenFromEnv() },
       workflows: typeof o.workflows === 'string' ? { codePath: o.workflows } : o.workflows,
       signal: stop.signal,
+      log: say,
+      coordinator: o.coordinator
+        ? {
+            address: o.coordinator,
+            beat: () => {
+              const h = health.report();
+              return {
+                phase: h.phase === 'training' ? 'training' : 'idle',
+                epoch: h.epoch,
+                step: h.step,
+                progressAgeMs: h.progressAgeMs,
+              };
+            },
+            say,
+          }
+        : undefined,
       onOpen: (cfg, layout, backend) => {
         say(`rank ${o.rank}: run ${o.runId} opened on its compute thread, backend ${backend}`);
         telemetry ??= startCliTelemetry(o.telemetry ?? {}, {
@@ -85,7 +103,10 @@ export async function runTemporalRank(o: TemporalRankOptions): Promise<number> {
         withTelemetry((t) => t.onStep(r));
       },
       // Announced once polling: a supervisor probes it from then on (start-up is not judged).
-      onReady: () => say(`rank ${o.rank}: ready (run ${o.runId}, ${o.temporal}); health ${healthServer.url}`),
+      onReady: () =>
+        say(
+          `rank ${o.rank}: ready (run ${o.runId}, ${o.temporal}${o.coordinator ? `, coordinator ${o.coordinator}` : ''}); health ${healthServer.url}`,
+        ),
       onEpoch: (m, epochs) => {
         health.progress('evaluated', m.epoch, 0);
         withTelemetry((t) => t.onEpoch(m));

@@ -85,13 +85,13 @@ export interface TemporalLaunchOptions extends TemporalTarget {
   readonly workers: number;
   readonly resume?: boolean;
   /**
-   * Also host rank 0's Temporal worker (workflow + in-process trainer, W=1) here and wait for the
-   * run to finish; with several workers or without this flag, `bbn worker` processes serve it.
+   * Also serve rank 0 in this process (W=1, in-process trainer); otherwise `bbn worker` processes
+   * serve the ranks. This process hosts the run's coordinator either way, until the run ends.
    */
   readonly localWorker?: { readonly backend: BackendPreference };
 }
 
-/** Submits the run; with `localWorker`, serves it in this process until it ends. */
+/** Submits the run and hosts its coordinator (and, with `localWorker`, rank 0) until it ends. */
 export async function temporalLaunch(
   o: TemporalLaunchOptions,
   out: RunCommandOutput = process.stdout,
@@ -123,31 +123,47 @@ async function submitAndServe(
     out.write(
       `run ${o.runId}: submitted (workflow ${handle.workflowId}), ${o.workers} worker(s), out ${input.outDir}\n`,
     );
-    if (!o.localWorker) {
-      out.write(`serve it with ${o.workers} \`bbn worker\` process(es); watch with: bbn status ${o.runId}\n`);
-      return undefined;
-    }
     // Imported here so that submit-only commands do not load tfjs.
     const { NativeConnection } = await import('@temporalio/worker');
-    const { createLocalDeps } = await import('../orchestration/local.ts');
+    const { hostCoordinator } = await import('../orchestration/coordinator-host.ts');
     const { createTrainingWorker } = await import('../orchestration/worker.ts');
-    const deps = createLocalDeps({ compute: { backend: o.localWorker.backend } });
     const native = await NativeConnection.connect({ address: o.temporal, ...temporalConnectionOptions() });
+    const coordinator = await hostCoordinator({
+      connection: native,
+      namespace: o.temporalNamespace,
+      runId: o.runId,
+      workflows: true,
+      bind: o.localWorker && o.workers === 1 ? null : { host: '127.0.0.1', port: 0 },
+      onLost: (v) => out.write(`run ${o.runId}: rank ${v.rank} ${v.detail}\n`),
+    });
+    const deps = o.localWorker
+      ? (await import('../orchestration/local.ts')).createLocalDeps({
+          compute: { backend: o.localWorker.backend },
+        })
+      : undefined;
     try {
-      const worker = await createTrainingWorker({
-        connection: native,
-        namespace: o.temporalNamespace,
-        taskQueue: rankTaskQueue(o.runId, 0),
-        deps,
-        workflows: true,
-      });
-      const result = await worker.runUntil(() => handle.result());
+      if (coordinator.address) {
+        out.write(
+          `serve it with ${o.workers} \`bbn worker --temporal ${o.temporal} --run-id ${o.runId} --rank R --coordinator ${coordinator.address}\` process(es); watch with: bbn status ${o.runId}\n`,
+        );
+      }
+      const ended = handle.result();
+      const rank = deps
+        ? await createTrainingWorker({
+            connection: native,
+            namespace: o.temporalNamespace,
+            taskQueue: rankTaskQueue(o.runId, 0),
+            deps,
+          })
+        : undefined;
+      const [result] = await Promise.all([coordinator.worker.runUntil(ended), rank?.runUntil(ended)]);
       out.write(
         `run ${o.runId}: ${result.state} after ${result.epochs.at(-1)?.epoch ?? 0} epoch(s); checkpoint ${result.checkpoint}\n`,
       );
       return result;
     } finally {
-      await deps.dispose();
+      await deps?.dispose();
+      await coordinator.close();
       await native.close();
     }
   });

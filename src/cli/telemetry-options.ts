@@ -6,10 +6,9 @@
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
-import type { CoordinatorServer, CoordinatorServerOptions } from '../coordinator/server.ts';
 import { ConfigError } from '../core/config.ts';
 import { RunIdError } from '../events/api.ts';
-import type { RunEnd, Telemetry, TelemetryOptions } from '../metrics/telemetry.ts';
+import type { Telemetry, TelemetryOptions } from '../metrics/telemetry.ts';
 import { checkpointFileName } from '../worker/checkpoint.ts';
 import { runPaths } from '../worker/run-dir.ts';
 
@@ -72,58 +71,4 @@ export async function startCliTelemetry(
 /** `file://` URL of the checkpoint a run in `outDir` writes after `epoch` epochs and `step` steps. */
 export function checkpointUri(outDir: string, epoch: number, step = 0): string {
   return pathToFileURL(join(runPaths(outDir).checkpoints, checkpointFileName(epoch, step))).href;
-}
-
-/** The telemetry end of a run outcome (`runWorker`'s or `runTraining`'s). */
-export function runEndOf(
-  outcome: { kind: 'finished' } | { kind: 'stopped'; epoch: number; step: number },
-): RunEnd {
-  return outcome.kind === 'finished'
-    ? { state: 'completed' }
-    : { state: 'paused', reason: `stopped after epoch ${outcome.epoch} step ${outcome.step}; resumable` };
-}
-
-/** How often the coordinator's membership snapshot (heartbeat ages, joins, leaves) goes to telemetry. */
-export const MEMBERSHIP_EVERY_MS = 1_000;
-
-/** The coordinator's telemetry glue: server options to spread in, and `attach` once the server exists. */
-export interface CoordinatorTelemetryGlue {
-  /** Spread into `CoordinatorServerOptions` (chain your own `onAction` through `observeAction`). */
-  readonly options: Required<Pick<CoordinatorServerOptions, 'onAction' | 'onEpochPlan'>>;
-  /** Starts the periodic membership snapshot of `server`; returns the function that stops it. */
-  attach(server: CoordinatorServer): () => void;
-}
-
-/**
- * Wires a coordinator to its telemetry: the α/lr broadcast as it is served, membership on every
- * formation and death (a turn later: actions run inside the server's decision) and once a second.
- */
-export function coordinatorTelemetry(
-  telemetry: Telemetry,
-  onAction?: CoordinatorServerOptions['onAction'],
-): CoordinatorTelemetryGlue {
-  let server: CoordinatorServer | undefined;
-  const observe = () => {
-    setImmediate(() => {
-      if (server) telemetry.observeMembership(server.status());
-    });
-  };
-  return {
-    options: {
-      onAction: (a) => {
-        onAction?.(a);
-        if (a.kind === 'declaredDead' || a.kind === 'formed') observe();
-      },
-      onEpochPlan: (plan) => telemetry.epochPlan(plan),
-    },
-    attach(s) {
-      server = s;
-      const timer = setInterval(observe, MEMBERSHIP_EVERY_MS);
-      timer.unref();
-      return () => {
-        clearInterval(timer);
-        server = undefined;
-      };
-    },
-  };
 }

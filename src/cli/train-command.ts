@@ -15,6 +15,7 @@ import type { RunOutcome } from '../worker/run.ts';
 import { claimRunDir } from '../worker/run-claim.ts';
 import { runPaths } from '../worker/run-dir.ts';
 import { loadRunConfig } from './config-file.ts';
+import { portFlag } from './flags.ts';
 import { formatShotTable, readRun } from './report-command.ts';
 import { readRunDirStatus } from './run-status.ts';
 import { addTelemetryOptions } from './telemetry-options.ts';
@@ -121,6 +122,8 @@ interface TrainFlags {
   metricsHost?: string;
   verbose?: boolean;
   force?: boolean;
+  coordinatorHost: string;
+  coordinatorPort?: string;
 }
 
 /** The most ranks one run may have (the ring's and the coordinator's tested range). */
@@ -208,20 +211,28 @@ export function registerTrainCommand(program: Command): void {
       '--temporal <host:port>',
       'Temporal frontend (default: $BBN_TEMPORAL_ADDRESS, a server on localhost:7233, else an embedded dev server)',
     )
-    .option(
-      '--no-temporal',
-      'train without Temporal: in this process, or with the plain launcher (--workers)',
-    )
+    .option('--no-temporal', 'train in this process without Temporal (one rank; not resumable after a crash)')
     .option('--temporal-namespace <ns>', 'Temporal namespace', 'default')
     .option(
       '--external-workers',
       'the ranks run elsewhere (cluster pods): host the workflow only, re-attach or continue the run, then keep serving until SIGTERM',
     )
+    .option(
+      '--coordinator-port <port>',
+      "with --external-workers: port of the run's coordinator, which the ranks' heartbeats reach (default: any free one)",
+    )
+    .option('--coordinator-host <host>', "interface the run's coordinator binds", '127.0.0.1')
     .option('--verbose', "print the Temporal SDK's warnings (by default they go to DIR/temporal.log)")
     .argument('[overrides...]', 'KEY=VALUE config overrides, e.g. train.epochs=5 method=ce')
     .addHelpText('after', EXIT_HELP);
   addTelemetryOptions(cmd).action(async (overrides: string[], opts: TrainFlags) => {
     const workers = opts.workers === undefined ? 1 : parseWorkers(opts.workers, !opts.externalWorkers);
+    if (opts.temporal === false && workers > 1) {
+      throw new ConfigError(
+        `--no-temporal trains in this process only; drop it to train with --workers ${workers} (a durable run)`,
+      );
+    }
+    const coordinatorPort = portFlag('--coordinator-port', opts.coordinatorPort);
     const { cfg, outDir } = resolveRun(overrides, opts);
     // Data that cannot load (or cannot fill a batch) is refused before anything starts; a durable
     // run would otherwise first start a server and a workflow. Cluster ranks read their own data.
@@ -247,7 +258,7 @@ export function registerTrainCommand(program: Command): void {
         );
         return;
       }
-      await trainClaimed(cfg, outDir, overrides, opts, workers);
+      await trainClaimed(cfg, outDir, opts, workers, coordinatorPort);
     } catch (err) {
       // A run refused before it trained leaves no stub behind (and a run moved aside comes back).
       if (isRefusal(err) && claim.discard() && claim.movedAside)
@@ -263,9 +274,9 @@ export function registerTrainCommand(program: Command): void {
 async function trainClaimed(
   cfg: RunConfig,
   outDir: string,
-  overrides: string[],
   opts: TrainFlags,
   workers: number,
+  coordinatorPort: number | undefined,
 ): Promise<void> {
   if (opts.temporal !== false) {
     // The SDK's log lines go to the run's log file (this process and its rank processes).
@@ -288,6 +299,7 @@ async function trainClaimed(
       temporal: typeof opts.temporal === 'string' ? opts.temporal : undefined,
       temporalNamespace: opts.temporalNamespace,
       externalRanks: opts.externalWorkers,
+      coordinator: { host: opts.coordinatorHost, port: coordinatorPort },
       telemetry: { nats: opts.nats, metricsPort: opts.metricsPort, metricsHost: opts.metricsHost },
     }).finally(() => process.off('SIGINT', onSigint));
     printDurableOutcome(result, outDir);
@@ -305,23 +317,6 @@ async function trainClaimed(
         process.once('SIGINT', stop);
       });
     }
-    return;
-  }
-  if (opts.workers !== undefined) {
-    const { launchLocal } = await import('./launcher.ts');
-    const r = await launchLocal({
-      configPath: opts.config,
-      overrides,
-      outDir,
-      workers,
-      resume: !!opts.resume,
-    });
-    process.stdout.write(
-      r.kind === 'stopped'
-        ? `stopped; resume with: bbn train --no-temporal --workers ${workers} --resume ${outDir}\n`
-        : `summary: ${runPaths(outDir).summary}\n`,
-    );
-    if (r.kind === 'stopped') process.exitCode = EXIT_INTERRUPTED;
     return;
   }
   const outcome = await trainLocally(cfg, outDir, !!opts.resume);

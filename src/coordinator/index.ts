@@ -1,36 +1,18 @@
 /**
- * `coordinator`: membership (rendezvous, heartbeats, fencing by generation), epoch plans with
- * α/lr, per-rank shards and replica checksums for one training run, served over gRPC
- * (proto/bbn/v1/coordinator.proto).
+ * `coordinator`: the durable run's coordinator, hosted by the process that hosts the workflow:
+ * every rank's 1 s heartbeats, the rendezvous of each generation's ring, and the liveness verdict
+ * on a silent rank (proto/bbn/v1/coordinator.proto). Epoch plans are its Temporal activity
+ * (src/orchestration/coordinator-activities.ts).
  */
 export {
   type Clock,
-  CoordinatorError,
-  type CoordinatorRun,
-  CoordinatorUnavailableError,
+  type CoordinatorTimings,
   DEFAULT_TIMINGS,
-  fromStatus,
-  InvalidRequestError,
-  type MembershipTimings,
-  PreconditionError,
-  RankTakenError,
+  type RankBeat,
+  type RankPhase,
+  type RankVerdict,
   RendezvousTimeoutError,
-  type ResumePoint,
-  RunStoppedError,
-  toStatus,
-  UnknownRunError,
 } from './api.ts';
-export { ChecksumBoard, type ChecksumResult, type ChecksumVerdict } from './checksums.ts';
-export {
-  decide,
-  type Failure,
-  initialMembership,
-  type MembershipAction,
-  type MembershipEvent,
-  type MembershipState,
-  type MembershipStatus,
-  membershipStatus,
-  tick,
-} from './membership.ts';
-export { type EpochSummary, PlanBook } from './plans.ts';
-export { type BindAddress, CoordinatorServer, type CoordinatorServerOptions } from './server.ts';
+export { RankBoard } from './board.ts';
+export { type HeartbeatLinkOptions, startHeartbeats } from './link.ts';
+export { type BindAddress, beatOf, CoordinatorServer, type CoordinatorServerOptions } from './server.ts';

@@ -80,27 +80,11 @@ export const CollectiveServiceClient = grpc.makeGenericClientConstructor(
 ) as unknown as TypedClientConstructor<CollectiveServiceClient>;
 
 /**
- * The coordinator of one or more training runs.
+ * The coordinator of one training run.
  */
 export const CoordinatorServiceDefinition = {
   /**
-   * The plan of one epoch, derived from (run seed, epoch, class counts) alone, so a restarted
-   * coordinator returns the identical plan.
-   */
-  getEpochPlan: {
-    path: '/bbn.v1.CoordinatorService/GetEpochPlan',
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: (message: bbn.v1.GetEpochPlanRequest.$Properties): Buffer => toBuffer(bbn.v1.GetEpochPlanRequest.encode(message).finish()),
-    requestDeserialize: (bytes: Buffer): bbn.v1.GetEpochPlanRequest & bbn.v1.GetEpochPlanRequest.$Shape => bbn.v1.GetEpochPlanRequest.decode(bytes),
-    responseSerialize: (message: bbn.v1.GetEpochPlanResponse.$Properties): Buffer => toBuffer(bbn.v1.GetEpochPlanResponse.encode(message).finish()),
-    responseDeserialize: (bytes: Buffer): bbn.v1.GetEpochPlanResponse & bbn.v1.GetEpochPlanResponse.$Shape => bbn.v1.GetEpochPlanResponse.decode(bytes),
-    originalName: 'GetEpochPlan',
-  },
-  /**
-   * Liveness and progress of one rank; the answer tells the rank what to do next. A rank whose
-   * heartbeats stop for heartbeat_timeout_ms is declared dead and every other rank is told to
-   * abort its in-flight allreduce (HEARTBEAT_ACTION_ABORT_STEP).
+   * Liveness and progress of one rank; the answer carries the coordinator's view of the run.
    */
   heartbeat: {
     path: '/bbn.v1.CoordinatorService/Heartbeat',
@@ -112,173 +96,25 @@ export const CoordinatorServiceDefinition = {
     responseDeserialize: (bytes: Buffer): bbn.v1.HeartbeatResponse & bbn.v1.HeartbeatResponse.$Shape => bbn.v1.HeartbeatResponse.decode(bytes),
     originalName: 'Heartbeat',
   },
-  /**
-   * Joins the run's next generation. Blocks until the rendezvous completes (all world_size
-   * ranks joined) and returns the full membership, or fails with DEADLINE_EXCEEDED naming the
-   * missing ranks. Joining again with the same worker_id is idempotent within a generation.
-   */
-  join: {
-    path: '/bbn.v1.CoordinatorService/Join',
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: (message: bbn.v1.JoinRequest.$Properties): Buffer => toBuffer(bbn.v1.JoinRequest.encode(message).finish()),
-    requestDeserialize: (bytes: Buffer): bbn.v1.JoinRequest & bbn.v1.JoinRequest.$Shape => bbn.v1.JoinRequest.decode(bytes),
-    responseSerialize: (message: bbn.v1.JoinResponse.$Properties): Buffer => toBuffer(bbn.v1.JoinResponse.encode(message).finish()),
-    responseDeserialize: (bytes: Buffer): bbn.v1.JoinResponse & bbn.v1.JoinResponse.$Shape => bbn.v1.JoinResponse.decode(bytes),
-    originalName: 'Join',
-  },
-  /**
-   * Announces an orderly exit (or a failure the worker could still report).
-   */
-  leave: {
-    path: '/bbn.v1.CoordinatorService/Leave',
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: (message: bbn.v1.LeaveRequest.$Properties): Buffer => toBuffer(bbn.v1.LeaveRequest.encode(message).finish()),
-    requestDeserialize: (bytes: Buffer): bbn.v1.LeaveRequest & bbn.v1.LeaveRequest.$Shape => bbn.v1.LeaveRequest.decode(bytes),
-    responseSerialize: (message: bbn.v1.LeaveResponse.$Properties): Buffer => toBuffer(bbn.v1.LeaveResponse.encode(message).finish()),
-    responseDeserialize: (bytes: Buffer): bbn.v1.LeaveResponse & bbn.v1.LeaveResponse.$Shape => bbn.v1.LeaveResponse.decode(bytes),
-    originalName: 'Leave',
-  },
-  /**
-   * One rank's weight checksum after a step; compares it with the other ranks' (every K steps).
-   */
-  reportChecksum: {
-    path: '/bbn.v1.CoordinatorService/ReportChecksum',
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: (message: bbn.v1.ReportChecksumRequest.$Properties): Buffer => toBuffer(bbn.v1.ReportChecksumRequest.encode(message).finish()),
-    requestDeserialize: (bytes: Buffer): bbn.v1.ReportChecksumRequest & bbn.v1.ReportChecksumRequest.$Shape => bbn.v1.ReportChecksumRequest.decode(bytes),
-    responseSerialize: (message: bbn.v1.ReportChecksumResponse.$Properties): Buffer => toBuffer(bbn.v1.ReportChecksumResponse.encode(message).finish()),
-    responseDeserialize: (bytes: Buffer): bbn.v1.ReportChecksumResponse & bbn.v1.ReportChecksumResponse.$Shape => bbn.v1.ReportChecksumResponse.decode(bytes),
-    originalName: 'ReportChecksum',
-  },
-  /**
-   * This rank's shard of every global batch of one epoch, one message per step, in step order,
-   * starting at from_step; the stream ends with OK after the epoch's last step.
-   */
-  streamShard: {
-    path: '/bbn.v1.CoordinatorService/StreamShard',
-    requestStream: false,
-    responseStream: true,
-    requestSerialize: (message: bbn.v1.StreamShardRequest.$Properties): Buffer => toBuffer(bbn.v1.StreamShardRequest.encode(message).finish()),
-    requestDeserialize: (bytes: Buffer): bbn.v1.StreamShardRequest & bbn.v1.StreamShardRequest.$Shape => bbn.v1.StreamShardRequest.decode(bytes),
-    responseSerialize: (message: bbn.v1.StreamShardResponse.$Properties): Buffer => toBuffer(bbn.v1.StreamShardResponse.encode(message).finish()),
-    responseDeserialize: (bytes: Buffer): bbn.v1.StreamShardResponse & bbn.v1.StreamShardResponse.$Shape => bbn.v1.StreamShardResponse.decode(bytes),
-    originalName: 'StreamShard',
-  },
-  /**
-   * Every epoch plan as the coordinator publishes it (the alpha/lr broadcast): first the
-   * latest published plan with epoch >= from_epoch, then each new one. Ends with ABORTED when
-   * the run stops.
-   */
-  watchEpochs: {
-    path: '/bbn.v1.CoordinatorService/WatchEpochs',
-    requestStream: false,
-    responseStream: true,
-    requestSerialize: (message: bbn.v1.WatchEpochsRequest.$Properties): Buffer => toBuffer(bbn.v1.WatchEpochsRequest.encode(message).finish()),
-    requestDeserialize: (bytes: Buffer): bbn.v1.WatchEpochsRequest & bbn.v1.WatchEpochsRequest.$Shape => bbn.v1.WatchEpochsRequest.decode(bytes),
-    responseSerialize: (message: bbn.v1.WatchEpochsResponse.$Properties): Buffer => toBuffer(bbn.v1.WatchEpochsResponse.encode(message).finish()),
-    responseDeserialize: (bytes: Buffer): bbn.v1.WatchEpochsResponse & bbn.v1.WatchEpochsResponse.$Shape => bbn.v1.WatchEpochsResponse.decode(bytes),
-    originalName: 'WatchEpochs',
-  },
 } satisfies grpc.ServiceDefinition;
 
 /** Server-side handlers of bbn.v1.CoordinatorService, for `server.addService(CoordinatorServiceDefinition, handlers)`. */
 export interface CoordinatorServiceHandlers extends grpc.UntypedServiceImplementation {
   /**
-   * The plan of one epoch, derived from (run seed, epoch, class counts) alone, so a restarted
-   * coordinator returns the identical plan.
-   */
-  getEpochPlan: grpc.handleUnaryCall<bbn.v1.GetEpochPlanRequest & bbn.v1.GetEpochPlanRequest.$Shape, bbn.v1.GetEpochPlanResponse.$Properties>;
-  /**
-   * Liveness and progress of one rank; the answer tells the rank what to do next. A rank whose
-   * heartbeats stop for heartbeat_timeout_ms is declared dead and every other rank is told to
-   * abort its in-flight allreduce (HEARTBEAT_ACTION_ABORT_STEP).
+   * Liveness and progress of one rank; the answer carries the coordinator's view of the run.
    */
   heartbeat: grpc.handleUnaryCall<bbn.v1.HeartbeatRequest & bbn.v1.HeartbeatRequest.$Shape, bbn.v1.HeartbeatResponse.$Properties>;
-  /**
-   * Joins the run's next generation. Blocks until the rendezvous completes (all world_size
-   * ranks joined) and returns the full membership, or fails with DEADLINE_EXCEEDED naming the
-   * missing ranks. Joining again with the same worker_id is idempotent within a generation.
-   */
-  join: grpc.handleUnaryCall<bbn.v1.JoinRequest & bbn.v1.JoinRequest.$Shape, bbn.v1.JoinResponse.$Properties>;
-  /**
-   * Announces an orderly exit (or a failure the worker could still report).
-   */
-  leave: grpc.handleUnaryCall<bbn.v1.LeaveRequest & bbn.v1.LeaveRequest.$Shape, bbn.v1.LeaveResponse.$Properties>;
-  /**
-   * One rank's weight checksum after a step; compares it with the other ranks' (every K steps).
-   */
-  reportChecksum: grpc.handleUnaryCall<bbn.v1.ReportChecksumRequest & bbn.v1.ReportChecksumRequest.$Shape, bbn.v1.ReportChecksumResponse.$Properties>;
-  /**
-   * This rank's shard of every global batch of one epoch, one message per step, in step order,
-   * starting at from_step; the stream ends with OK after the epoch's last step.
-   */
-  streamShard: grpc.handleServerStreamingCall<bbn.v1.StreamShardRequest & bbn.v1.StreamShardRequest.$Shape, bbn.v1.StreamShardResponse.$Properties>;
-  /**
-   * Every epoch plan as the coordinator publishes it (the alpha/lr broadcast): first the
-   * latest published plan with epoch >= from_epoch, then each new one. Ends with ABORTED when
-   * the run stops.
-   */
-  watchEpochs: grpc.handleServerStreamingCall<bbn.v1.WatchEpochsRequest & bbn.v1.WatchEpochsRequest.$Shape, bbn.v1.WatchEpochsResponse.$Properties>;
 }
 
 /** Typed client of bbn.v1.CoordinatorService. */
 export interface CoordinatorServiceClient extends grpc.Client {
   /**
-   * The plan of one epoch, derived from (run seed, epoch, class counts) alone, so a restarted
-   * coordinator returns the identical plan.
-   */
-  getEpochPlan(argument: bbn.v1.GetEpochPlanRequest.$Properties, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<bbn.v1.GetEpochPlanResponse & bbn.v1.GetEpochPlanResponse.$Shape>): grpc.ClientUnaryCall;
-  getEpochPlan(argument: bbn.v1.GetEpochPlanRequest.$Properties, metadata: grpc.Metadata, callback: grpc.requestCallback<bbn.v1.GetEpochPlanResponse & bbn.v1.GetEpochPlanResponse.$Shape>): grpc.ClientUnaryCall;
-  getEpochPlan(argument: bbn.v1.GetEpochPlanRequest.$Properties, options: grpc.CallOptions, callback: grpc.requestCallback<bbn.v1.GetEpochPlanResponse & bbn.v1.GetEpochPlanResponse.$Shape>): grpc.ClientUnaryCall;
-  getEpochPlan(argument: bbn.v1.GetEpochPlanRequest.$Properties, callback: grpc.requestCallback<bbn.v1.GetEpochPlanResponse & bbn.v1.GetEpochPlanResponse.$Shape>): grpc.ClientUnaryCall;
-  /**
-   * Liveness and progress of one rank; the answer tells the rank what to do next. A rank whose
-   * heartbeats stop for heartbeat_timeout_ms is declared dead and every other rank is told to
-   * abort its in-flight allreduce (HEARTBEAT_ACTION_ABORT_STEP).
+   * Liveness and progress of one rank; the answer carries the coordinator's view of the run.
    */
   heartbeat(argument: bbn.v1.HeartbeatRequest.$Properties, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<bbn.v1.HeartbeatResponse & bbn.v1.HeartbeatResponse.$Shape>): grpc.ClientUnaryCall;
   heartbeat(argument: bbn.v1.HeartbeatRequest.$Properties, metadata: grpc.Metadata, callback: grpc.requestCallback<bbn.v1.HeartbeatResponse & bbn.v1.HeartbeatResponse.$Shape>): grpc.ClientUnaryCall;
   heartbeat(argument: bbn.v1.HeartbeatRequest.$Properties, options: grpc.CallOptions, callback: grpc.requestCallback<bbn.v1.HeartbeatResponse & bbn.v1.HeartbeatResponse.$Shape>): grpc.ClientUnaryCall;
   heartbeat(argument: bbn.v1.HeartbeatRequest.$Properties, callback: grpc.requestCallback<bbn.v1.HeartbeatResponse & bbn.v1.HeartbeatResponse.$Shape>): grpc.ClientUnaryCall;
-  /**
-   * Joins the run's next generation. Blocks until the rendezvous completes (all world_size
-   * ranks joined) and returns the full membership, or fails with DEADLINE_EXCEEDED naming the
-   * missing ranks. Joining again with the same worker_id is idempotent within a generation.
-   */
-  join(argument: bbn.v1.JoinRequest.$Properties, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<bbn.v1.JoinResponse & bbn.v1.JoinResponse.$Shape>): grpc.ClientUnaryCall;
-  join(argument: bbn.v1.JoinRequest.$Properties, metadata: grpc.Metadata, callback: grpc.requestCallback<bbn.v1.JoinResponse & bbn.v1.JoinResponse.$Shape>): grpc.ClientUnaryCall;
-  join(argument: bbn.v1.JoinRequest.$Properties, options: grpc.CallOptions, callback: grpc.requestCallback<bbn.v1.JoinResponse & bbn.v1.JoinResponse.$Shape>): grpc.ClientUnaryCall;
-  join(argument: bbn.v1.JoinRequest.$Properties, callback: grpc.requestCallback<bbn.v1.JoinResponse & bbn.v1.JoinResponse.$Shape>): grpc.ClientUnaryCall;
-  /**
-   * Announces an orderly exit (or a failure the worker could still report).
-   */
-  leave(argument: bbn.v1.LeaveRequest.$Properties, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<bbn.v1.LeaveResponse & bbn.v1.LeaveResponse.$Shape>): grpc.ClientUnaryCall;
-  leave(argument: bbn.v1.LeaveRequest.$Properties, metadata: grpc.Metadata, callback: grpc.requestCallback<bbn.v1.LeaveResponse & bbn.v1.LeaveResponse.$Shape>): grpc.ClientUnaryCall;
-  leave(argument: bbn.v1.LeaveRequest.$Properties, options: grpc.CallOptions, callback: grpc.requestCallback<bbn.v1.LeaveResponse & bbn.v1.LeaveResponse.$Shape>): grpc.ClientUnaryCall;
-  leave(argument: bbn.v1.LeaveRequest.$Properties, callback: grpc.requestCallback<bbn.v1.LeaveResponse & bbn.v1.LeaveResponse.$Shape>): grpc.ClientUnaryCall;
-  /**
-   * One rank's weight checksum after a step; compares it with the other ranks' (every K steps).
-   */
-  reportChecksum(argument: bbn.v1.ReportChecksumRequest.$Properties, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<bbn.v1.ReportChecksumResponse & bbn.v1.ReportChecksumResponse.$Shape>): grpc.ClientUnaryCall;
-  reportChecksum(argument: bbn.v1.ReportChecksumRequest.$Properties, metadata: grpc.Metadata, callback: grpc.requestCallback<bbn.v1.ReportChecksumResponse & bbn.v1.ReportChecksumResponse.$Shape>): grpc.ClientUnaryCall;
-  reportChecksum(argument: bbn.v1.ReportChecksumRequest.$Properties, options: grpc.CallOptions, callback: grpc.requestCallback<bbn.v1.ReportChecksumResponse & bbn.v1.ReportChecksumResponse.$Shape>): grpc.ClientUnaryCall;
-  reportChecksum(argument: bbn.v1.ReportChecksumRequest.$Properties, callback: grpc.requestCallback<bbn.v1.ReportChecksumResponse & bbn.v1.ReportChecksumResponse.$Shape>): grpc.ClientUnaryCall;
-  /**
-   * This rank's shard of every global batch of one epoch, one message per step, in step order,
-   * starting at from_step; the stream ends with OK after the epoch's last step.
-   */
-  streamShard(argument: bbn.v1.StreamShardRequest.$Properties, metadata?: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<bbn.v1.StreamShardResponse & bbn.v1.StreamShardResponse.$Shape>;
-  streamShard(argument: bbn.v1.StreamShardRequest.$Properties, options?: grpc.CallOptions): grpc.ClientReadableStream<bbn.v1.StreamShardResponse & bbn.v1.StreamShardResponse.$Shape>;
-  /**
-   * Every epoch plan as the coordinator publishes it (the alpha/lr broadcast): first the
-   * latest published plan with epoch >= from_epoch, then each new one. Ends with ABORTED when
-   * the run stops.
-   */
-  watchEpochs(argument: bbn.v1.WatchEpochsRequest.$Properties, metadata?: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<bbn.v1.WatchEpochsResponse & bbn.v1.WatchEpochsResponse.$Shape>;
-  watchEpochs(argument: bbn.v1.WatchEpochsRequest.$Properties, options?: grpc.CallOptions): grpc.ClientReadableStream<bbn.v1.WatchEpochsResponse & bbn.v1.WatchEpochsResponse.$Shape>;
 }
 
 /** Client constructor of bbn.v1.CoordinatorService: `new CoordinatorServiceClient(address, credentials, options)`. */

@@ -1,23 +1,24 @@
 /**
- * The workflow's activities, built from injected dependencies (`createActivities(deps)`), so a
- * Temporal worker can plug in the in-process trainer (local.ts), the multi-process worker, or a
- * test's plain object. This file owns the Temporal side of every call: heartbeats from the very
+ * The workflow's activities, built from injected dependencies: a rank's (`createActivities`, over
+ * the rank runtime of local.ts or a test's plain object) and the coordinator's
+ * (`createCoordinatorActivities`, over coordinator.ts). This file owns the Temporal side of every call: heartbeats from the very
  * start (setup included), the previous attempt's heartbeat details, and cancellation.
  */
 import { Context } from '@temporalio/activity';
 import { CancelledFailure } from '@temporalio/common';
 import type {
   CheckpointRequest,
+  CoordinatorActivities,
   EpochPlanSummary,
   EpochSummary,
   EvaluateRequest,
   FinishRequest,
+  GenerationRequest,
   PlanRequest,
   PrepareRequest,
   PrepareResult,
-  RingRequest,
+  RankActivities,
   TrainHeartbeat,
-  TrainingActivities,
   TrainRequest,
   TrainResult,
 } from './api.ts';
@@ -34,16 +35,9 @@ export interface RankControl {
   shouldStop(): boolean;
 }
 
-/**
- * What the activities need from the training side. The local implementation is
- * `createLocalDeps` (local.ts); the multi-process worker provides the same interface, with
- * `trainEpochOnRank` driving that rank's process and the rest talking to the coordinator.
- */
+/** What a rank's activities need from its runtime; the implementation is `createLocalDeps` (local.ts). */
 export interface TrainingDeps {
   prepareRun(req: PrepareRequest): Promise<PrepareResult>;
-  planEpoch(req: PlanRequest): Promise<EpochPlanSummary>;
-  /** This rank's ring peer address (starting its peer server if needed). */
-  ringAddress(req: RingRequest): Promise<string>;
   /**
    * Trains epoch `req.epoch` on rank `req.rank` and resolves when the epoch is complete; if
    * `ctl.shouldStop()` turns true it stops after a whole step and resolves early (the activity
@@ -74,23 +68,36 @@ async function withHeartbeats<T>(details: () => unknown, work: () => Promise<T>)
   }
 }
 
-/** The activities of the `bbnTraining` workflow over `deps`. */
-export function createActivities(deps: TrainingDeps): TrainingActivities {
+/** What the coordinator's activities need; the implementation is `createCoordinatorDeps` (coordinator.ts). */
+export interface CoordinatorDeps {
+  planEpoch(req: PlanRequest): Promise<EpochPlanSummary>;
+  /** Resolves with every rank's ring address once all heartbeat; rejects when `signal` aborts. */
+  formGeneration(req: GenerationRequest, signal: AbortSignal): Promise<string[]>;
+}
+
+/** The coordinator's activities over `deps`. */
+export function createCoordinatorActivities(deps: CoordinatorDeps): CoordinatorActivities {
   return {
-    prepareRun: (req) =>
-      withHeartbeats(
-        () => ({ phase: 'prepare' }),
-        () => deps.prepareRun(req),
-      ),
     planEpoch: (req) =>
       withHeartbeats(
         () => ({ phase: 'plan', epoch: req.epoch }),
         () => deps.planEpoch(req),
       ),
-    ringAddress: (req) =>
+    formGeneration: (req) =>
       withHeartbeats(
-        () => ({ phase: 'rendezvous', rank: req.rank }),
-        () => deps.ringAddress(req),
+        () => ({ phase: 'rendezvous', generation: req.generation, world: req.world }),
+        () => deps.formGeneration(req, Context.current().cancellationSignal),
+      ),
+  };
+}
+
+/** A rank's activities over `deps`. */
+export function createActivities(deps: TrainingDeps): RankActivities {
+  return {
+    prepareRun: (req) =>
+      withHeartbeats(
+        () => ({ phase: 'prepare' }),
+        () => deps.prepareRun(req),
       ),
     async trainEpoch(req) {
       const ctx = Context.current();

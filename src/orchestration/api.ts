@@ -11,6 +11,14 @@ export function rankTaskQueue(runId: string, rank: number): string {
   return `bbn-worker-${runId}-${rank}`;
 }
 
+/**
+ * Task queue of run `runId`'s coordinator: the process hosting the workflow polls it, with the
+ * workflow itself and the coordinator's activities (plans, the rendezvous of each generation).
+ */
+export function coordinatorTaskQueue(runId: string): string {
+  return `bbn-coordinator-${runId}`;
+}
+
 /** Workflow id of run `runId` (one workflow per run, so `status RUN` can find it). */
 export function runWorkflowId(runId: string): string {
   return `bbn-run-${runId}`;
@@ -32,6 +40,8 @@ export interface RunTimeouts {
   readonly shortActivityMs: number;
   /** Bound on one attempt of one epoch of training on one rank. */
   readonly epochMs: number;
+  /** Bound on gathering a generation: every rank heartbeating to the coordinator. */
+  readonly rendezvousMs: number;
 }
 
 /**
@@ -41,13 +51,15 @@ export interface RunTimeouts {
  * within seconds through the `rankLost` signal). Schedule-to-start 10 min bounds start-up
  * (a rank that never registers fails the epoch rather than hanging). Short activities 10 min
  * (evaluation of a large test set). An epoch may legitimately take hours: 24 h, with liveness
- * carried by the heartbeat, not by this bound.
+ * carried by the heartbeat, not by this bound. Rendezvous 5 min: a replaced rank (a new pod, a
+ * cold image) must be heartbeating by then; the missing ranks are named when it fails.
  */
 export const DEFAULT_TIMEOUTS: RunTimeouts = {
   heartbeatMs: 10_000,
   scheduleToStartMs: 10 * 60_000,
   shortActivityMs: 10 * 60_000,
   epochMs: 24 * 3_600_000,
+  rendezvousMs: 5 * 60_000,
 };
 
 /** The workflow's own retry budget for restarting an epoch after a failed attempt. */
@@ -144,14 +156,17 @@ export interface FailureRecord {
   /** The first failing rank, when the failure came from a rank's activity. */
   readonly rank: number | null;
   readonly message: string;
-  /** How that rank was lost, when a supervisor reported it (`frozen`, `exited`). */
+  /** How that rank was lost, when a supervisor or the coordinator reported it. */
   readonly cause?: RankLost['cause'];
 }
 
-/** Input of the `rankLost` signal: what a supervisor saw. */
+/**
+ * Input of the `rankLost` signal: what a local supervisor saw (`frozen`: its health endpoint went
+ * unanswered; `exited`), or what the coordinator saw (`silent`: no heartbeat for 4 s).
+ */
 export interface RankLost {
   readonly rank: number;
-  readonly cause: 'frozen' | 'exited';
+  readonly cause: 'frozen' | 'exited' | 'silent';
   /** For people, e.g. "frozen: no answer from its health endpoint for 3.0 s (pid 42); killed and replaced". */
   readonly detail: string;
 }
@@ -213,10 +228,11 @@ export interface PlanRequest extends RunRef {
   readonly workers: number;
 }
 
-/** Input of `ringAddress` (one rank): where that rank's ring peer server listens. */
-export interface RingRequest extends RunRef {
-  readonly rank: number;
-  readonly worldSize: number;
+/** Input of `formGeneration`: gather ranks 0..world-1 (a new generation's ring). */
+export interface GenerationRequest extends RunRef {
+  readonly world: number;
+  /** Give up after this long, naming the ranks never heard from. */
+  readonly timeoutMs: number;
 }
 
 /** Input of `trainEpoch` (one rank). */
@@ -225,7 +241,7 @@ export interface TrainRequest extends RunRef {
   readonly rank: number;
   readonly worldSize: number;
   readonly plan: EpochPlanSummary;
-  /** Ring peer address of every rank (indexed by rank), from `ringAddress`; absent when W = 1. */
+  /** Ring peer address of every rank (indexed by rank), from `formGeneration`; absent when W = 1. */
   readonly peers?: readonly string[];
 }
 
@@ -270,21 +286,30 @@ export interface FinishRequest extends RunRef {
 }
 
 /**
- * The activities the workflow calls. `createActivities(deps)` implements them; the workflow only
- * `import type`s this. plan/prepare/evaluate/checkpoint/finish run on rank 0's queue (the
- * coordinator's job in the distributed deployment); `ringAddress` and `trainEpoch` run on each
- * rank's own queue.
+ * The coordinator's activities, on the coordinator's queue (the process hosting the workflow):
+ * the epoch's plan from the global samplers (α, lr, steps and digest: the broadcast every rank's
+ * `trainEpoch` carries and checks), and the rendezvous of a generation from the ranks' heartbeats.
  */
-export interface TrainingActivities {
-  prepareRun(req: PrepareRequest): Promise<PrepareResult>;
+export interface CoordinatorActivities {
   planEpoch(req: PlanRequest): Promise<EpochPlanSummary>;
-  /** Rendezvous: the `host:port` this rank's ring listens on (asked of every rank before a W > 1 epoch). */
-  ringAddress(req: RingRequest): Promise<string>;
+  /** Every rank's ring address once ranks 0..world-1 all heartbeat; from then on they are watched. */
+  formGeneration(req: GenerationRequest): Promise<string[]>;
+}
+
+/**
+ * A rank's activities, on that rank's own queue: `trainEpoch` on every rank; prepare, evaluate,
+ * checkpoint and finish on rank 0 (it holds the model the run directory records).
+ */
+export interface RankActivities {
+  prepareRun(req: PrepareRequest): Promise<PrepareResult>;
   trainEpoch(req: TrainRequest): Promise<TrainResult>;
   evaluateAndCheckpoint(req: EvaluateRequest): Promise<EpochSummary>;
   checkpointNow(req: CheckpointRequest): Promise<string | null>;
   finishRun(req: FinishRequest): Promise<void>;
 }
+
+/** Every activity the workflow calls (`import type`d by the workflow). */
+export type TrainingActivities = CoordinatorActivities & RankActivities;
 
 /** Error types the workflow and activities raise as non-retryable `ApplicationFailure`s. */
 export const FAILURE_TYPES = {

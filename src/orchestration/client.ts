@@ -7,8 +7,8 @@
 import type { Client, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import {
+  coordinatorTaskQueue,
   type RunProgress,
-  rankTaskQueue,
   runWorkflowId,
   TRAINING_WORKFLOW,
   type TrainHeartbeat,
@@ -20,14 +20,14 @@ import { cancelSignal, pauseSignal, progressQuery, resumeSignal, scaleUpdate } f
 /** The workflow function's type, for typed handles without importing the workflow module. */
 export type TrainingWorkflow = (input: TrainingInput) => Promise<TrainingResult>;
 
-/** Starts run `input.runId` (workflow id `bbn-run-<runId>`) on rank 0's task queue unless told otherwise. */
+/** Starts run `input.runId` (workflow id `bbn-run-<runId>`) on the coordinator's task queue unless told otherwise. */
 export function startRun(
   client: Client,
   input: TrainingInput,
   opts: { taskQueue?: string } = {},
 ): Promise<WorkflowHandleWithFirstExecutionRunId<TrainingWorkflow>> {
   return client.workflow.start<TrainingWorkflow>(TRAINING_WORKFLOW, {
-    taskQueue: opts.taskQueue ?? rankTaskQueue(input.runId, 0),
+    taskQueue: opts.taskQueue ?? coordinatorTaskQueue(input.runId),
     workflowId: runWorkflowId(input.runId),
     args: [input],
   });

@@ -2,7 +2,7 @@
  * The training side of one rank's Temporal worker process ({@link TrainingDeps}): the rank
  * runtime runs on a compute thread (`ComputeThread`, compute-entry.ts), for world size 1 (the
  * embedded local default) or as rank r of W, summing gradients with the peers over the gRPC ring
- * (`RankRing`; Temporal's `ringAddress` activity is the rendezvous). This main thread owns the ring,
+ * (`RankRing`; the coordinator's rendezvous gathers the ranks' addresses from their heartbeats). This main thread owns the ring,
  * the activity heartbeats and the stop vote, and stays free while a step computes, so cancel,
  * pause, status queries and telemetry answer at once. Data and model are loaded once per run and
  * kept across epochs; after a failure, a new generation (a failure, or a change of W) or a request
@@ -74,7 +74,8 @@ function fail(type: string, message: string): ApplicationFailure {
   return ApplicationFailure.create({ type, message, nonRetryable: type !== FAILURE_TYPES.positionLost });
 }
 
-function configOf(req: RunRef): RunConfig {
+/** The request's run config, parsed; a bad one is a non-retryable ConfigError failure. */
+export function configOf(req: RunRef): RunConfig {
   try {
     return parseRunConfig(req.config, `run ${req.runId} config`);
   } catch (err) {
@@ -107,8 +108,12 @@ function asFailure(err: unknown): unknown {
 
 const sameLayout = (a: RankInfo, b: RankInfo) => a.rank === b.rank && a.worldSize === b.worldSize;
 
-/** This process's rank training dependencies; `dispose()` ends every run's compute thread and the ring. */
-export function createLocalDeps(opts: LocalDepsOptions = {}): TrainingDeps & { dispose(): Promise<void> } {
+/**
+ * This process's rank training dependencies, with its ring address (what its heartbeats tell the
+ * coordinator); `dispose()` ends every run's compute thread and the ring. */
+export function createLocalDeps(
+  opts: LocalDepsOptions = {},
+): TrainingDeps & { ringAddress(): Promise<string>; dispose(): Promise<void> } {
   const sessions = new Map<string, Session>();
   const started = new Map<string, number>();
   const rings = new RankRing(opts.ring);
@@ -226,13 +231,6 @@ export function createLocalDeps(opts: LocalDepsOptions = {}): TrainingDeps & { d
       }
       const latest = listCheckpoints(ckptDir).at(-1);
       return { startEpoch: s.epoch + 1, checkpoint: latest ? `${ckptDir}/${latest}` : null };
-    },
-
-    async planEpoch(req) {
-      const s = await session(req);
-      const { alpha, lr } = epochSchedule(s.cfg, req.epoch);
-      const plan = await s.thread.plan(req.epoch);
-      return { epoch: req.epoch, alpha, lr, steps: plan.steps, digest: plan.digest };
     },
 
     ringAddress: () => rings.address(),

@@ -1,6 +1,7 @@
 /**
  * The ring side of one rank's Temporal worker process: one gRPC peer server for the process's
- * life (its address is what the `ringAddress` rendezvous activity returns), and one ring per
+ * life (its address rides every heartbeat to the coordinator, whose rendezvous hands the
+ * generation's addresses to every rank), and one ring per
  * membership (generation, W, peer addresses), rebuilt when the membership changes or after a
  * failure broke it.
  */

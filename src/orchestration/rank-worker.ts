@@ -1,12 +1,15 @@
 /**
  * One rank of a durable run as a process: a Temporal worker polling `bbn-worker-<run>-<rank>`
- * with this process's training deps (its `Trainer`, its ring peer server), optionally hosting the
- * `bbnTraining` workflow too. `bbn worker --temporal` and the local supervisor of `bbn train` run
- * it; a replaced process (crash, pod restart) simply polls again and reloads from the checkpoint.
+ * with this process's training deps (its compute thread, its ring peer server), and its heartbeat
+ * to the run's coordinator every second (where its ring listens, what it is doing). `bbn worker
+ * --temporal` and the local supervisor of `bbn train` run it; a replaced process (crash, pod
+ * restart) simply heartbeats and polls again and reloads from the checkpoint.
  */
 
 import { NativeConnection, type WorkflowBundleOption } from '@temporalio/worker';
 import { temporalConnectionOptions } from '../auth/credentials.ts';
+import type { RankBeat } from '../coordinator/api.ts';
+import { startHeartbeats } from '../coordinator/link.ts';
 import type { EpochMetrics } from '../worker/run-dir.ts';
 import type { StepReport } from '../worker/trainer.ts';
 import { rankTaskQueue } from './api.ts';
@@ -28,9 +31,17 @@ export interface ServeRankOptions {
   readonly workflows?: boolean | WorkflowBundleOption;
   /** Aborting it shuts the worker down (activities in flight are cancelled). */
   readonly signal?: AbortSignal;
+  /** The run's coordinator and what to tell it (heartbeats every second from start to exit). */
+  readonly coordinator?: {
+    readonly address: string;
+    readonly beat: () => Omit<RankBeat, 'rank' | 'host' | 'pid' | 'ringAddress'>;
+    readonly say?: (line: string) => void;
+  };
   /** Called once the worker polls. */
   readonly onReady?: () => void;
   readonly onOpen?: LocalDepsOptions['onOpen'];
+  /** Lines for people (which checkpoint the rank resumed from, which it skipped). */
+  readonly log?: LocalDepsOptions['log'];
   readonly onStep?: (report: StepReport & { readonly allreduceBytes?: number }, epochs: number) => void;
   readonly onEpoch?: (row: EpochMetrics, epochs: number) => void | Promise<void>;
 }
@@ -43,11 +54,34 @@ export async function serveRank(o: ServeRankOptions): Promise<void> {
   const deps = createLocalDeps({
     compute: o.compute,
     ring: o.ring,
+    log: o.log,
     onOpen: o.onOpen,
     onStep: o.onStep,
     onEpoch: o.onEpoch,
   });
-  const connection = await NativeConnection.connect({ address: o.address, ...temporalConnectionOptions() });
+  // The ring's address first: the coordinator's rendezvous takes it from the heartbeats.
+  const ringAddress = await deps.ringAddress().catch(async (err: unknown) => {
+    await deps.dispose();
+    throw err;
+  });
+  const c = o.coordinator;
+  const link = c
+    ? startHeartbeats({
+        address: c.address,
+        runId: o.runId,
+        rank: o.rank,
+        beat: () => ({ ...c.beat(), ringAddress }),
+        say: c.say,
+      })
+    : undefined;
+  const connection = await NativeConnection.connect({
+    address: o.address,
+    ...temporalConnectionOptions(),
+  }).catch(async (err: unknown) => {
+    link?.close();
+    await deps.dispose();
+    throw err;
+  });
   const stop = () => worker?.shutdown();
   let worker: Awaited<ReturnType<typeof createTrainingWorker>> | undefined;
   try {
@@ -65,6 +99,7 @@ export async function serveRank(o: ServeRankOptions): Promise<void> {
     await running;
   } finally {
     o.signal?.removeEventListener('abort', stop);
+    link?.close();
     await deps.dispose();
     await connection.close();
   }

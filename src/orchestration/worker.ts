@@ -1,7 +1,8 @@
 /**
  * Temporal workers of the durable-run layer: one per rank, polling that rank's task queue
- * (`bbn-worker-<runId>-<rank>`), with the training activities over injected deps and, where asked,
- * the `bbnTraining` workflow (rank 0's worker hosts it in the local default).
+ * (`bbn-worker-<runId>-<rank>`) with the rank's activities over injected deps, and the
+ * coordinator's, polling `bbn-coordinator-<runId>` with the `bbnTraining` workflow and the
+ * coordinator's activities (coordinator-host.ts).
  *
  * The workflow bundle is built by webpack from `workflows.ts` (its `.ts` imports are compiled by
  * the SDK's swc loader, so this works under tsx); building takes seconds, so it is done once per
@@ -22,7 +23,12 @@ import {
   type WorkflowBundleOption,
 } from '@temporalio/worker';
 import { writeFileAtomic } from '../worker/atomic-file.ts';
-import { createActivities, type TrainingDeps } from './activities.ts';
+import {
+  type CoordinatorDeps,
+  createActivities,
+  createCoordinatorActivities,
+  type TrainingDeps,
+} from './activities.ts';
 
 /**
  * Absolute path of the workflow module (what `workflowsPath` points at): always the TypeScript
@@ -128,8 +134,10 @@ export interface TrainingWorkerOptions {
   readonly namespace?: string;
   /** Usually `rankTaskQueue(runId, rank)`. */
   readonly taskQueue: string;
-  /** Training dependencies; without them the worker hosts workflows only. */
+  /** A rank's training dependencies (its activities, on its rank queue). */
   readonly deps?: TrainingDeps;
+  /** The coordinator's dependencies (its activities, on the coordinator's queue). */
+  readonly coordinator?: CoordinatorDeps;
   /** Host the `bbnTraining` workflow: `true` (bundle built here) or a prebuilt bundle (code or file path). */
   readonly workflows?: boolean | WorkflowBundleOption;
   /**
@@ -146,8 +154,13 @@ export interface TrainingWorkerOptions {
  * (`worker.run()`) and must exit the process when `run()` rejects, so a supervisor replaces it.
  */
 export async function createTrainingWorker(opts: TrainingWorkerOptions): Promise<Worker> {
-  if (!opts.deps && !opts.workflows) {
-    throw new TypeError(`createTrainingWorker(${opts.taskQueue}): give deps, workflows, or both`);
+  if (!opts.deps && !opts.coordinator && !opts.workflows) {
+    throw new TypeError(`createTrainingWorker(${opts.taskQueue}): give deps, coordinator or workflows`);
+  }
+  if (opts.deps && opts.coordinator) {
+    throw new TypeError(
+      `createTrainingWorker(${opts.taskQueue}): a rank's and the coordinator's activities live on different queues`,
+    );
   }
   const workflowBundle =
     opts.workflows === true ? await trainingWorkflowBundle() : opts.workflows ? opts.workflows : undefined;
@@ -156,7 +169,11 @@ export async function createTrainingWorker(opts: TrainingWorkerOptions): Promise
     namespace: opts.namespace ?? 'default',
     taskQueue: opts.taskQueue,
     workflowBundle,
-    activities: opts.deps ? createActivities(opts.deps) : undefined,
+    activities: opts.deps
+      ? createActivities(opts.deps)
+      : opts.coordinator
+        ? createCoordinatorActivities(opts.coordinator)
+        : undefined,
     shutdownForceTime: opts.shutdownForceTime ?? '10s',
     // Heartbeats reach the server every second (the default throttle is 0.8 × the heartbeat
     // timeout); the main thread is free to send them because compute runs on its own thread.

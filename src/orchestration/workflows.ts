@@ -1,12 +1,15 @@
 /**
  * The `bbnTraining` workflow: owns one training run, walks its epochs, survives the crash of any
- * process, and is what pause / resume / cancel / scale / status talk to.
+ * process, and is what pause / resume / cancel / scale / status talk to. It runs on the
+ * coordinator's queue, in the process that also serves the run's coordinator.
  *
- * Per epoch: `planEpoch` (rank 0's queue; the coordinator's job), one `trainEpoch` per rank on that
- * rank's own queue (all started, all awaited; the first failure cancels the others and restarts
- * the epoch from the last checkpoint as a new generation, within a retry budget kept here), then
- * `evaluateAndCheckpoint` on rank 0. Only plan summaries, checkpoint URIs and metrics pass through
- * history. Membership changes (scale) and pauses take effect only at epoch boundaries.
+ * Per epoch: `planEpoch` (the coordinator: global samplers, α and lr), for W > 1 once per
+ * generation `formGeneration` (the coordinator's rendezvous: every rank heartbeating, their ring
+ * addresses), one `trainEpoch` per rank on that rank's own queue (all started, all awaited; the
+ * first failure, or a rank the coordinator or a supervisor reports lost, cancels the others and
+ * restarts the epoch from the last checkpoint as a new generation, within a retry budget kept
+ * here), then `evaluateAndCheckpoint` on rank 0. Only plan summaries, checkpoint URIs and metrics
+ * pass through history. Membership changes (scale) and pauses take effect only at epoch boundaries.
  *
  * Imports only `@temporalio/workflow`, pure core modules and this layer's own types.
  */
@@ -28,6 +31,7 @@ import { ConfigError, parseRunConfig } from '../core/config.ts';
 import { totalEpochs } from '../core/methods.ts';
 import {
   type CarriedState,
+  coordinatorTaskQueue,
   DEFAULT_MAX_WORKERS,
   DEFAULT_RESTART_POLICY,
   DEFAULT_TIMEOUTS,
@@ -55,8 +59,6 @@ import {
   scaleUpdate,
 } from './messages.ts';
 
-/** Patch: W > 1 epochs first ask every rank for its ring address (Temporal is the rendezvous). */
-const PATCH_RENDEZVOUS = 'ring-rendezvous';
 /** Patch: a change of world size starts a new generation. */
 const PATCH_MEMBERSHIP_GENERATION = 'membership-generation';
 
@@ -164,6 +166,8 @@ export async function bbnTraining(input: TrainingInput): Promise<TrainingResult>
   const lost = new Map<number, RankLost>();
   /** The losses that caused the restart in progress (shown in status until the new generation trains). */
   let restartingAfter: RankLost[] = [];
+  /** A rank was lost between epochs: the next epoch forms a new generation. */
+  let lostBetweenEpochs = false;
 
   setHandler(pauseSignal, () => {
     pauseRequested = true;
@@ -176,8 +180,14 @@ export async function bbnTraining(input: TrainingInput): Promise<TrainingResult>
     epochScope?.cancel();
   });
   setHandler(rankLostSignal, (loss) => {
-    // Only a loss during an epoch matters: between epochs the replacement simply serves the next one.
-    if (!epochScope || lost.has(loss.rank) || loss.rank >= workers) return;
+    if (loss.rank >= workers) return;
+    if (!epochScope) {
+      // Between epochs: no work is lost, but its replacement listens elsewhere (a new ring). A
+      // restart already under way forms a new generation anyway (a second report of its cause).
+      if (state !== 'restarting') lostBetweenEpochs = true;
+      return;
+    }
+    if (lost.has(loss.rank)) return;
     lost.set(loss.rank, loss);
     epochScope.cancel();
   });
@@ -189,6 +199,11 @@ export async function bbnTraining(input: TrainingInput): Promise<TrainingResult>
     },
     {
       validator: (w) => {
+        if (v.maxWorkers === 1 && w !== 1) {
+          throw new RangeError(
+            `scale: run ${input.runId} trains in one process (one rank, no ring); to train it with ${w} ranks, stop it and continue it with bbn train --resume ${input.outDir} --workers ${w}`,
+          );
+        }
         if (!Number.isInteger(w) || w < 1 || w > v.maxWorkers) {
           throw new RangeError(`scale: workers (${w}) must be an integer in [1, ${v.maxWorkers}]`);
         }
@@ -229,23 +244,22 @@ export async function bbnTraining(input: TrainingInput): Promise<TrainingResult>
         nonRetryableErrorTypes: Object.values(FAILURE_TYPES),
       },
     });
-  const coordinator = () => short(rankTaskQueue(input.runId, 0));
+  const coordinator = () => short(coordinatorTaskQueue(input.runId));
+  const rank0 = () => short(rankTaskQueue(input.runId, 0));
   const ref = () => ({ runId: input.runId, outDir: input.outDir, config: input.config, generation });
 
-  /** Ring addresses of the current membership (generation, W); asked again when either changes. */
+  /** Ring addresses of the current membership (generation, W); gathered again when either changes. */
   let rendezvous: { generation: number; world: number; peers: string[] } | null = null;
   const ringPeers = async (world: number): Promise<string[] | undefined> => {
-    if (world === 1 || !patched(PATCH_RENDEZVOUS)) return undefined;
+    if (world === 1) return undefined;
     if (rendezvous?.generation !== generation || rendezvous.world !== world) {
-      const peers = await Promise.all(
-        Array.from({ length: world }, (_, rank) =>
-          short(rankTaskQueue(input.runId, rank))
-            .ringAddress({ ...ref(), rank, worldSize: world })
-            .catch((err: unknown) => {
-              throw new RankFailure(rank, err);
-            }),
-        ),
-      );
+      const peers = await proxyActivities<TrainingActivities>({
+        taskQueue: coordinatorTaskQueue(input.runId),
+        startToCloseTimeout: v.timeouts.rendezvousMs + 60_000,
+        scheduleToStartTimeout: v.timeouts.scheduleToStartMs,
+        heartbeatTimeout: v.timeouts.heartbeatMs,
+        retry: { maximumAttempts: 1 },
+      }).formGeneration({ ...ref(), world, timeoutMs: v.timeouts.rendezvousMs });
       rendezvous = { generation, world, peers };
     }
     return rendezvous.peers;
@@ -295,9 +309,7 @@ export async function bbnTraining(input: TrainingInput): Promise<TrainingResult>
 
   const stop = async (): Promise<TrainingResult> => {
     state = 'stopping';
-    const uri = await CancellationScope.nonCancellable(() =>
-      coordinator().checkpointNow({ ...ref(), epoch }),
-    );
+    const uri = await CancellationScope.nonCancellable(() => rank0().checkpointNow({ ...ref(), epoch }));
     checkpoint = uri ?? checkpoint;
     state = 'cancelled';
     return { runId: input.runId, state: 'cancelled', epochs, checkpoint, generation };
@@ -313,11 +325,15 @@ export async function bbnTraining(input: TrainingInput): Promise<TrainingResult>
   } | null = null;
   try {
     if (!carried) {
-      const prepared = await coordinator().prepareRun({ ...ref(), resume: input.resume ?? false });
+      const prepared = await rank0().prepareRun({ ...ref(), resume: input.resume ?? false });
       epoch = prepared.startEpoch;
       checkpoint = prepared.checkpoint;
     }
     while (epoch <= v.totalEpochs) {
+      if (lostBetweenEpochs) {
+        lostBetweenEpochs = false;
+        generation++;
+      }
       if (pendingWorkers !== null) {
         // A new membership is a new generation: old rings and stale requests are fenced off.
         if (pendingWorkers !== workers && patched(PATCH_MEMBERSHIP_GENERATION)) generation++;
@@ -372,7 +388,7 @@ export async function bbnTraining(input: TrainingInput): Promise<TrainingResult>
           next.catch(() => {}); // a failed prefetch is simply not used: the next epoch plans again
           prefetched = { epoch: epoch + 1, workers, generation, plan: next };
         }
-        const summary = await coordinator().evaluateAndCheckpoint({
+        const summary = await rank0().evaluateAndCheckpoint({
           ...ref(),
           epoch,
           train: results[0],
@@ -421,7 +437,7 @@ export async function bbnTraining(input: TrainingInput): Promise<TrainingResult>
         await sleep(restartBackoffMs(v.restart, restartsUsed));
       }
     }
-    await coordinator().finishRun({ ...ref(), seconds: (Date.now() - started) / 1000 });
+    await rank0().finishRun({ ...ref(), seconds: (Date.now() - started) / 1000 });
     state = 'completed';
     return { runId: input.runId, state: 'completed', epochs, checkpoint, generation };
   } catch (err) {

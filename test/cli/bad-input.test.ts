@@ -605,6 +605,21 @@ const CASES: Case[] = [
     expect: /--workers \(1000\) is more rank processes than this machine runs/,
   },
   {
+    name: '--no-temporal with --workers 2',
+    setup: () => trainWith('--workers', '2'),
+    expect: /--no-temporal trains in this process only; drop it to train with --workers 2/,
+  },
+  {
+    name: '--coordinator-port 70000',
+    setup: () => trainWith('--coordinator-port', '70000'),
+    expect: /--coordinator-port \(70000\) must be an integer in 0\.\.65535/,
+  },
+  {
+    name: 'bbn worker without --temporal',
+    setup: () => ({ args: ['worker', '--run-id', 'r', '--rank', '0'] }),
+    expect: /bbn worker needs --temporal HOST:PORT/,
+  },
+  {
     name: 'train without --config',
     setup: () => ({ args: ['train', '--no-temporal'] }),
     expect: /bbn train needs --config FILE \(or --resume DIR\)/,

@@ -1,14 +1,15 @@
 /**
- * The processes of the Helm chart's default (temporal) mode, on loopback: two `bbn worker
- * --temporal` ranks (the StatefulSet's pods) and the `bbn train --external-workers` orchestrator
- * (the coordinator Deployment's pod), with exactly the chart's arguments. The orchestrator is
- * SIGKILLed mid-run and started again, as Kubernetes would: it re-attaches to the running
- * workflow, and the run ends bit-identical to the plain launcher's.
+ * The processes of the Helm chart, on loopback: two `bbn worker --temporal --coordinator` ranks
+ * (the StatefulSet's pods) and the `bbn train --external-workers` coordinator (the coordinator
+ * Deployment's pod), with exactly the chart's arguments. The coordinator is SIGKILLed mid-run and
+ * started again, as Kubernetes would: it re-attaches to the running workflow, and the run ends
+ * bit-identical to the same run under `bbn train --workers 2`.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { freePort } from '../../src/devservers/index.ts';
 import { finalParams, launch, removeTempDirs, tempDir, writeTinyConfig } from '../distributed/fixtures.ts';
 import { startTestTemporal, type TestServer, waitUntil } from '../helpers/servers.ts';
 
@@ -54,9 +55,13 @@ describe('the chart’s temporal mode as processes (orchestrator + rank workers)
     timeout: 240_000,
   }, async () => {
     const plainDir = tempDir();
-    assert.equal((await launch({ configPath, outDir: plainDir, workers: 2 })).outcome.kind, 'finished');
+    assert.equal(
+      (await launch({ configPath, outDir: plainDir, workers: 2, temporal: server.address })).outcome.kind,
+      'finished',
+    );
 
     const out = tempDir();
+    const coordinatorPort = await freePort();
     const ranks = [0, 1].map((rank) =>
       bbn([
         'worker',
@@ -66,6 +71,8 @@ describe('the chart’s temporal mode as processes (orchestrator + rank workers)
         server.address,
         '--run-id',
         RUN,
+        '--coordinator',
+        `127.0.0.1:${coordinatorPort}`,
         '--host',
         '127.0.0.1',
       ]),
@@ -84,6 +91,10 @@ describe('the chart’s temporal mode as processes (orchestrator + rank workers)
         '--temporal',
         server.address,
         '--external-workers',
+        '--coordinator-host',
+        '127.0.0.1',
+        '--coordinator-port',
+        String(coordinatorPort),
       ]);
     const first = orchestrate();
     await waitUntil(
@@ -109,6 +120,6 @@ describe('the chart’s temporal mode as processes (orchestrator + rank workers)
     assert.equal(await second.exited, 0, 'the orchestrator leaves cleanly on SIGTERM');
     for (const r of ranks) r.child.kill('SIGTERM');
     assert.deepEqual(await Promise.all(ranks.map((r) => r.exited)), [0, 0], 'ranks stop cleanly on SIGTERM');
-    assert.deepEqual(finalParams(out), finalParams(plainDir), 'bit-identical to the plain launcher');
+    assert.deepEqual(finalParams(out), finalParams(plainDir), 'bit-identical to bbn train --workers 2');
   });
 });

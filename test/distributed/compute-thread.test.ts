@@ -10,7 +10,8 @@ import { epochPolicy, planFor, shardOf } from '../../src/core/index.ts';
 import { loadData } from '../../src/data/load.ts';
 import { readCheckpoint } from '../../src/worker/checkpoint.ts';
 import { ComputeThread, type EpochHandlers } from '../../src/worker/process/compute-thread.ts';
-import { paramsDigest, WorkerError } from '../../src/worker/process/worker.ts';
+import { paramsDigest } from '../../src/worker/process/digests.ts';
+import { WorkerError } from '../../src/worker/process/errors.ts';
 import type { StepReport } from '../../src/worker/trainer.ts';
 import { removeTempDirs, tempDir, tinyConfig } from './fixtures.ts';
 

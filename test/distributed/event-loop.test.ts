@@ -9,11 +9,11 @@
 import assert from 'node:assert/strict';
 import { type EventLoopUtilization, performance } from 'node:perf_hooks';
 import { after, describe, it } from 'node:test';
-import { CoordinatorServer } from '../../src/coordinator/server.ts';
 import { parseRunConfig } from '../../src/core/config.ts';
 import { loadData } from '../../src/data/load.ts';
 import { selectBackend } from '../../src/model/backend.ts';
-import { runWorker } from '../../src/worker/process/worker.ts';
+import { createCoordinatorDeps } from '../../src/orchestration/coordinator.ts';
+import { createLocalDeps } from '../../src/orchestration/local.ts';
 import { runTraining } from '../../src/worker/run.ts';
 import type { StepReport } from '../../src/worker/trainer.ts';
 import { tinyRun } from '../helpers/tiny.ts';
@@ -95,24 +95,24 @@ describe('event loop of a rank', () => {
   it('stays free while the compute thread steps (largest timer gap < 40% of a step); compute on the main thread blocks it for a whole step', async (t) => {
     const data = await loadData(HEAVY.dataset);
 
-    // A rank of a world of one, through the real coordinator, ring and compute thread.
-    const coordinator = new CoordinatorServer(
-      { runId: HEAVY.name, cfg: HEAVY, labels: data.train.labels, numClasses: data.train.numClasses },
-      { clock: { now: () => performance.now() } },
-    );
-    const address = await coordinator.start({ host: '127.0.0.1', port: 0 });
+    // A rank of a world of one, as a durable run drives it: the rank runtime on its compute thread.
     const threaded = new LoopMeter();
+    const deps = createLocalDeps({ onStep: threaded.onStep });
     try {
-      const outcome = await runWorker({
-        cfg: HEAVY,
-        coordinator: address,
-        outDir: tempDir(),
-        onStep: threaded.onStep,
-      });
-      assert.equal(outcome.kind, 'finished');
+      const ref = { runId: HEAVY.name, outDir: tempDir(), config: HEAVY, generation: 0 };
+      await deps.prepareRun({ ...ref, resume: false });
+      const plan = await createCoordinatorDeps().planEpoch({ ...ref, epoch: 1, workers: 1 });
+      const ctl = {
+        previous: undefined,
+        heartbeat: () => {},
+        signal: new AbortController().signal,
+        shouldStop: () => false,
+      };
+      const r = await deps.trainEpochOnRank({ ...ref, epoch: 1, rank: 0, worldSize: 1, plan }, ctl);
+      assert.equal(r.steps, plan.steps);
     } finally {
       threaded.stop();
-      await coordinator.close();
+      await deps.dispose();
     }
 
     // The same epoch with the model on this thread.

@@ -1,10 +1,10 @@
 /** Shared fixtures of the distributed tests: the tiny config on disk and a launcher of real worker processes. */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { type LaunchOptions, launchLocal } from '../../src/cli/launcher.ts';
+import { loadRunConfig } from '../../src/cli/config-file.ts';
+import { trainDurably } from '../../src/cli/durable-train.ts';
 import { parseRunConfig, type RunConfig } from '../../src/core/config.ts';
 import { loadLatestGood } from '../../src/worker/checkpoint.ts';
 import { runPaths } from '../../src/worker/run-dir.ts';
@@ -43,23 +43,48 @@ export function writeTinyConfig(): string {
   return path;
 }
 
-const ENTRY = join(dirname(fileURLToPath(import.meta.url)), 'worker-entry.ts');
+/** What {@link launch} runs: a config file with overrides, or (with `resume`) the run in `outDir`. */
+export interface LaunchOptions {
+  readonly configPath?: string;
+  readonly overrides?: readonly string[];
+  readonly outDir: string;
+  readonly workers: number;
+  readonly resume?: boolean;
+  /** A Temporal server to use (default: the embedded dev server of `bbn train`). */
+  readonly temporal?: string;
+  /** Default: the run directory's name. */
+  readonly runId?: string;
+}
 
-/** `launchLocal` with the test worker entry and the lines collected per rank. */
-export async function launch(
-  opts: Omit<LaunchOptions, 'workerCommand' | 'onLine'>,
-  tap?: (rank: number, line: string) => void,
-) {
+/**
+ * A durable run as `bbn train --workers W` runs it (rank processes, coordinator, ring), with every
+ * line it prints collected (the ranks' prefixed `[rank r]`), and its wall time.
+ */
+export async function launch(opts: LaunchOptions, tap?: (rank: number, line: string) => void) {
   const lines: string[] = [];
-  const outcome = await launchLocal({
-    ...opts,
-    workerCommand: [process.execPath, '--import', 'tsx', ENTRY, 'worker'],
-    onLine: (rank, line) => {
+  const cfg = opts.configPath
+    ? loadRunConfig(opts.configPath, [...(opts.overrides ?? [])])
+    : loadRunConfig(runPaths(opts.outDir).config, [...(opts.overrides ?? [])]);
+  const started = performance.now();
+  const result = await trainDurably({
+    cfg,
+    outDir: opts.outDir,
+    workers: opts.workers,
+    resume: !!opts.resume,
+    temporal: opts.temporal,
+    runId: opts.runId,
+    say: (line) => lines.push(line),
+    onRankLine: (rank, line) => {
       lines.push(`[rank ${rank}] ${line}`);
       tap?.(rank, line);
     },
   });
-  return { outcome, lines };
+  const seconds = (performance.now() - started) / 1000;
+  const outcome = {
+    kind: result.state === 'completed' ? ('finished' as const) : ('stopped' as const),
+    seconds,
+  };
+  return { outcome, lines, result };
 }
 
 /** Relative L2 distance ‖a − b‖ / ‖b‖ and the largest absolute difference. */

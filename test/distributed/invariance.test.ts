@@ -92,7 +92,7 @@ describe('world-size invariance of the BN-free classifier stage (real worker pro
       const run = await launch({ outDir: dir, workers, resume: true });
       assert.equal(run.outcome.kind, 'finished', `W=${workers}`);
       assert.ok(
-        run.lines.some((l) => l.includes('resumed from') && l.includes(STAGE1)),
+        run.lines.some((l) => l.includes('resuming from') && l.includes(STAGE1)),
         `W=${workers} resumed from stage 1`,
       );
       assert.deepEqual(

@@ -1,6 +1,6 @@
 /**
  * `bbn worker` for tests: the real command registration, without depending on the CLI's main
- * module (the launcher's default child is `node bin/bbn.mjs worker`).
+ * module (`bbn train`'s default rank command is `node bin/bbn.mjs worker`).
  */
 import { Command } from 'commander';
 import { registerWorkerCommand } from '../../src/cli/worker-command.ts';

@@ -1,5 +1,5 @@
 /**
- * A real multi-process run (`launchLocal`, W=2, the tiny config) with its workers publishing to a
+ * A real multi-process run (`bbn train --workers 2`, the tiny config) with its ranks publishing to a
  * real nats-server through `NATS_URL`, which the launched children inherit: the events and the
  * `bbn-runs` status a subscriber reads back, and that SIGKILLing nats-server mid-run changes
  * neither the run's outcome nor its final weights.
@@ -25,7 +25,7 @@ let configPath = '';
 /** Final weights of the run without NATS: the reference both NATS runs must reproduce bit for bit. */
 let reference: Float32Array | undefined;
 
-/** Runs `body` with NATS_URL set for the children launchLocal spawns, restoring it after. */
+/** Runs `body` with NATS_URL set for the rank processes it spawns, restoring it after. */
 async function withNatsUrl<T>(url: string | undefined, body: () => Promise<T>): Promise<T> {
   const saved = process.env.NATS_URL;
   if (url === undefined) delete process.env.NATS_URL;
@@ -47,7 +47,7 @@ const same = (a: Float32Array, b: Float32Array) =>
 before(async () => {
   configPath = writeTinyConfig();
   const out = tempDir();
-  const r = await withNatsUrl(undefined, () => launch({ configPath, outDir: out, workers: 2 }));
+  const r = await withNatsUrl(undefined, () => launch({ configPath, outDir: out, workers: 2, runId: RUN }));
   assert.equal(r.outcome.kind, 'finished');
   reference = finalParams(out);
 });
@@ -63,7 +63,9 @@ describe('run events over NATS (real worker processes, real nats-server)', () =>
       const sub = subscribeRun(nc, RUN, { onEvent: (e) => events.push(e) });
       await nc.flush();
       const out = tempDir();
-      const r = await withNatsUrl(nats.address, () => launch({ configPath, outDir: out, workers: 2 }));
+      const r = await withNatsUrl(nats.address, () =>
+        launch({ configPath, outDir: out, workers: 2, runId: RUN }),
+      );
       assert.equal(r.outcome.kind, 'finished');
       await waitUntil('run-end', () => events.some((e) => e.kind === 'run-end'), 10_000);
       sub.unsubscribe();
@@ -132,7 +134,9 @@ describe('run events over NATS (real worker processes, real nats-server)', () =>
       });
       await nc.flush();
       const out = tempDir();
-      const r = await withNatsUrl(nats.address, () => launch({ configPath, outDir: out, workers: 2 }));
+      const r = await withNatsUrl(nats.address, () =>
+        launch({ configPath, outDir: out, workers: 2, runId: RUN }),
+      );
       assert.ok(killedAt, 'nats-server was killed while the run was publishing');
       assert.equal(r.outcome.kind, 'finished');
       assert.deepEqual(

@@ -114,17 +114,18 @@ for (const values of VALUES) {
         assert.ok(c.env.some((x) => x.name === e) && coord.env.some((x) => x.name === e), e);
     });
 
-    it('orchestration=coordinator runs the plain data plane: bbn coordinator and bbn worker --coordinator', async () => {
-      const plain = await template(helm, values, ['orchestration=coordinator']);
-      const c = one<PodTemplate>(plain, 'StatefulSet').spec.template.spec.containers[0];
-      assert.ok(c.args.includes('--coordinator') && !c.args.includes('--temporal'));
+    it('the workers heartbeat to the coordinator Service; any orchestration but temporal is refused', async () => {
+      const c = one<PodTemplate>(objects, 'StatefulSet').spec.template.spec.containers[0];
+      assert.equal(c.args[c.args.indexOf('--coordinator') + 1], '$(BBN_COORDINATOR_ADDRESS)');
+      const coord = one<PodTemplate>(objects, 'Deployment').spec.template.spec.containers[0];
       assert.equal(
-        one<PodTemplate>(plain, 'Deployment').spec.template.spec.containers[0].args[0],
-        'coordinator',
+        Number(coord.args[coord.args.indexOf('--coordinator-port') + 1]),
+        coord.ports.find((p) => p.name === 'coordinator')?.containerPort,
       );
+      assert.equal(coord.args[coord.args.indexOf('--coordinator-host') + 1], '0.0.0.0');
       await assert.rejects(
-        template(helm, values, ['orchestration=slurm']),
-        /orchestration "slurm" must be temporal or coordinator/,
+        template(helm, values, ['orchestration=coordinator']),
+        /orchestration "coordinator": only temporal is supported/,
       );
     });
 

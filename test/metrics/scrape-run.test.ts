@@ -1,21 +1,20 @@
 /**
- * Prometheus endpoints of a live run: `startCoordinator` (what `bbn coordinator` runs) with
- * `--metrics-port 0 --nats URL`, and two real `bbn worker` processes with `--metrics-port 0`,
- * scraped over HTTP while they train and parsed by our strict parser and, where Python has it, by
- * the Prometheus project's own `prometheus_client` parser. The run is then stopped with SIGINT
- * (the world agrees to stop after one step) so the scrapes never race the run's end.
+ * Prometheus endpoints of a live run: `bbn train --workers 2 --metrics-port 0 --nats URL` (the
+ * coordinator in the training process, two real `bbn worker` rank processes), scraped over HTTP
+ * while they train and parsed by our strict parser and, where Python has it, by the Prometheus
+ * project's own `prometheus_client` parser. The run is then cancelled (the ranks agree to stop
+ * after one step) so the scrapes never race the run's end.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { Client, Connection } from '@temporalio/client';
 import { connect } from 'nats';
-import { type RunningCoordinator, startCoordinator } from '../../src/cli/coordinator-command.ts';
+import { trainDurably } from '../../src/cli/durable-train.ts';
 import { subscribeRun, type TrainingEvent } from '../../src/events/index.ts';
-import { removeTempDirs, tempDir, writeTinyConfig } from '../distributed/fixtures.ts';
-import { startTestNats, type TestServer, waitUntil } from '../helpers/servers.ts';
+import { runHandle } from '../../src/orchestration/client.ts';
+import { cancelSignal } from '../../src/orchestration/messages.ts';
+import { removeTempDirs, tempDir, tinyConfig } from '../distributed/fixtures.ts';
+import { startTestNats, startTestTemporal, type TestServer, waitUntil } from '../helpers/servers.ts';
 import {
   assertSameAsPrometheusClient,
   type Family,
@@ -24,17 +23,15 @@ import {
   sampleValue,
 } from './exposition.ts';
 
-const ENTRY = join(dirname(fileURLToPath(import.meta.url)), '..', 'distributed', 'worker-entry.ts');
 const RUN = 'scrape-run';
-/** Long enough that the run is still training when we scrape; it is stopped by SIGINT. */
-const OVERRIDES = ['train.epochs=40', 'distributed.workers=2'];
 
 let nats: TestServer | undefined;
+let temporal: TestServer | undefined;
 before(async () => {
-  nats = await startTestNats();
+  [nats, temporal] = await Promise.all([startTestNats(), startTestTemporal()]);
 });
 after(async () => {
-  await nats?.stop();
+  await Promise.all([nats?.stop(), temporal?.stop()]);
   removeTempDirs();
 });
 
@@ -46,50 +43,52 @@ async function scrape(url: string): Promise<{ text: string; families: Map<string
   return { text, families: parseExposition(text) };
 }
 
-test('prometheus - a worker and the coordinator serve /metrics during a run; both parsers agree', async (t) => {
-  const configPath = writeTinyConfig();
+test('prometheus - the ranks and the coordinator serve /metrics during a run; both parsers agree', async (t) => {
+  // Long enough that the run is still training when we scrape; it is cancelled after.
+  const cfg = tinyConfig();
+  cfg.train.epochs = 40;
   const out = tempDir();
   const events: TrainingEvent[] = [];
   const nc = await connect({ servers: nats!.address });
   subscribeRun(nc, RUN, { onEvent: (e) => events.push(e) });
   await nc.flush();
-  let coordinator: RunningCoordinator | undefined;
-  const children: { proc: ChildProcess; exited: Promise<number | null>; lines: string[] }[] = [];
+  const connection = await Connection.connect({ address: temporal!.address });
+  const workerUrls: (string | undefined)[] = [];
+  let coordinatorUrl: string | undefined;
+  const lines: string[] = [];
+  const run = trainDurably({
+    cfg,
+    outDir: out,
+    workers: 2,
+    resume: false,
+    runId: RUN,
+    temporal: temporal!.address,
+    telemetry: { nats: nats!.address, metricsPort: '0' },
+    say: (line) => {
+      lines.push(line);
+      coordinatorUrl ??= /^coordinator metrics at (\S+)$/.exec(line)?.[1];
+    },
+    onRankLine: (rank, line) => {
+      lines.push(`[rank ${rank}] ${line}`);
+      const m = /^rank \d+: metrics at (\S+)$/.exec(line);
+      if (m) workerUrls[rank] = m[1];
+    },
+  });
+  let ended = false;
+  run.finally(() => {
+    ended = true;
+  });
   try {
-    coordinator = await startCoordinator(OVERRIDES, {
-      config: configPath,
-      host: '127.0.0.1',
-      port: '0',
-      runId: RUN,
-      nats: nats!.address,
-      metricsPort: '0',
-    });
-    const workerUrls: (string | undefined)[] = [];
-    for (const rank of [0, 1]) {
-      const proc = spawn(
-        process.execPath,
-        [
-          ...['--import', 'tsx', ENTRY, 'worker', '--coordinator', coordinator.address],
-          ...['--config', configPath, '--out', out, '--rank', String(rank), '--run-id', RUN],
-          ...['--nats', nats!.address, '--metrics-port', '0', ...OVERRIDES],
-        ],
-        { stdio: ['ignore', 'pipe', 'pipe'] },
-      );
-      const lines: string[] = [];
-      for (const stream of [proc.stdout, proc.stderr]) {
-        createInterface({ input: stream as NodeJS.ReadableStream }).on('line', (line) => {
-          lines.push(line);
-          const m = /^rank \d+: metrics at (\S+)$/.exec(line);
-          if (m) workerUrls[rank] = m[1];
-        });
-      }
-      const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-      children.push({ proc, exited, lines });
-    }
-    const fail = () => children.map((c) => c.lines.slice(-5).join('\n')).join('\n---\n');
-    await waitUntil('both workers serve /metrics', () => workerUrls.filter(Boolean).length === 2, 60_000);
+    const fail = () => lines.slice(-10).join('\n');
+    await waitUntil(
+      'both ranks serve /metrics',
+      () => ended || workerUrls.filter(Boolean).length === 2,
+      60_000,
+    );
+    assert.ok(!ended, fail());
+    assert.ok(coordinatorUrl, `the coordinator serves /metrics: ${fail()}`);
 
-    // Scrape each worker until it has trained a few steps (every scrape must parse).
+    // Scrape each rank until it has trained a few steps (every scrape must parse).
     const workerScrapes: Awaited<ReturnType<typeof scrape>>[] = [];
     for (const rank of [0, 1]) {
       let last: Awaited<ReturnType<typeof scrape>> | undefined;
@@ -118,7 +117,7 @@ test('prometheus - a worker and the coordinator serve /metrics during a run; bot
     await waitUntil(
       'the coordinator reports both ranks alive with heartbeat ages',
       async () => {
-        coord = await scrape(coordinator!.metricsUrl!);
+        coord = await scrape(coordinatorUrl!);
         const f = coord.families;
         return (
           sampleValue(f, 'bbn_ranks', { run: RUN, status: 'alive' }) === 2 &&
@@ -128,7 +127,7 @@ test('prometheus - a worker and the coordinator serve /metrics during a run; bot
       10_000,
     );
     const cf = coord!.families;
-    assert.equal(sampleValue(cf, 'bbn_generation', { run: RUN }), 1);
+    assert.equal(sampleValue(cf, 'bbn_generation', { run: RUN }), 0);
     assert.equal(sampleValue(cf, 'bbn_world_size', { run: RUN }), 2);
     for (const rank of ['0', '1']) {
       const age = sampleValue(cf, 'bbn_heartbeat_age_seconds', { run: RUN, rank }) ?? -1;
@@ -146,10 +145,9 @@ test('prometheus - a worker and the coordinator serve /metrics during a run; bot
       t.diagnostic('NOT CHECKED against prometheus_client (no Python with it); our strict parser only');
     }
 
-    // Stop in order: SIGINT asks the world to stop after one step; both exit 0.
-    for (const c of children) c.proc.kill('SIGINT');
-    const codes = await Promise.all(children.map((c) => c.exited));
-    assert.deepEqual(codes, [0, 0], fail());
+    // Stop in order: the ranks agree to stop after one step; the run ends cancelled.
+    await runHandle(new Client({ connection }), RUN).signal(cancelSignal);
+    assert.equal((await run).state, 'cancelled', fail());
 
     const from = (role: string, kind: string) =>
       events.filter((e) => e.source.role === role && e.kind === kind).map((e) => e.source.rank);
@@ -162,10 +160,12 @@ test('prometheus - a worker and the coordinator serve /metrics during a run; bot
     assert.deepEqual(new Set(from('worker', 'heartbeat')), new Set([0, 1]));
     t.diagnostic(`${events.length} events; parsers: ours${py ? ' + prometheus_client' : ''}`);
   } finally {
-    for (const c of children)
-      if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
-    await Promise.all(children.map((c) => c.exited));
-    await coordinator?.close();
+    if (!ended)
+      await runHandle(new Client({ connection }), RUN)
+        .terminate('test cleanup')
+        .catch(() => {});
+    await run.catch(() => {});
+    await connection.close();
     await nc.close();
   }
 });

@@ -5,7 +5,7 @@
  * the middle of a run. Both runs end with the weights of an uninterrupted run, bit for bit.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -15,16 +15,14 @@ import { loadRunConfig } from '../../src/cli/config-file.ts';
 import { trainDurably } from '../../src/cli/durable-train.ts';
 import { freePort, startTemporalDevServer } from '../../src/devservers/index.ts';
 import { selectBackend } from '../../src/model/backend.ts';
-import { rankTaskQueue } from '../../src/orchestration/api.ts';
 import { runStatus, startRun } from '../../src/orchestration/client.ts';
 import { createLocalDeps } from '../../src/orchestration/local.ts';
-import { createTrainingWorker, trainingWorkflowBundle } from '../../src/orchestration/worker.ts';
+import { trainingWorkflowBundle } from '../../src/orchestration/worker.ts';
 import { runTraining } from '../../src/worker/run.ts';
 import { finalParams, launch, removeTempDirs, tempDir, writeTinyConfig } from '../distributed/fixtures.ts';
 import { startTestTemporal, type TestServer } from '../helpers/servers.ts';
-import { TEST_TIMEOUTS, tinyConfig } from './fixtures.ts';
+import { serveRun, TEST_TIMEOUTS, tinyConfig } from './fixtures.ts';
 
-const BLOCKING = join(dirname(fileURLToPath(import.meta.url)), 'blocking-rank.ts');
 const ENTRY = join(dirname(fileURLToPath(import.meta.url)), '..', 'distributed', 'worker-entry.ts');
 /** 2 epochs of 600 images: 37 steps an epoch, long enough to be killed in the middle of one. */
 const LONGER = ['dataset.perClass=320', 'train.epochs=2'];
@@ -49,7 +47,13 @@ describe('durable runs survive crashes (real processes, real Temporal server)', 
     timeout: 240_000,
   }, async (t) => {
     const plainDir = tempDir();
-    const plain = await launch({ configPath, outDir: plainDir, workers: 2, overrides: LONGER });
+    const plain = await launch({
+      configPath,
+      outDir: plainDir,
+      workers: 2,
+      overrides: LONGER,
+      temporal: server.address,
+    });
     assert.equal(plain.outcome.kind, 'finished');
 
     const durableStart = performance.now();
@@ -108,77 +112,6 @@ describe('durable runs survive crashes (real processes, real Temporal server)', 
     }
   });
 
-  it('a rank whose step blocks its event loop 7 s keeps the ring (60 s keepalive); a 2 s keepalive would break it', {
-    timeout: 180_000,
-  }, async (t) => {
-    const connection = await Connection.connect({ address: server.address });
-    const client = new Client({ connection });
-    const native = await NativeConnection.connect({ address: server.address });
-    const bundle = await trainingWorkflowBundle();
-    /** A W=2 run whose rank 1 blocks for 7 s at epoch 1 step 2; its generation tells whether the ring broke. */
-    const blockedRun = async (keepaliveMs: number): Promise<number> => {
-      const runId = `block-${keepaliveMs}-${process.pid}`;
-      const ranks = [0, 1].map((rank) =>
-        spawn(
-          process.execPath,
-          [
-            '--import',
-            'tsx',
-            BLOCKING,
-            server.address,
-            runId,
-            String(rank),
-            rank === 1 ? '7000' : '0',
-            String(keepaliveMs),
-          ],
-          { stdio: ['ignore', 'pipe', 'inherit'] },
-        ),
-      );
-      try {
-        await Promise.all(
-          ranks.map(
-            (p) =>
-              new Promise<void>((ready) =>
-                p.stdout?.on('data', (d: Buffer) => String(d).includes('ready') && ready()),
-              ),
-          ),
-        );
-        const host = await createTrainingWorker({
-          connection: native,
-          taskQueue: rankTaskQueue(runId, 0),
-          workflows: bundle,
-        });
-        const result = await host.runUntil(async () => {
-          const handle = await startRun(client, {
-            runId,
-            config: tinyConfig(1),
-            outDir: tempDir(),
-            workers: 2,
-            timeouts: { ...TEST_TIMEOUTS, heartbeatMs: 30_000 }, // Temporal's liveness is not what is tested
-            restart: { initialBackoffMs: 100 },
-          });
-          return handle.result();
-        });
-        assert.equal(result.state, 'completed');
-        return result.generation;
-      } finally {
-        for (const p of ranks) p.kill('SIGTERM');
-        await Promise.all(
-          ranks.map((p) => new Promise((r) => (p.exitCode === null ? p.once('exit', r) : r(null)))),
-        );
-      }
-    };
-    try {
-      assert.equal(await blockedRun(60_000), 0, 'no restart: the ring survived the long step');
-      const broken = await blockedRun(2_000);
-      assert.ok(broken >= 1, 'with a 2 s keepalive the blocked rank is declared lost and the epoch restarts');
-      t.diagnostic(`60 s keepalive: generation 0; 2 s keepalive: generation ${broken}`);
-    } finally {
-      await native.close();
-      await connection.close();
-    }
-  });
-
   it('a Temporal server restart in the middle of a run: the run completes bit-identical', {
     timeout: 180_000,
   }, async () => {
@@ -204,14 +137,9 @@ describe('durable runs survive crashes (real processes, real Temporal server)', 
       },
     });
     try {
-      const worker = await createTrainingWorker({
-        connection: native,
-        taskQueue: rankTaskQueue(runId, 0),
-        deps,
-        workflows: await trainingWorkflowBundle(),
-      });
       const outDir = tempDir();
-      const result = await worker.runUntil(async () => {
+      const served = { connection: native, runId, workflows: await trainingWorkflowBundle(), ranks: [deps] };
+      const result = await serveRun(served, async () => {
         const handle = await startRun(client, {
           runId,
           config: tinyConfig(3),

@@ -44,7 +44,13 @@ const isAlive = (c: ChildProcess | undefined) => !!c && c.exitCode === null && c
 
 async function freezeOneRank(workers: number, t: { diagnostic(m: string): void }): Promise<void> {
   const plainDir = tempDir();
-  const plain = await launch({ configPath, outDir: plainDir, workers, overrides: LONGER });
+  const plain = await launch({
+    configPath,
+    outDir: plainDir,
+    workers,
+    overrides: LONGER,
+    temporal: server.address,
+  });
   assert.equal(plain.outcome.kind, 'finished');
 
   const outDir = tempDir();

@@ -10,12 +10,15 @@ import type { LoadedData } from '../../src/data/api.ts';
 import { loadData } from '../../src/data/load.ts';
 import { selectBackend } from '../../src/model/backend.ts';
 import type { RankControl } from '../../src/orchestration/activities.ts';
+import { createCoordinatorDeps } from '../../src/orchestration/coordinator.ts';
 import { createLocalDeps } from '../../src/orchestration/local.ts';
 import { listCheckpoints } from '../../src/worker/checkpoint.ts';
 import { runTraining } from '../../src/worker/run.ts';
 import { readMetrics, runPaths } from '../../src/worker/run-dir.ts';
 import { finalParams, tempDir, tinyConfig } from './fixtures.ts';
 
+/** The coordinator's plans (what the workflow hands every rank). */
+const plans = createCoordinatorDeps();
 let backend: string;
 let data: LoadedData;
 
@@ -47,7 +50,7 @@ describe('local rank deps', () => {
     const ref = { runId: 'crash-after-record', outDir, config, generation: 0 };
     const first = createLocalDeps();
     await first.prepareRun({ ...ref, resume: false });
-    const plan = await first.planEpoch({ ...ref, epoch: 1, workers: 1 });
+    const plan = await plans.planEpoch({ ...ref, epoch: 1, workers: 1 });
     const train = await first.trainEpochOnRank({ ...ref, epoch: 1, rank: 0, worldSize: 1, plan }, control());
     const recorded = await first.evaluateAndCheckpoint({ ...ref, epoch: 1, train, plan });
     await first.dispose(); // the process dies here; the workflow still waits for epoch 1's record
@@ -67,7 +70,7 @@ describe('local rank deps', () => {
       assert.equal(again.paramsDigest, train.paramsDigest);
 
       const next = { ...ref, generation: 1 };
-      const plan2 = await second.planEpoch({ ...next, epoch: 2, workers: 1 });
+      const plan2 = await plans.planEpoch({ ...next, epoch: 2, workers: 1 });
       const train2 = await second.trainEpochOnRank(
         { ...next, epoch: 2, rank: 0, worldSize: 1, plan: plan2 },
         control(),
@@ -93,7 +96,7 @@ describe('local rank deps', () => {
     const ref = { runId: 'every-steps', outDir, config, generation: 0 };
     const first = createLocalDeps();
     await first.prepareRun({ ...ref, resume: false });
-    const plan = await first.planEpoch({ ...ref, epoch: 1, workers: 1 });
+    const plan = await plans.planEpoch({ ...ref, epoch: 1, workers: 1 });
     await first.trainEpochOnRank({ ...ref, epoch: 1, rank: 0, worldSize: 1, plan }, control());
     await first.dispose(); // the process dies before epoch 1 is evaluated: only step checkpoints exist
     const ckpts = listCheckpoints(runPaths(outDir).checkpoints);
@@ -106,7 +109,7 @@ describe('local rank deps', () => {
       assert.equal(prepared.startEpoch, 1);
       const ctl = control();
       for (const epoch of [1, 2]) {
-        const p = await second.planEpoch({ ...again, epoch, workers: 1 });
+        const p = await plans.planEpoch({ ...again, epoch, workers: 1 });
         const train = await second.trainEpochOnRank({ ...again, epoch, rank: 0, worldSize: 1, plan: p }, ctl);
         await second.evaluateAndCheckpoint({ ...again, epoch, train, plan: p });
       }

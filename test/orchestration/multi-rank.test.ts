@@ -1,15 +1,17 @@
 /**
  * Multi-rank durable runs with real training: W ranks, each a Temporal worker on its own queue
- * with its own trainer and ring peer server, Temporal as the rendezvous. Through the workflow a
- * W=2 run ends bit-identical to the plain multi-process launcher of the data plane; scaling
- * 2 -> 3 -> 2 at epoch boundaries ends where the unscaled run does.
+ * with its own compute thread and ring peer server, heartbeating to the run's coordinator (the
+ * rendezvous). Ranks served in this process end bit-identical to the same run as `bbn train
+ * --workers 2` runs it (rank processes); scaling 2 -> 3 -> 2 at epoch boundaries ends where the
+ * unscaled run does.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, Runtime, type WorkflowBundle } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, type WorkflowBundle } from '@temporalio/worker';
 import type { TrainingInput } from '../../src/orchestration/api.ts';
 import { runHandle, scaleRun, startRun } from '../../src/orchestration/client.ts';
+import { hostCoordinator } from '../../src/orchestration/coordinator-host.ts';
 import { serveRank } from '../../src/orchestration/rank-worker.ts';
 import { trainingWorkflowBundle } from '../../src/orchestration/worker.ts';
 import type { EpochMetrics } from '../../src/worker/run-dir.ts';
@@ -46,13 +48,23 @@ after(async () => {
   removeTempDirs();
 });
 
-/** Serves ranks 0..maxRanks-1 of `runId` in this process (rank 0 hosts the workflow) while `body` runs. */
+/**
+ * Serves ranks 0..maxRanks-1 of `runId` in this process, each heartbeating to the run's
+ * coordinator (also served here, with the workflow) while `body` runs.
+ */
 async function withRanks<T>(
   runId: string,
   maxRanks: number,
   body: () => Promise<T>,
   onEpoch?: (row: EpochMetrics) => Promise<void>,
 ): Promise<T> {
+  const native = await NativeConnection.connect({ address: server.address });
+  const coordinator = await hostCoordinator({
+    connection: native,
+    runId,
+    workflows: bundle,
+    bind: { host: '127.0.0.1', port: 0 },
+  });
   const stop = new AbortController();
   const ready: Promise<void>[] = [];
   const serving = Array.from({ length: maxRanks }, (_, rank) => {
@@ -62,21 +74,28 @@ async function withRanks<T>(
       address: server.address,
       runId,
       rank,
-      workflows: rank === 0 ? bundle : undefined,
       signal: stop.signal,
       onReady: markReady,
       onEpoch: rank === 0 ? onEpoch : undefined,
+      coordinator: {
+        address: coordinator.address ?? '',
+        beat: () => ({ phase: 'idle', epoch: 0, step: 0, progressAgeMs: 0 }),
+      },
     });
   });
   const failed = Promise.race(serving).then(() => {
     throw new Error('a rank worker stopped before the run ended');
   });
   try {
-    await Promise.race([Promise.all(ready), failed]);
-    return await Promise.race([body(), failed]);
+    return await coordinator.worker.runUntil(async () => {
+      await Promise.race([Promise.all(ready), failed]);
+      return await Promise.race([body(), failed]);
+    });
   } finally {
     stop.abort();
     await Promise.allSettled(serving);
+    await coordinator.close();
+    await native.close();
   }
 }
 
@@ -93,11 +112,17 @@ function input(config: unknown, workers: number): TrainingInput {
 }
 
 describe('multi-rank durable runs (one Temporal worker, trainer and ring per rank)', () => {
-  it('W=2 through the workflow ends bit-identical to the plain multi-process launcher', {
+  it('W=2 with ranks served in this process ends bit-identical to bbn train --workers 2 (rank processes)', {
     timeout: 120_000,
   }, async () => {
     const plainDir = tempDir();
-    const plain = await launch({ configPath, outDir: plainDir, workers: 2, overrides: ['train.epochs=2'] });
+    const plain = await launch({
+      configPath,
+      outDir: plainDir,
+      workers: 2,
+      overrides: ['train.epochs=2'],
+      temporal: server.address,
+    });
     assert.equal(plain.outcome.kind, 'finished');
 
     const cfg = { ...tinyConfig(), train: { ...tinyConfig().train, epochs: 2 } };

@@ -9,8 +9,13 @@ import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, type WorkflowBundle } from '@temporalio/worker';
 import { Command } from 'commander';
 import { registerRunCommands, temporalScale, temporalStatus } from '../../src/cli/run-commands.ts';
-import type { RankControl, TrainingDeps } from '../../src/orchestration/activities.ts';
-import { rankTaskQueue, type TrainingInput, type TrainRequest } from '../../src/orchestration/api.ts';
+import type { CoordinatorDeps, RankControl, TrainingDeps } from '../../src/orchestration/activities.ts';
+import {
+  coordinatorTaskQueue,
+  rankTaskQueue,
+  type TrainingInput,
+  type TrainRequest,
+} from '../../src/orchestration/api.ts';
 import { runHandle, runStatus, startRun } from '../../src/orchestration/client.ts';
 import { createTrainingWorker, trainingWorkflowBundle } from '../../src/orchestration/worker.ts';
 import { startTestTemporal, type TestServer, waitUntil } from '../helpers/servers.ts';
@@ -41,8 +46,6 @@ after(async () => {
 function fakeDeps(train: (req: TrainRequest, ctl: RankControl) => Promise<void>): TrainingDeps {
   return {
     prepareRun: async () => ({ startEpoch: 1, checkpoint: null }),
-    planEpoch: async (req) => ({ epoch: req.epoch, alpha: 1, lr: 0.1, steps: 5 }),
-    ringAddress: async (req) => `rank-${req.rank}.invalid:1`,
     async trainEpochOnRank(req, ctl) {
       await train(req, ctl);
       return { epoch: req.epoch, rank: req.rank, steps: 5, trainLoss: 1, trainAccuracy: 0.5, seconds: 0 };
@@ -63,23 +66,30 @@ function fakeDeps(train: (req: TrainRequest, ctl: RankControl) => Promise<void>)
   };
 }
 
-/** Runs `body` while one worker per rank serves the run (rank 0's also hosts the workflow). */
+/** A coordinator that plans 5-step epochs and forms every generation at once (the ranks' addresses are never dialled). */
+const fakeCoordinator: CoordinatorDeps = {
+  planEpoch: async (req) => ({ epoch: req.epoch, alpha: 1, lr: 0.1, steps: 5 }),
+  formGeneration: async (req) => Array.from({ length: req.world }, (_, rank) => `rank-${rank}.invalid:1`),
+};
+
+/** Runs `body` while one worker per rank serves the run, and the coordinator's hosts the workflow. */
 async function withRanks<T>(
   runId: string,
   world: number,
   deps: TrainingDeps,
   body: () => Promise<T>,
 ): Promise<T> {
-  const workers = await Promise.all(
-    Array.from({ length: world }, (_, rank) =>
-      createTrainingWorker({
-        connection: nativeConnection,
-        taskQueue: rankTaskQueue(runId, rank),
-        deps,
-        workflows: rank === 0 ? bundle : undefined,
-      }),
+  const workers = await Promise.all([
+    createTrainingWorker({
+      connection: nativeConnection,
+      taskQueue: coordinatorTaskQueue(runId),
+      coordinator: fakeCoordinator,
+      workflows: bundle,
+    }),
+    ...Array.from({ length: world }, (_, rank) =>
+      createTrainingWorker({ connection: nativeConnection, taskQueue: rankTaskQueue(runId, rank), deps }),
     ),
-  );
+  ]);
   const [first, ...rest] = workers;
   return first.runUntil(async () => {
     const others = rest.map((w) => w.run());

@@ -13,7 +13,7 @@ import { loadData } from '../../src/data/load.ts';
 import { selectBackend } from '../../src/model/backend.ts';
 import type { TrainingDeps } from '../../src/orchestration/activities.ts';
 import {
-  rankTaskQueue,
+  coordinatorTaskQueue,
   runWorkflowId,
   TRAINING_WORKFLOW,
   type TrainingInput,
@@ -27,17 +27,13 @@ import {
   resumeSignal,
   scaleUpdate,
 } from '../../src/orchestration/messages.ts';
-import {
-  createTrainingWorker,
-  trainingWorkflowBundle,
-  writeWorkflowBundle,
-} from '../../src/orchestration/worker.ts';
+import { trainingWorkflowBundle, writeWorkflowBundle } from '../../src/orchestration/worker.ts';
 import { runTraining } from '../../src/worker/run.ts';
 import { readMetrics } from '../../src/worker/run-dir.ts';
 import { writeCifar10 } from '../data/fixtures.ts';
 import { startTestTemporal, type TestServer, waitUntil } from '../helpers/servers.ts';
 import { tinyRun } from '../helpers/tiny.ts';
-import { finalParams, TEST_TIMEOUTS, tempDir, tinyConfig } from './fixtures.ts';
+import { finalParams, serveRun, TEST_TIMEOUTS, tempDir, tinyConfig } from './fixtures.ts';
 
 /** Re-record with BBN_UPDATE_FIXTURES=1 after an intended workflow change, then `npx biome format --write` it. */
 const FIXTURE = join(import.meta.dirname, 'fixtures', 'bbn-training-2-epochs.history.json');
@@ -87,21 +83,15 @@ function input(extra: Partial<TrainingInput> = {}): TrainingInput {
 
 function start(inp: TrainingInput) {
   return client.workflow.start<(i: TrainingInput) => Promise<TrainingResult>>(TRAINING_WORKFLOW, {
-    taskQueue: rankTaskQueue(inp.runId, 0),
+    taskQueue: coordinatorTaskQueue(inp.runId),
     workflowId: runWorkflowId(inp.runId),
     args: [inp],
   });
 }
 
-/** Runs `body` while an in-process worker (workflow + local activities) serves run `runId`. */
-async function withWorker<T>(runId: string, deps: TrainingDeps, body: () => Promise<T>): Promise<T> {
-  const worker = await createTrainingWorker({
-    connection: nativeConnection,
-    taskQueue: rankTaskQueue(runId, 0),
-    deps,
-    workflows: bundle,
-  });
-  return worker.runUntil(body);
+/** Runs `body` while this process serves run `runId` (its coordinator and its rank 0 over `deps`). */
+function withWorker<T>(runId: string, deps: TrainingDeps, body: () => Promise<T>): Promise<T> {
+  return serveRun({ connection: nativeConnection, runId, workflows: bundle, ranks: [deps] }, body);
 }
 
 describe('bbnTraining workflow', () => {
@@ -171,6 +161,34 @@ describe('bbnTraining workflow', () => {
     local.dispose();
     assert.equal(result.state, 'completed');
     assert.deepEqual(finalParams(inp.outDir), reference);
+  });
+
+  it('a run whose one rank trains in the host process (maxWorkers 1) refuses scale with how to grow it', {
+    timeout: 90_000,
+  }, async () => {
+    const inp = input({ maxWorkers: 1 });
+    const local = createLocalDeps();
+    const handle = await start(inp);
+    await handle.signal(pauseSignal);
+    const result = await withWorker(inp.runId, local, async () => {
+      await waitUntil(
+        'state paused',
+        async () => (await handle.query(progressQuery)).state === 'paused',
+        30_000,
+      );
+      await assert.rejects(handle.executeUpdate(scaleUpdate, { args: [2] }), (err: unknown) => {
+        assert.match(
+          String((err as Error).cause),
+          new RegExp(`trains in one process .*bbn train --resume ${inp.outDir} --workers 2`),
+        );
+        return true;
+      });
+      assert.equal((await handle.query(progressQuery)).pendingWorkers, null, 'nothing pending');
+      await handle.signal(cancelSignal);
+      return handle.result();
+    });
+    await local.dispose();
+    assert.equal(result.state, 'cancelled');
   });
 
   it('scale rejects 0 and 65 before they reach history, accepts 1, and cancel stops cleanly', {
@@ -337,7 +355,7 @@ describe('bbnTraining workflow', () => {
           'tsx',
           join(import.meta.dirname, 'worker-child.ts'),
           server.address,
-          rankTaskQueue(inp.runId, 0),
+          inp.runId,
           bundlePath,
           backend,
           ...extra,

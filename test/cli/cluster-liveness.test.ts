@@ -1,0 +1,182 @@
+/**
+ * A frozen rank in the chart's process layout, on the shipped defaults: two `bbn worker
+ * --temporal --coordinator` ranks (no local supervisor watches them, as on Kubernetes) and the
+ * `bbn train --external-workers` coordinator. Rank 1 is SIGSTOPped in the middle of epoch 2: the
+ * coordinator must report it (cause `silent`) within 5 s, the run's status must name it and a new
+ * generation must begin; then the test does what the kubelet's liveness probe would (SIGKILL the
+ * frozen process, start a new one) and the run must end bit-identical to an uninterrupted one.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Client, Connection } from '@temporalio/client';
+import { freePort } from '../../src/devservers/index.ts';
+import { runStatus } from '../../src/orchestration/client.ts';
+import { finalParams, launch, removeTempDirs, tempDir, writeTinyConfig } from '../distributed/fixtures.ts';
+import { startTestTemporal, type TestServer, waitUntil } from '../helpers/servers.ts';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const BIN = join(ROOT, 'bin', 'bbn.mjs');
+const RUN = 'cluster-liveness';
+/** 2 epochs of 600 images: 37 steps an epoch, long enough to freeze a rank in the middle of one. */
+const LONGER = ['dataset.perClass=320', 'train.epochs=2'];
+const STEPS = 37;
+/** The issue's bound: a lost rank is detected by the coordinator within 5 s. */
+const DETECT_BOUND_MS = 5_000;
+
+let server: TestServer;
+let configPath: string;
+const children: ChildProcess[] = [];
+
+/** Starts `bbn …`, collecting its output lines and calling `onLine` on each. */
+function bbn(args: string[], onLine: (line: string) => void = () => {}) {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT });
+  children.push(child);
+  const lines: string[] = [];
+  for (const stream of [child.stdout, child.stderr]) {
+    let partial = '';
+    stream.on('data', (d: Buffer) => {
+      partial += d;
+      const parts = partial.split(/\r|\n/);
+      partial = parts.pop() ?? '';
+      for (const p of parts) {
+        lines.push(p);
+        onLine(p);
+      }
+    });
+  }
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  return { child, lines, exited };
+}
+
+before(async () => {
+  server = await startTestTemporal();
+  configPath = writeTinyConfig();
+});
+
+after(async () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  await server?.stop();
+  removeTempDirs();
+});
+
+describe('a frozen rank where no local supervisor watches (the chart’s layout)', () => {
+  it('the coordinator reports it silent within 5 s, status names it, the epoch restarts; replaced, the run ends bit-identical', {
+    timeout: 300_000,
+  }, async (t) => {
+    const plainDir = tempDir();
+    const plain = await launch({
+      configPath,
+      outDir: plainDir,
+      workers: 2,
+      overrides: LONGER,
+      temporal: server.address,
+    });
+    assert.equal(plain.outcome.kind, 'finished');
+
+    const out = tempDir();
+    const coordinatorPort = await freePort();
+    const rank = (r: number) =>
+      bbn([
+        'worker',
+        '--rank',
+        String(r),
+        '--temporal',
+        server.address,
+        '--run-id',
+        RUN,
+        '--coordinator',
+        `127.0.0.1:${coordinatorPort}`,
+      ]);
+    const ranks = [rank(0), rank(1)];
+    const times: { frozen?: number; verdict?: number; status?: number; moved?: number } = {};
+    const coordinator = bbn(
+      [
+        'train',
+        '--config',
+        configPath,
+        '--out',
+        out,
+        '--run-id',
+        RUN,
+        '--workers',
+        '2',
+        '--temporal',
+        server.address,
+        '--external-workers',
+        '--coordinator-port',
+        String(coordinatorPort),
+        ...LONGER,
+      ],
+      (line) => {
+        if (times.verdict === undefined && line.includes(`run ${RUN}: rank 1 silent: no heartbeat for`)) {
+          times.verdict = performance.now();
+        }
+      },
+    );
+    const connection = await Connection.connect({ address: server.address });
+    const client = new Client({ connection });
+    let frozenAt: { epoch: number; step: number } | undefined;
+    try {
+      // Freeze rank 1 once it has stepped in epoch 2; then follow the run's status.
+      await waitUntil(
+        'rank 1 trains in epoch 2',
+        async () => {
+          const s = await runStatus(client, RUN).catch(() => undefined);
+          const r = s?.ranks.find((x) => x.rank === 1);
+          if (r && r.epoch === 2 && r.step > 0) {
+            frozenAt = { epoch: r.epoch, step: r.step };
+            ranks[1].child.kill('SIGSTOP');
+            times.frozen = performance.now();
+            return true;
+          }
+          return false;
+        },
+        180_000,
+      );
+      await waitUntil(
+        'the status names rank 1 silent and a new generation begins',
+        async () => {
+          const s = await runStatus(client, RUN).catch(() => undefined);
+          const now = performance.now();
+          if (times.status === undefined && s?.lost?.some((l) => l.rank === 1 && l.cause === 'silent')) {
+            times.status = now;
+          }
+          if (times.moved === undefined && s && s.generation > 0) times.moved = now;
+          return times.status !== undefined && times.moved !== undefined;
+        },
+        30_000,
+      );
+      // The kubelet's part: the liveness probe fails, the frozen container is killed and restarted.
+      ranks[1].child.kill('SIGKILL');
+      await ranks[1].exited;
+      ranks[1] = rank(1);
+      await waitUntil(
+        'the run ends',
+        () => coordinator.lines.some((l) => l.startsWith('run ended; serving nothing more')),
+        240_000,
+      );
+      const { frozen, verdict, status, moved } = times;
+      assert.ok(frozenAt && frozenAt.step < STEPS, 'rank 1 was frozen in the middle of epoch 2');
+      assert.ok(frozen !== undefined && verdict !== undefined, coordinator.lines.join('\n'));
+      assert.ok(status !== undefined && moved !== undefined);
+      const s = (x: number) => `${((x - frozen) / 1000).toFixed(1)} s`;
+      t.diagnostic(
+        `rank 1 SIGSTOPped at epoch ${frozenAt.epoch} step ${frozenAt.step}; coordinator verdict after ${s(verdict)}, ` +
+          `status named it after ${s(status)}, generation 1 began after ${s(moved)}`,
+      );
+      assert.ok(verdict - frozen <= DETECT_BOUND_MS, `verdict within ${DETECT_BOUND_MS} ms (${s(verdict)})`);
+      assert.ok(
+        status - frozen <= DETECT_BOUND_MS + 500,
+        `status within the bound plus one poll (${s(status)})`,
+      );
+      assert.deepEqual(finalParams(out), finalParams(plainDir), 'bit-identical to the uninterrupted run');
+    } finally {
+      for (const r of ranks) r.child.kill('SIGTERM');
+      coordinator.child.kill('SIGTERM');
+      await Promise.all([...ranks.map((r) => r.exited), coordinator.exited]);
+      await connection.close();
+    }
+  });
+});

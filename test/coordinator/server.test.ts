@@ -1,0 +1,136 @@
+/**
+ * The coordinator's server over real gRPC, on its shipped timings: ranks heartbeat through
+ * `startHeartbeats`, the rendezvous hands out their ring addresses, a rank whose heartbeats stop
+ * is reported within the 5 s timeout plus one judging tick, bad requests get one clear status and
+ * the server keeps serving, and a rendezvous that cannot complete names the missing ranks.
+ */
+import assert from 'node:assert/strict';
+import { performance } from 'node:perf_hooks';
+import { describe, it } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+import { DEFAULT_TIMINGS, type RankVerdict, RendezvousTimeoutError } from '../../src/coordinator/api.ts';
+import { startHeartbeats } from '../../src/coordinator/link.ts';
+import { CoordinatorServer } from '../../src/coordinator/server.ts';
+import type { bbn } from '../../src/generated/bbn.js';
+import { CoordinatorServiceClient } from '../../src/generated/bbn-grpc.ts';
+
+const idle = (rank: number) => () => ({
+  phase: 'idle' as const,
+  epoch: 1,
+  step: rank,
+  ringAddress: `127.0.0.1:${7100 + rank}`,
+  progressAgeMs: 0,
+});
+
+function call(client: CoordinatorServiceClient, req: bbn.v1.HeartbeatRequest.$Properties) {
+  return new Promise<bbn.v1.HeartbeatResponse>((resolve, reject) =>
+    client.heartbeat(req, (err, res) => (err ? reject(err) : resolve(res!))),
+  );
+}
+
+describe('CoordinatorServer', () => {
+  it('forms a generation from heartbeats and reports a rank that stops beating within 4.5 s (timeout + one judging tick)', {
+    timeout: 30_000,
+  }, async (t) => {
+    const lost: { verdict: RankVerdict; at: number }[] = [];
+    const server = new CoordinatorServer({
+      runId: 'run-a',
+      onLost: (verdict) => lost.push({ verdict, at: performance.now() }),
+    });
+    const address = await server.start({ host: '127.0.0.1', port: 0 });
+    const links = [0, 1].map((rank) => startHeartbeats({ address, runId: 'run-a', rank, beat: idle(rank) }));
+    try {
+      const peers = await server.formGeneration(2, 10_000);
+      assert.deepEqual(peers, ['127.0.0.1:7100', '127.0.0.1:7101']);
+      links[1].close(); // rank 1 goes silent (as a frozen or dead process would)
+      const stopped = performance.now();
+      while (lost.length === 0 && performance.now() - stopped < 15_000)
+        await new Promise((r) => setTimeout(r, 50));
+      assert.equal(lost.length, 1, 'one verdict');
+      const { verdict, at } = lost[0];
+      assert.equal(verdict.rank, 1);
+      assert.equal(verdict.cause, 'silent');
+      const afterMs = at - stopped;
+      // Its last beat was at most one interval before the stop; the judge ticks every second.
+      assert.ok(
+        afterMs >= DEFAULT_TIMINGS.heartbeatTimeoutMs - DEFAULT_TIMINGS.heartbeatIntervalMs,
+        `${afterMs}`,
+      );
+      assert.ok(
+        afterMs <= DEFAULT_TIMINGS.heartbeatTimeoutMs + 500,
+        `reported ${afterMs.toFixed(0)} ms after the last beat`,
+      );
+      t.diagnostic(`rank 1 reported lost ${(afterMs / 1000).toFixed(2)} s after its heartbeats stopped`);
+      assert.deepEqual(
+        lost.map((l) => l.verdict.rank),
+        [1],
+        'rank 0, still beating, is never reported',
+      );
+    } finally {
+      for (const l of links) l.close();
+      await server.close();
+    }
+  });
+
+  it('answers bad heartbeats with one clear status naming the field, and keeps serving', async () => {
+    const server = new CoordinatorServer({ runId: 'run-b', tickMs: 0 });
+    const address = await server.start({ host: '127.0.0.1', port: 0 });
+    const client = new CoordinatorServiceClient(address, grpc.credentials.createInsecure());
+    const good = { runId: 'run-b', rank: 0, state: 3, ringAddress: 'h:1', progressAgeMs: 0 };
+    try {
+      const cases: [bbn.v1.HeartbeatRequest.$Properties, grpc.status, RegExp][] = [
+        [
+          { ...good, runId: 'other' },
+          grpc.status.NOT_FOUND,
+          /run_id \("other"\) is not this coordinator's run/,
+        ],
+        [{ ...good, rank: 99_999 }, grpc.status.INVALID_ARGUMENT, /rank \(99999\) must be in 0\.\.4095/],
+        [{ ...good, state: 42 }, grpc.status.INVALID_ARGUMENT, /state \(42\) is not a rank state/],
+        [
+          { ...good, ringAddress: 'no port' },
+          grpc.status.INVALID_ARGUMENT,
+          /ring_address \("no port"\) must be host:port/,
+        ],
+        [{ ...good, progressAgeMs: Number.NaN }, grpc.status.INVALID_ARGUMENT, /progress_age_ms \(NaN\)/],
+      ];
+      for (const [req, code, message] of cases) {
+        await assert.rejects(call(client, req), (err: grpc.ServiceError) => {
+          assert.equal(err.code, code);
+          assert.match(err.details, message);
+          return true;
+        });
+      }
+      const res = await call(client, good);
+      assert.equal(res.heartbeatIntervalMs, 1_000);
+      assert.equal(res.heartbeatTimeoutMs, 4_000);
+      assert.deepEqual(
+        server.board.snapshot().map((s) => s.beat.rank),
+        [0],
+        'only the good heartbeat was recorded',
+      );
+    } finally {
+      client.close();
+      await server.close();
+    }
+  });
+
+  it('a rendezvous that cannot complete names the missing ranks; close fails a pending one', async () => {
+    const server = new CoordinatorServer({ runId: 'run-c', tickMs: 0 });
+    const address = await server.start({ host: '127.0.0.1', port: 0 });
+    const link = startHeartbeats({ address, runId: 'run-c', rank: 0, beat: idle(0) });
+    try {
+      await assert.rejects(server.formGeneration(3, 1_500), (err: Error) => {
+        assert.ok(err instanceof RendezvousTimeoutError);
+        assert.deepEqual(err.missing, [1, 2]);
+        assert.match(err.message, /ranks 1, 2 sent no heartbeat within 2 s/);
+        return true;
+      });
+      const pending = assert.rejects(server.formGeneration(2, 60_000), /the coordinator closed/);
+      await server.close();
+      await pending;
+    } finally {
+      link.close();
+      await server.close();
+    }
+  });
+});
