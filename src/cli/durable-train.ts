@@ -15,10 +15,13 @@
  * leaves at once, and `bbn train --resume DIR` later re-attaches to the still-running workflow or
  * continues the stopped run from its last good checkpoint.
  */
+
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
+import { temporalConnectionOptions } from '../auth/credentials.ts';
+import { runTokenFromEnv } from '../auth/run-token.ts';
 import type { BindAddress } from '../coordinator/server.ts';
 import type { RunConfig } from '../core/config.ts';
 import { ConfigError } from '../core/config.ts';
@@ -145,7 +148,9 @@ async function hostRun(
   const runId = o.runId ?? runIdFor(outDir);
   const inProcess = inProcessRun(o);
   const { address, server } = await localTemporal(outDir, o.temporal, say);
-  const connection = await Connection.connect({ address });
+  // A given server gets the credentials Secret's TLS/API key; the embedded dev server needs none.
+  const credentials = server ? {} : temporalConnectionOptions();
+  const connection = await Connection.connect({ address, ...credentials });
   const client = new Client({ connection, namespace: o.temporalNamespace ?? 'default' });
   const cleanups: (() => Promise<unknown>)[] = [];
   let interrupts = 0;
@@ -193,7 +198,7 @@ async function hostRun(
     const { hostCoordinator } = await import('../orchestration/coordinator-host.ts');
     const workflows = await cachedTrainingWorkflowBundle(bbnCacheDir());
     installTemporalRuntime();
-    const native = await NativeConnection.connect({ address });
+    const native = await NativeConnection.connect({ address, ...credentials });
     cleanups.push(() => native.close());
     // W = 1 in this process reports its own telemetry (trainHere); otherwise the coordinator does.
     const coordTelemetry = inProcess
@@ -215,6 +220,7 @@ async function hostRun(
       bind: inProcess ? null : { host: o.coordinator?.host ?? '127.0.0.1', port: o.coordinator?.port ?? 0 },
       onLost: (v) => reportLoss({ rank: v.rank, cause: v.cause, detail: v.detail }),
       onPlan: coordTelemetry?.plan,
+      token: runTokenFromEnv(),
     });
     cleanups.push(() => coordinator.close());
     if (coordinator.address) say(`run ${runId}: coordinator listening on ${coordinator.address}`);

@@ -4,6 +4,7 @@
  * that crashed and came back just polls again: the workflow restarts the epoch from the last
  * checkpoint on it. Prints `rank R: ready` once polling.
  */
+import { runTokenFromEnv } from '../auth/run-token.ts';
 import { ConfigError } from '../core/config.ts';
 import type { Telemetry } from '../metrics/telemetry.ts';
 import type { BackendPreference } from '../model/backend.ts';
@@ -53,6 +54,7 @@ export async function runTemporalRank(o: TemporalRankOptions): Promise<number> {
   // The run's config arrives with the first activity: telemetry starts then.
   let telemetry: Promise<Telemetry | undefined> | undefined;
   const withTelemetry = (use: (t: Telemetry) => void) => telemetry?.then((t) => t && use(t));
+  const token = runTokenFromEnv();
   try {
     await serveRank({
       address: o.temporal,
@@ -60,7 +62,7 @@ export async function runTemporalRank(o: TemporalRankOptions): Promise<number> {
       runId: o.runId,
       rank: o.rank,
       compute: { backend: o.backend, threads: o.threads },
-      ring: { host: o.host, advertiseHost: o.advertise, port: o.peerPort },
+      ring: { host: o.host, advertiseHost: o.advertise, port: o.peerPort, token },
       workflows: typeof o.workflows === 'string' ? { codePath: o.workflows } : o.workflows,
       signal: stop.signal,
       log: say,
@@ -77,6 +79,7 @@ export async function runTemporalRank(o: TemporalRankOptions): Promise<number> {
               };
             },
             say,
+            token,
           }
         : undefined,
       onOpen: (cfg, layout, backend) => {

@@ -3,13 +3,16 @@
  * not given) and the `bbn pause | resume | cancel RUN` commands. Thin: each connects a Temporal
  * client and calls src/orchestration/client.ts.
  */
+
 import { resolve } from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { Command } from 'commander';
+import { temporalConnectionOptions } from '../auth/credentials.ts';
 import type { RunConfig } from '../core/config.ts';
 import type { BackendPreference } from '../model/backend.ts';
-import { rankTaskQueue, type TrainingResult } from '../orchestration/api.ts';
+import { rankTaskQueue, type TrainingInput, type TrainingResult } from '../orchestration/api.ts';
 import type { RunStatus } from '../orchestration/client.ts';
+import { claimRunDir } from '../worker/run-claim.ts';
 
 /** The run operations of src/orchestration/client.ts, imported on use (the Temporal SDK is slow to load). */
 const runOps = () => import('../orchestration/client.ts');
@@ -53,6 +56,7 @@ async function withClient<T>(t: TemporalTarget, body: (client: Client) => Promis
   const connection = await Connection.connect({
     address: t.temporal,
     connectTimeout: CONNECT_TIMEOUT_MS,
+    ...temporalConnectionOptions(),
   }).catch((err: Error) => {
     throw new RunNotReachableError(
       `no Temporal server answers at ${t.temporal} (${err.message.split('\n')[0]}); ` +
@@ -105,6 +109,20 @@ export async function temporalLaunch(
     workers: o.workers,
     resume: o.resume,
   };
+  // As `bbn train`: not another run's directory, and locked while this process trains into it.
+  const claim = claimRunDir(input.outDir, o.config, { resume: !!o.resume, lock: !!o.localWorker });
+  try {
+    return await submitAndServe(o, input, out);
+  } finally {
+    claim.release();
+  }
+}
+
+async function submitAndServe(
+  o: TemporalLaunchOptions,
+  input: TrainingInput,
+  out: RunCommandOutput,
+): Promise<TrainingResult | undefined> {
   const { startRun } = await runOps();
   return withClient(o, async (client) => {
     const handle = await startRun(client, input);
@@ -115,7 +133,7 @@ export async function temporalLaunch(
     const { NativeConnection } = await import('@temporalio/worker');
     const { hostCoordinator } = await import('../orchestration/coordinator-host.ts');
     const { createTrainingWorker } = await import('../orchestration/worker.ts');
-    const native = await NativeConnection.connect({ address: o.temporal });
+    const native = await NativeConnection.connect({ address: o.temporal, ...temporalConnectionOptions() });
     const coordinator = await hostCoordinator({
       connection: native,
       namespace: o.temporalNamespace,

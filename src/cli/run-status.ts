@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { listCheckpoints } from '../worker/checkpoint.ts';
 import { type EpochMetrics, type RunSummary, readMetrics, runPaths } from '../worker/run-dir.ts';
+import { type LockHolder, lockHolder } from '../worker/run-lock.ts';
 import {
   fetchRunStatus,
   formatRunStatus,
@@ -41,6 +42,8 @@ export interface RunDirStatus {
   /** Newest checkpoint file (path), or null. */
   readonly checkpoint: string | null;
   readonly summary: RunSummary | null;
+  /** The live process that holds the directory's lock (training it), if any. */
+  readonly holder?: LockHolder;
 }
 
 /** Reads the status of the run in `dir`; a clear error when `dir` is not a run directory. */
@@ -65,12 +68,15 @@ export function readRunDirStatus(dir: string): RunDirStatus {
   }
   const checkpoints = listCheckpoints(p.checkpoints);
   const epoch = last?.epoch ?? 0;
+  const holder = lockHolder(dir);
   const state =
     summary && epoch >= totalEpochs
       ? 'completed'
-      : rows.length > 0 || checkpoints.length > 0
-        ? 'stopped'
-        : 'new';
+      : holder
+        ? 'running'
+        : rows.length > 0 || checkpoints.length > 0
+          ? 'stopped'
+          : 'new';
   return {
     dir,
     name: String(cfg.name ?? ''),
@@ -81,6 +87,7 @@ export function readRunDirStatus(dir: string): RunDirStatus {
     last,
     checkpoint: checkpoints.length > 0 ? join(p.checkpoints, checkpoints[checkpoints.length - 1]) : null,
     summary,
+    ...(holder ? { holder } : {}),
   };
 }
 
@@ -92,7 +99,9 @@ export function formatRunDirStatus(s: RunDirStatus): string {
     s.state === 'completed'
       ? 'completed'
       : s.state === 'running'
-        ? 'running (its workers were busy in a step; ask again, or follow it with bbn watch)'
+        ? s.holder
+          ? `running (process ${s.holder.pid} on ${s.holder.host} trains it, since ${s.holder.since})`
+          : 'running (its workers were busy in a step; ask again, or follow it with bbn watch)'
         : s.state === 'stopped'
           ? `stopped (not running); continue with: bbn train --resume ${s.dir}`
           : 'not started';

@@ -4,6 +4,7 @@
  * `bbn train --resume DIR` continues it. `--no-temporal` trains in this process (or with the plain
  * launcher), where Ctrl-C stops after the current step with a checkpoint.
  */
+
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -182,6 +183,14 @@ function alreadyComplete(cfg: RunConfig, outDir: string): boolean {
   return s.summary !== null && s.epoch >= cfg.train.epochs;
 }
 
+/** Errors that refuse the run's inputs (config, data, run directory, checkpoints), as opposed to a failure while it ran. */
+function isRefusal(err: unknown): boolean {
+  const name = (err as Error | undefined)?.name ?? '';
+  return (
+    err instanceof ConfigError || ['DataError', 'RunDirError', 'CheckpointError', 'ModelError'].includes(name)
+  );
+}
+
 /** Registers `bbn train`. */
 export function registerTrainCommand(program: Command): void {
   const cmd = program
@@ -225,6 +234,12 @@ export function registerTrainCommand(program: Command): void {
     }
     const coordinatorPort = portFlag('--coordinator-port', opts.coordinatorPort);
     const { cfg, outDir } = resolveRun(overrides, opts);
+    // Data that cannot load (or cannot fill a batch) is refused before anything starts; a durable
+    // run would otherwise first start a server and a workflow. Cluster ranks read their own data.
+    if (opts.temporal !== false && !opts.externalWorkers) {
+      const { checkRunData } = await import('../worker/run-inputs.ts');
+      await checkRunData(cfg);
+    }
     // Nothing is written into the run directory before it is claimed: locked, and not another run.
     const claim = claimRunDir(outDir, cfg, {
       resume: !!opts.resume,
@@ -244,6 +259,11 @@ export function registerTrainCommand(program: Command): void {
         return;
       }
       await trainClaimed(cfg, outDir, opts, workers, coordinatorPort);
+    } catch (err) {
+      // A run refused before it trained leaves no stub behind (and a run moved aside comes back).
+      if (isRefusal(err) && claim.discard() && claim.movedAside)
+        process.stderr.write(`moved the previous run back to ${outDir}\n`);
+      throw err;
     } finally {
       claim.release();
     }
@@ -261,6 +281,8 @@ async function trainClaimed(
   if (opts.temporal !== false) {
     // The SDK's log lines go to the run's log file (this process and its rank processes).
     if (!opts.verbose) process.env.BBN_TEMPORAL_LOG ??= join(resolve(outDir), 'temporal.log');
+    // Local rank processes inherit the run's token (generated unless configured); pods read theirs from the Secret.
+    if (!opts.externalWorkers) (await import('../auth/run-token.ts')).ensureRunToken(process.env);
     const { trainDurably } = await import('./durable-train.ts');
     // Whether this process was interrupted (durable-train turns Ctrl-C into a cancel of the run).
     let interrupted = false;

@@ -103,14 +103,16 @@ export async function watchRun(opts: WatchRunOptions): Promise<WatchState> {
   const now = opts.now ?? Date.now;
   const state = emptyWatchState(checkRunId(opts.runId));
   // Imported on use, like the subscriber below: only these commands talk to NATS.
-  const [{ connect }, { subscribeRun }] = await Promise.all([
+  const [{ connect }, { subscribeRun }, { natsConnectionOptions }] = await Promise.all([
     import('nats'),
     import('../events/subscriber.ts'),
+    import('../events/credentials.ts'),
   ]);
   const nc: NatsConnection = await connect({
     servers: opts.nats,
     maxReconnectAttempts: -1,
     name: 'bbn-watch',
+    ...natsConnectionOptions(),
   });
   let drawnLines = 0;
   let drawnEvents = -1;
@@ -188,11 +190,12 @@ export function registerRunsCommand(program: Command): void {
     .description('list runs and their status from the NATS key-value bucket bbn-runs (no Temporal needed)')
     .requiredOption('--nats <url>', 'NATS server URL, e.g. nats://127.0.0.1:4222')
     .action(async (o: { nats: string }) => {
-      const [{ connect }, { listRunStatuses }] = await Promise.all([
+      const [{ connect }, { listRunStatuses }, { natsConnectionOptions }] = await Promise.all([
         import('nats'),
         import('../events/subscriber.ts'),
+        import('../events/credentials.ts'),
       ]);
-      const nc = await connect({ servers: o.nats, name: 'bbn-runs' });
+      const nc = await connect({ servers: o.nats, name: 'bbn-runs', ...natsConnectionOptions() });
       try {
         const runs = await listRunStatuses(nc, (key, err) =>
           process.stderr.write(`skipping ${key}: ${err.message}\n`),

@@ -5,6 +5,7 @@
  * The collective layer knows nothing about BBN: it sums flat Float32Arrays across the ranks of
  * one generation over gRPC (see proto/bbn/v1/collective.proto for the wire contract).
  */
+import type { RunToken } from '../auth/run-token.ts';
 import type { CollectiveServer } from './peer-server.ts';
 
 /** Position in training that one allreduce belongs to; every rank passes the same tag. */
@@ -86,6 +87,12 @@ export interface RingAllreduceOptions {
    * CPU per byte of 'grpc', docs/performance.md).
    */
   readonly transport?: RingTransport;
+  /**
+   * The run's token (src/auth/run-token.ts): sent with this rank's call to its upstream
+   * neighbour, and checked on every edge of the server the ring starts itself (a shared server
+   * checks the token it was started with). Without it the ring is unauthenticated.
+   */
+  readonly token?: RunToken;
 }
 
 /** Counters of one ring since it was created. */

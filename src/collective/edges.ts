@@ -11,7 +11,9 @@
  * error when the stream or connection broke. Events that happen before the ring attaches its
  * listener are kept and replayed, and incoming data stays paused until then.
  */
+
 import * as grpc from '@grpc/grpc-js';
+import type { RunToken } from '../auth/run-token.ts';
 import type { bbn } from '../generated/bbn.js';
 import { describeRank, PeerRejectedError } from './api.ts';
 import { decodeResponse, encodeRequest, encodeResponse } from './frame-codec.ts';
@@ -148,6 +150,8 @@ export interface UpstreamConnectOptions {
   readonly signal: AbortSignal;
   /** Told the reason of each attempt that will be retried. */
   readonly onRetry: (reason: string) => void;
+  /** The run's token, sent as call metadata (the peer server refuses a call without it). */
+  readonly token?: RunToken;
 }
 
 /** This rank's call to its upstream neighbour. */
@@ -229,7 +233,7 @@ function attempt(
       RAW_RING_METHOD.path,
       RAW_RING_METHOD.requestSerialize,
       RAW_RING_METHOD.responseDeserialize,
-      new grpc.Metadata(),
+      opts.token?.metadata() ?? new grpc.Metadata(),
     ) as RawClientCall;
     const peerName = describeRank(opts.peer.rank, opts.peer.address);
     const cleanup = (): void => {

@@ -2,6 +2,8 @@
  * Validation of `RingAllreduceOptions` and of each allreduce's arguments. Every message names
  * the field and quotes the bad value.
  */
+
+import type { RunToken } from '../auth/run-token.ts';
 import {
   type AllreduceTag,
   CollectiveConfigError,
@@ -32,6 +34,7 @@ export interface RingConfig {
   readonly connectTimeoutMs: number;
   readonly keepaliveMs: number;
   readonly transport: RingTransport;
+  readonly token?: RunToken;
 }
 
 function isUint32(v: unknown): v is number {
@@ -118,6 +121,7 @@ export function resolveOptions(opts: RingAllreduceOptions): RingConfig {
     connectTimeoutMs: positiveMs('connectTimeoutMs', opts.connectTimeoutMs, 30_000),
     keepaliveMs: resolveKeepalive(opts),
     transport,
+    token: opts.token,
   };
 }
 

@@ -7,6 +7,7 @@
  * messages are refused with a gRPC status, and nothing a call does can throw out of a handler.
  */
 import * as grpc from '@grpc/grpc-js';
+import { type RunToken, RunTokenVerifier } from '../auth/run-token.ts';
 import type { bbn } from '../generated/bbn.js';
 import { CollectiveServiceDefinition } from '../generated/bbn-grpc.ts';
 import { CollectiveConfigError, CollectiveError, type ListenAddress } from './api.ts';
@@ -64,6 +65,8 @@ export interface CollectiveServerOptions {
    * when the first such ring registers; default 0 (any free port, sent to peers in the accept).
    */
   readonly dataPort?: number;
+  /** The run's token: every incoming edge must carry it (UNAUTHENTICATED otherwise, naming the caller). */
+  readonly token?: RunToken;
 }
 
 /** Time a caller has to send its hello before the call is refused. */
@@ -95,6 +98,8 @@ export class CollectiveServer {
     private readonly owned: boolean,
     /** Keepalive of the edges served here; rings on this server use it for their calls too. */
     readonly keepaliveMs: number,
+    /** Checks each incoming edge's run token before its first message is read. */
+    private readonly auth: RunTokenVerifier,
     dataPort = 0,
   ) {
     this.dataPort = dataPort;
@@ -126,7 +131,11 @@ export class CollectiveServer {
         { cause: err },
       );
     });
-    const self = new CollectiveServer(server, address.host, port, true, keepaliveMs, options.dataPort);
+    const auth = new RunTokenVerifier(
+      options.token,
+      `ring peer server ${formatHostPort(address.host, port)}`,
+    );
+    const self = new CollectiveServer(server, address.host, port, true, keepaliveMs, auth, options.dataPort);
     server.addService({ ring: RAW_RING_METHOD }, { ring: (call: RawServerCall) => self.handle(call) });
     return self;
   }
@@ -146,12 +155,17 @@ export class CollectiveServer {
       'CollectiveServerOptions.keepaliveMs',
       options.keepaliveMs ?? DEFAULT_KEEPALIVE_MS,
     );
+    const auth = new RunTokenVerifier(
+      options.token,
+      `ring peer server ${formatHostPort(advertised.host, advertised.port)}`,
+    );
     const self = new CollectiveServer(
       server,
       advertised.host,
       advertised.port,
       false,
       keepaliveMs,
+      auth,
       options.dataPort,
     );
     server.addService({ ring: RAW_RING_METHOD }, { ring: (call: RawServerCall) => self.handle(call) });
@@ -220,6 +234,13 @@ export class CollectiveServer {
     this.calls.add(call);
     // A broken client must never become an unhandled 'error' event.
     call.on('error', () => {});
+    // Authenticated before anything the caller sent is read (every stream, not only the first).
+    const refusal = this.auth.check(call.metadata, call.getPeer());
+    if (refusal) {
+      this.calls.delete(call);
+      refuse(call, refusal.code, refusal.details);
+      return;
+    }
     const forget = (): void => {
       clearTimeout(helloTimer);
       this.calls.delete(call);

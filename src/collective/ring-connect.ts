@@ -124,6 +124,7 @@ export async function connectRing(
     ? null
     : await CollectiveServer.listen(where.listen ?? parseHostPort(cfg.peers[cfg.rank]), {
         keepaliveMs: cfg.keepaliveMs,
+        token: cfg.token,
       });
   const server = where.server ?? ownedServer!;
   const self: PeerRef = { rank: cfg.rank, address: cfg.peers[cfg.rank] };
@@ -173,6 +174,7 @@ export async function connectRing(
       self,
       peer: up,
       hello: { ...accept(cfg), upstreamRank: up.rank },
+      token: cfg.token,
       channelOptions: upstreamChannelOptions(maxMessage, cfg.keepaliveMs),
       validate: (got) => {
         checkAccept(cfg, got, up);

@@ -6,6 +6,7 @@
  */
 import { hostname } from 'node:os';
 import * as grpc from '@grpc/grpc-js';
+import type { RunToken } from '../auth/run-token.ts';
 import { CoordinatorServiceClient } from '../generated/bbn-grpc.ts';
 import { DEFAULT_TIMINGS, type RankBeat } from './api.ts';
 
@@ -21,6 +22,8 @@ export interface HeartbeatLinkOptions {
   readonly say?: (line: string) => void;
   /** Default 1 s. */
   readonly intervalMs?: number;
+  /** The run's token, sent with every heartbeat (the coordinator checks it when it has one). */
+  readonly token?: RunToken;
 }
 
 const STATE = { starting: 1, idle: 3, training: 4, evaluating: 6, stopping: 8 } as const;
@@ -30,6 +33,7 @@ export function startHeartbeats(o: HeartbeatLinkOptions): { close(): void } {
   const client = new CoordinatorServiceClient(o.address, grpc.credentials.createInsecure());
   const interval = o.intervalMs ?? DEFAULT_TIMINGS.heartbeatIntervalMs;
   const host = hostname();
+  const metadata = o.token?.metadata() ?? new grpc.Metadata();
   let down: string | null = null;
   let inFlight = false;
   const send = () => {
@@ -48,6 +52,7 @@ export function startHeartbeats(o: HeartbeatLinkOptions): { close(): void } {
         pid: process.pid,
         progressAgeMs: b.progressAgeMs,
       },
+      metadata,
       { deadline: Date.now() + interval },
       (err) => {
         inFlight = false;

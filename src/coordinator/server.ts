@@ -8,6 +8,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
+import { type RunToken, RunTokenVerifier } from '../auth/run-token.ts';
 import type { bbn } from '../generated/bbn.js';
 import { CoordinatorServiceDefinition, type CoordinatorServiceHandlers } from '../generated/bbn-grpc.ts';
 import {
@@ -29,6 +30,8 @@ export interface CoordinatorServerOptions {
   readonly timings?: Partial<CoordinatorTimings>;
   /** Called once per silent rank of the watched generation (a rank lost). */
   readonly onLost?: (verdict: RankVerdict) => void;
+  /** The run's token: a heartbeat without it is refused UNAUTHENTICATED, naming the caller. */
+  readonly token?: RunToken;
   /** Period of the judging timer, ms; 0 disables it (tests call `judge()`). Default 500 ms. */
   readonly tickMs?: number;
 }
@@ -101,7 +104,8 @@ export class CoordinatorServer {
     const handlers: CoordinatorServiceHandlers = {
       heartbeat: (call, answer) => answer(...this.heartbeat(call.request)),
     };
-    server.addService(CoordinatorServiceDefinition, handlers);
+    const auth = new RunTokenVerifier(this.opts.token, `coordinator of run ${this.opts.runId}`);
+    server.addService(CoordinatorServiceDefinition, auth.guard(handlers));
     const port = await new Promise<number>((resolve, reject) => {
       server.bindAsync(
         formatHostPort(address.host, address.port),

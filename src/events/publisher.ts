@@ -4,6 +4,7 @@
  * connection is up. When NATS is down or slow the queue fills and the OLDEST events are dropped
  * and counted, so a watcher sees the freshest state once NATS is back. nats.js reconnects forever.
  */
+
 import { connect, Events, type KV, type NatsConnection } from 'nats';
 import {
   encodeTrainingEvent,
@@ -13,6 +14,7 @@ import {
   subjectOf,
   type TrainingEvent,
 } from './api.ts';
+import { natsConnectionOptions } from './credentials.ts';
 
 /** Publisher options; every field but `servers` has a working default. */
 export interface PublisherOptions {
@@ -138,6 +140,7 @@ export class EventPublisher implements EventSink {
           reconnect: true,
           maxReconnectAttempts: -1,
           reconnectTimeWait: wait,
+          ...natsConnectionOptions(),
         });
         if (this.closed) {
           await nc.close();

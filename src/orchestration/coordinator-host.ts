@@ -5,6 +5,7 @@
  * `--external-workers`) and `bbn launch` host it in their own process.
  */
 import type { NativeConnection, Worker, WorkflowBundleOption } from '@temporalio/worker';
+import type { RunToken } from '../auth/run-token.ts';
 import type { RankVerdict } from '../coordinator/api.ts';
 import { type BindAddress, CoordinatorServer } from '../coordinator/server.ts';
 import { coordinatorTaskQueue, type EpochPlanSummary } from './api.ts';
@@ -24,6 +25,8 @@ export interface CoordinatorHostOptions {
   readonly onLost?: (verdict: RankVerdict) => void;
   /** Each epoch plan as the coordinator makes it (the α/lr broadcast). */
   readonly onPlan?: (plan: EpochPlanSummary) => void;
+  /** The run's token, required of every heartbeat. */
+  readonly token?: RunToken;
 }
 
 /** A hosted coordinator: run `worker` until the run ends, then `close()`. */
@@ -37,7 +40,7 @@ export interface HostedCoordinator {
 
 /** Starts the heartbeat server (if asked) and creates the coordinator's Temporal worker. */
 export async function hostCoordinator(o: CoordinatorHostOptions): Promise<HostedCoordinator> {
-  const server = o.bind ? new CoordinatorServer({ runId: o.runId, onLost: o.onLost }) : null;
+  const server = o.bind ? new CoordinatorServer({ runId: o.runId, onLost: o.onLost, token: o.token }) : null;
   const address = o.bind && server ? await server.start(o.bind) : null;
   try {
     const worker = await createTrainingWorker({

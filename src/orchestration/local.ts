@@ -86,15 +86,23 @@ export function configOf(req: RunRef): RunConfig {
 
 /**
  * Errors that a retry cannot fix, raised inside the compute thread (they cross as a WorkerError
- * carrying the original's name): a bad config or data, no restorable checkpoint in a run that has
- * some (never start over in it), a diverged step (the same checkpoint diverges again).
+ * carrying the original's name): a bad config or data set, a run directory that cannot be written,
+ * no restorable checkpoint in a run that has some (never start over in it), a diverged step (the
+ * same checkpoint diverges again).
  */
-const NOT_RETRIED = new Set(['ConfigError', 'CheckpointError', 'DivergenceError']);
+const NOT_RETRIED = new Set([
+  'ConfigError',
+  'DataError',
+  'RunDirError',
+  'CheckpointError',
+  'DivergenceError',
+]);
 
 function asFailure(err: unknown): unknown {
-  const cause = (err as { cause?: { name?: string; message?: string } }).cause;
-  if (cause?.name && NOT_RETRIED.has(cause.name))
-    return fail(FAILURE_TYPES.config, cause.message ?? String(err));
+  type Named = { name?: string; message?: string; cause?: Named } | undefined;
+  for (const e of [err as Named, (err as Named)?.cause]) {
+    if (e?.name && NOT_RETRIED.has(e.name)) return fail(FAILURE_TYPES.config, e.message ?? String(err));
+  }
   return err;
 }
 
@@ -208,12 +216,19 @@ export function createLocalDeps(
           );
         }
         await drop(req.runId);
-        initRunDir(req.outDir, cfg);
-        rewriteMetrics(req.outDir, []);
       }
       started.set(req.runId, performance.now());
+      // The session (data, model) before the run directory is written: data that cannot load leaves it as it was.
       const s = await session(req);
-      if (req.resume) rewriteMetrics(req.outDir, readMetrics(req.outDir, s.epoch));
+      try {
+        if (req.resume) rewriteMetrics(req.outDir, readMetrics(req.outDir, s.epoch));
+        else {
+          initRunDir(req.outDir, cfg);
+          rewriteMetrics(req.outDir, []);
+        }
+      } catch (err) {
+        throw asFailure(err);
+      }
       const latest = listCheckpoints(ckptDir).at(-1);
       return { startEpoch: s.epoch + 1, checkpoint: latest ? `${ckptDir}/${latest}` : null };
     },

@@ -5,6 +5,7 @@
  * membership (generation, W, peer addresses), rebuilt when the membership changes or after a
  * failure broke it.
  */
+import type { RunToken } from '../auth/run-token.ts';
 import { CollectiveServer, RingAllreduce } from '../collective/index.ts';
 import type { RunConfig } from '../core/config.ts';
 import type { TrainRequest } from './api.ts';
@@ -26,6 +27,8 @@ export interface RankRingOptions {
    * at once (its sockets close) or by its activity's heartbeat timeout.
    */
   readonly keepaliveMs?: number;
+  /** The run's token: checked on every edge of the peer server, sent on this rank's calls. */
+  readonly token?: RunToken;
 }
 
 /** A request whose peer list does not name this process (it restarted after the rendezvous). */
@@ -76,6 +79,7 @@ export class RankRing {
       compress: cfg.distributed.compressBf16 ? 'bf16' : 'none',
       transport: cfg.distributed.transport,
       timeoutMs: this.opts.timeoutMs ?? 600_000,
+      token: this.opts.token,
     });
     this.current = { key, ring };
     return ring;
@@ -99,7 +103,7 @@ export class RankRing {
   private peerServer(): Promise<CollectiveServer> {
     this.server ??= CollectiveServer.listen(
       { host: this.opts.host ?? '127.0.0.1', port: this.opts.port ?? 0 },
-      { keepaliveMs: this.opts.keepaliveMs },
+      { keepaliveMs: this.opts.keepaliveMs, token: this.opts.token },
     );
     return this.server;
   }

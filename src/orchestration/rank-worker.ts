@@ -5,7 +5,10 @@
  * --temporal` and the local supervisor of `bbn train` run it; a replaced process (crash, pod
  * restart) simply heartbeats and polls again and reloads from the checkpoint.
  */
+
 import { NativeConnection, type WorkflowBundleOption } from '@temporalio/worker';
+import { temporalConnectionOptions } from '../auth/credentials.ts';
+import type { RunToken } from '../auth/run-token.ts';
 import type { RankBeat } from '../coordinator/api.ts';
 import { startHeartbeats } from '../coordinator/link.ts';
 import type { EpochMetrics } from '../worker/run-dir.ts';
@@ -34,6 +37,8 @@ export interface ServeRankOptions {
     readonly address: string;
     readonly beat: () => Omit<RankBeat, 'rank' | 'host' | 'pid' | 'ringAddress'>;
     readonly say?: (line: string) => void;
+    /** The run's token, sent with every heartbeat. */
+    readonly token?: RunToken;
   };
   /** Called once the worker polls. */
   readonly onReady?: () => void;
@@ -70,9 +75,13 @@ export async function serveRank(o: ServeRankOptions): Promise<void> {
         rank: o.rank,
         beat: () => ({ ...c.beat(), ringAddress }),
         say: c.say,
+        token: c.token,
       })
     : undefined;
-  const connection = await NativeConnection.connect({ address: o.address }).catch(async (err: unknown) => {
+  const connection = await NativeConnection.connect({
+    address: o.address,
+    ...temporalConnectionOptions(),
+  }).catch(async (err: unknown) => {
     link?.close();
     await deps.dispose();
     throw err;

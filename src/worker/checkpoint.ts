@@ -14,10 +14,10 @@
  * and the model signature, and `loadLatestGood` falls back to the previous file when one is bad.
  */
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { syncDirectory, writeFileAtomic } from './atomic-file.ts';
+import { type AtomicWriteOptions, syncDirectory, writeFileAtomic } from './atomic-file.ts';
 import { type CheckpointRunRef, foreignReason, type RunIdentity } from './run-identity.ts';
 
 const MAGIC = Buffer.from('BBNCKPT1', 'latin1');
@@ -141,10 +141,32 @@ export function decodeCheckpoint(bytes: Buffer, source: string): Checkpoint {
 export async function writeCheckpoint(dir: string, ckpt: Checkpoint, keep: number): Promise<string> {
   await mkdir(dir, { recursive: true });
   const final = join(dir, checkpointFileName(ckpt.meta.epoch, ckpt.meta.step));
-  writeFileAtomic(final, encodeCheckpoint(ckpt));
+  const bytes = encodeCheckpoint(ckpt);
+  writeFileAtomic(final, bytes, checkpointWritePause(bytes.length));
   syncDirectory(dir);
   for (const old of listCheckpoints(dir).slice(0, -keep)) rmSync(join(dir, old), { force: true });
   return final;
+}
+
+/** Checkpoint writes of this thread so far (for {@link checkpointWritePause}). */
+let writes = 0;
+
+/**
+ * A fault point for the kill-during-save test, off unless `BBN_FAULT_PAUSE_CHECKPOINT_WRITE=N`:
+ * the N-th checkpoint write of the thread is made in two halves, and after the first half is
+ * fsynced the writer says so on stderr (`bbn-fault: checkpoint write paused …`, the temporary
+ * file and its size) and blocks for good, so that a test's SIGKILL provably lands mid-write.
+ */
+function checkpointWritePause(total: number): AtomicWriteOptions {
+  writes++;
+  if (Number(process.env.BBN_FAULT_PAUSE_CHECKPOINT_WRITE) !== writes) return {};
+  return {
+    chunkBytes: Math.ceil(total / 2),
+    afterChunk(written, size, temporary) {
+      writeSync(2, `bbn-fault: checkpoint write paused after ${written} of ${size} bytes in ${temporary}\n`);
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0); // until killed
+    },
+  };
 }
 
 /** Checkpoint file names in `dir`, oldest first (temporary files are ignored). */

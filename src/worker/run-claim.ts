@@ -11,7 +11,17 @@
  * - both take the directory's lock (run-lock.ts), so two processes never train into one, and
  *   turn file-system failures (read-only, not a directory, permission) into one clear line.
  */
-import { mkdirSync, readdirSync, readFileSync, renameSync, type Stats, statSync } from 'node:fs';
+import {
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmdirSync,
+  rmSync,
+  type Stats,
+  statSync,
+} from 'node:fs';
+import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { listCheckpoints } from './checkpoint.ts';
 import { runPaths } from './run-dir.ts';
@@ -32,6 +42,12 @@ export interface RunClaim {
   /** Where `force` moved the previous run. */
   readonly movedAside?: string;
   release(): void;
+  /**
+   * For a run refused before it trained (bad data or config found after the claim): when the
+   * directory holds no trained run, removes what this claim and the run added, puts back a run
+   * that `force` moved aside, and releases the lock; true if it did. A resume never discards.
+   */
+  discard(): boolean;
 }
 
 /** Options of {@link claimRunDir}. */
@@ -81,6 +97,33 @@ function asideName(dir: string): string {
 
 const noLock: RunLock = { path: '', release() {} };
 
+/**
+ * Undoes a new run's claim of `dir` if nothing was trained there: the entries that were not in
+ * `before` go (the lock last), then the directory itself if the claim created it, and a run moved
+ * aside comes back.
+ */
+function discardNew(
+  dir: string,
+  before: ReadonlySet<string>,
+  created: boolean,
+  lock: RunLock,
+  aside?: string,
+) {
+  if (runProgress(dir).length > 0) return false;
+  for (const name of readdirSync(dir)) {
+    if (!before.has(name) && join(dir, name) !== lock.path)
+      rmSync(join(dir, name), { recursive: true, force: true });
+  }
+  lock.release();
+  if (created) {
+    try {
+      rmdirSync(dir);
+    } catch {} // something else wrote into it meanwhile: leave that
+  }
+  if (aside) renameSync(aside, dir);
+  return true;
+}
+
 /** Claims `dir` for a new run of `cfg`, or for resuming it (see the module doc). */
 export function claimRunDir(dir: string, cfg: { readonly name?: string }, opts: ClaimOptions): RunClaim {
   const st = statOf(dir, 'run directory');
@@ -122,6 +165,8 @@ function claimNew(
   } catch (err) {
     throw new RunDirError(`cannot create run directory ${dir}: ${fsReason(err)}`);
   }
+  const created = !st || !!movedAside;
+  const before = new Set(created ? [] : readdirSync(dir));
   const lock = opts.lock === false ? noLock : acquireRunLock(dir);
   try {
     const existing = movedAside ? undefined : readRunIdentity(dir);
@@ -129,7 +174,13 @@ function claimNew(
       existing && existing.configDigest === identityDigest(cfg)
         ? existing
         : writeRunIdentity(dir, cfg, { replace: !!existing });
-    return { dir, identity, movedAside, release: lock.release };
+    let discarded = false;
+    const discard = () => {
+      if (discarded) return true;
+      discarded = discardNew(dir, before, created, lock, movedAside);
+      return discarded;
+    };
+    return { dir, identity, movedAside, release: lock.release, discard };
   } catch (err) {
     lock.release();
     throw err;
@@ -162,7 +213,7 @@ function claimForResume(
     }
     // A run made before identities existed: adopt it (its checkpoints carry none).
     identity ??= writeRunIdentity(dir, saved as { name?: string }, { adopted: true });
-    return { dir, identity, release: lock.release };
+    return { dir, identity, release: lock.release, discard: () => false };
   } catch (err) {
     lock.release();
     throw err;

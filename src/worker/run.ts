@@ -3,15 +3,15 @@
  * checkpoints and the summary, into a run directory (see run-dir.ts). `bbn train` calls this; the
  * distributed worker of rank 0 reuses its pieces (`modelSpecFor`, `saveCheckpoint`, `restoreFrom`).
  */
-import { ConfigError, type RunConfig } from '../core/config.ts';
+import type { RunConfig } from '../core/config.ts';
 import { Rng } from '../core/rng.ts';
 import type { LoadedData } from '../data/api.ts';
-import { loadData } from '../data/load.ts';
 import type { Model, ModelSpec } from '../model/api.ts';
 import { createModel } from '../model/factory.ts';
 import type { LatestCheckpoint } from './checkpoint.ts';
 import { RunRecorder } from './recorder.ts';
 import { loadRestorable, restoreFrom, saveCheckpoint } from './run-checkpoint.ts';
+import { loadRunData } from './run-inputs.ts';
 
 export { loadRestorable, restoreFrom, saveCheckpoint };
 
@@ -70,12 +70,7 @@ export async function runTraining(
 ): Promise<RunOutcome> {
   const started = performance.now();
   const hooks = opts.hooks ?? {};
-  const data = opts.data ?? (await loadData(cfg.dataset));
-  if (cfg.train.batchSize > data.train.size) {
-    throw new ConfigError(
-      `train.batchSize (${cfg.train.batchSize}) is larger than the training set (${data.train.size} images of ${data.train.name})`,
-    );
-  }
+  const data = opts.data ?? (await loadRunData(cfg));
   const model = createModel(modelSpecFor(cfg, data), Rng.fromSeed(cfg.seed).split('init'));
   try {
     const trainer = new Trainer(cfg, data, model);

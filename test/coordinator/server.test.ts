@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
+import { RunToken } from '../../src/auth/run-token.ts';
 import { DEFAULT_TIMINGS, type RankVerdict, RendezvousTimeoutError } from '../../src/coordinator/api.ts';
 import { startHeartbeats } from '../../src/coordinator/link.ts';
 import { CoordinatorServer } from '../../src/coordinator/server.ts';
@@ -108,6 +109,44 @@ describe('CoordinatorServer', () => {
         [0],
         'only the good heartbeat was recorded',
       );
+    } finally {
+      client.close();
+      await server.close();
+    }
+  });
+
+  it("with a run token, a heartbeat without it or with another run's is refused UNAUTHENTICATED and not recorded", async () => {
+    const token = RunToken.generate();
+    const server = new CoordinatorServer({ runId: 'run-t', tickMs: 0, token });
+    const address = await server.start({ host: '127.0.0.1', port: 0 });
+    const client = new CoordinatorServiceClient(address, grpc.credentials.createInsecure());
+    const req = { runId: 'run-t', rank: 0, state: 3, ringAddress: 'h:1', progressAgeMs: 0 };
+    const send = (metadata: grpc.Metadata) =>
+      new Promise<void>((resolve, reject) =>
+        client.heartbeat(req, metadata, (err) => (err ? reject(err) : resolve())),
+      );
+    try {
+      for (const [metadata, why] of [
+        [new grpc.Metadata(), /has no run token/],
+        [RunToken.generate().metadata(), /has the wrong run token/],
+      ] as const) {
+        await assert.rejects(send(metadata), (err: grpc.ServiceError) => {
+          assert.equal(err.code, grpc.status.UNAUTHENTICATED);
+          assert.match(err.details, why);
+          return true;
+        });
+      }
+      assert.deepEqual(server.board.snapshot(), [], 'nothing recorded from an unauthenticated caller');
+      const link = startHeartbeats({ address, runId: 'run-t', rank: 0, beat: idle(0), token });
+      try {
+        assert.deepEqual(
+          await server.formGeneration(1, 10_000),
+          ['127.0.0.1:7100'],
+          'the token holder is heard',
+        );
+      } finally {
+        link.close();
+      }
     } finally {
       client.close();
       await server.close();

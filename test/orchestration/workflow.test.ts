@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Client, Connection, WorkflowUpdateFailedError } from '@temporalio/client';
 import { historyFromJSON, historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type WorkflowBundle } from '@temporalio/worker';
 import { temporalLaunch } from '../../src/cli/run-commands.ts';
+import { parseRunConfig } from '../../src/core/config.ts';
 import type { LoadedData } from '../../src/data/api.ts';
 import { loadData } from '../../src/data/load.ts';
 import { selectBackend } from '../../src/model/backend.ts';
@@ -29,7 +30,9 @@ import {
 import { trainingWorkflowBundle, writeWorkflowBundle } from '../../src/orchestration/worker.ts';
 import { runTraining } from '../../src/worker/run.ts';
 import { readMetrics } from '../../src/worker/run-dir.ts';
+import { writeCifar10 } from '../data/fixtures.ts';
 import { startTestTemporal, type TestServer, waitUntil } from '../helpers/servers.ts';
+import { tinyRun } from '../helpers/tiny.ts';
 import { finalParams, serveRun, TEST_TIMEOUTS, tempDir, tinyConfig } from './fixtures.ts';
 
 /** Re-record with BBN_UPDATE_FIXTURES=1 after an intended workflow change, then `npx biome format --write` it. */
@@ -235,6 +238,42 @@ describe('bbnTraining workflow', () => {
       }),
     );
     local.dispose();
+  });
+
+  it('bad data fails the run on its first attempt (non-retryable, the file named) and writes nothing into the run directory', {
+    timeout: 90_000,
+  }, async () => {
+    const cifar = tempDir();
+    writeCifar10(cifar, 10, 10);
+    writeFileSync(join(cifar, 'data_batch_2.bin'), Buffer.alloc(3073 * 2 + 5));
+    const config = parseRunConfig({
+      ...tinyRun(),
+      dataset: { kind: 'cifar10', root: cifar, imbalanceRatio: 1 },
+    });
+    const inp = input({ config });
+    const local = createLocalDeps();
+    let attempts = 0;
+    const deps: TrainingDeps = {
+      ...local,
+      prepareRun(req) {
+        attempts++;
+        return local.prepareRun(req);
+      },
+    };
+    const handle = await start(inp);
+    await withWorker(inp.runId, deps, () =>
+      assert.rejects(handle.result(), (err: Error) => {
+        let inner = err as Error & { type?: string; nonRetryable?: boolean };
+        while (inner.cause) inner = inner.cause as typeof inner;
+        assert.match(inner.message, /CIFAR-10 file .*data_batch_2\.bin is truncated/);
+        assert.equal(inner.type, 'ConfigError');
+        assert.equal(inner.nonRetryable, true);
+        return true;
+      }),
+    );
+    await local.dispose();
+    assert.equal(attempts, 1, 'not retried');
+    assert.deepEqual(readdirSync(inp.outDir), [], 'the run directory is as it was');
   });
 
   it('cancel mid-epoch writes a mid-epoch checkpoint; a resumed run ends with the same weights', {

@@ -7,11 +7,10 @@
  */
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
-import { ConfigError, type RunConfig } from '../../core/config.ts';
+import type { RunConfig } from '../../core/config.ts';
 import { planDigest } from '../../core/epoch-plan.ts';
 import { Rng } from '../../core/rng.ts';
 import type { LoadedData } from '../../data/api.ts';
-import { loadData } from '../../data/load.ts';
 import type { Model } from '../../model/api.ts';
 import { selectBackend } from '../../model/backend.ts';
 import { createModel } from '../../model/factory.ts';
@@ -20,6 +19,7 @@ import { RunRecorder } from '../recorder.ts';
 import { modelSpecFor } from '../run.ts';
 import { loadRestorable, restoreFrom, saveCheckpoint } from '../run-checkpoint.ts';
 import { initRunDir, readMetrics, rewriteMetrics } from '../run-dir.ts';
+import { loadRunData } from '../run-inputs.ts';
 import { Trainer, type TrainerState } from '../trainer.ts';
 import {
   type CommandName,
@@ -285,12 +285,7 @@ async function main(port: MessagePort, init: ComputeInit): Promise<void> {
     const backend = await selectBackend(init.compute?.backend ?? cfg.compute.backend, {
       threads: init.compute?.threads ?? cfg.compute.threads,
     });
-    const data = await loadData(cfg.dataset);
-    if (cfg.train.batchSize > data.train.size) {
-      throw new ConfigError(
-        `train.batchSize (${cfg.train.batchSize}) is larger than the training set (${data.train.size} images of ${data.train.name})`,
-      );
-    }
+    const data = await loadRunData(cfg);
     model = createModel(modelSpecFor(cfg, data), Rng.fromSeed(cfg.seed).split('init'));
     session = new ComputeSession(cfg, init.outDir, data, model, link);
     link.post({ type: 'ready', backend: backend.name, signature: model.signature });

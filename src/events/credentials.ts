@@ -1,0 +1,38 @@
+/**
+ * NATS connection options from the run's credentials files (src/auth/credentials.ts): TLS with
+ * the server's CA and an optional client certificate, and one way to authenticate (a `.creds`
+ * file, a token, or a user and password). Every NATS connection of the project (the publisher,
+ * `bbn watch`, `bbn runs`) spreads these into `connect()`.
+ */
+import { type ConnectionOptions, credsAuthenticator } from 'nats';
+import { CredentialsError, type CredentialsFiles, readCredentials } from '../auth/credentials.ts';
+
+/** The NATS options of `creds` (default: read from `$BBN_CREDENTIALS_DIR`); `{}` when none. */
+export function natsConnectionOptions(
+  creds: CredentialsFiles | undefined = readCredentials(),
+): Pick<ConnectionOptions, 'tls' | 'authenticator' | 'token' | 'user' | 'pass'> {
+  if (!creds) return {};
+  const ways = [
+    creds.natsCreds && 'nats.creds',
+    creds.natsToken && 'nats-token',
+    creds.natsUser && 'nats-user/nats-password',
+  ].filter((w): w is string => typeof w === 'string');
+  if (ways.length > 1) {
+    throw new CredentialsError(
+      `credentials directory ${creds.dir} has ${ways.join(' and ')}: give one way to authenticate to NATS`,
+    );
+  }
+  const tls =
+    creds.natsCa || creds.natsClient
+      ? {
+          ...(creds.natsCa ? { ca: creds.natsCa } : {}),
+          ...(creds.natsClient ? { cert: creds.natsClient.cert, key: creds.natsClient.key } : {}),
+        }
+      : undefined;
+  return {
+    ...(tls ? { tls } : {}),
+    ...(creds.natsCreds ? { authenticator: credsAuthenticator(creds.natsCreds) } : {}),
+    ...(creds.natsToken ? { token: creds.natsToken } : {}),
+    ...(creds.natsUser ? { user: creds.natsUser.user, pass: creds.natsUser.pass } : {}),
+  };
+}
