@@ -218,6 +218,14 @@ export function formatRunStatus(s: RunStatus): string {
   for (const l of s.lost ?? []) {
     lines.push(`  lost: rank ${l.rank} ${l.detail}; restarting the epoch from the last checkpoint`);
   }
+  const rv = s.rendezvous;
+  if (rv) {
+    const waiting =
+      rv.missing.length === 0
+        ? 'every rank heard'
+        : `waiting for the heartbeat of rank ${rv.missing.join(', ')}`;
+    lines.push(`  forming generation ${rv.generation} of ${rv.world} ranks: ${waiting}`);
+  }
   for (const f of s.failures) {
     lines.push(
       `  failure: epoch ${f.epoch} generation ${f.generation} rank ${f.rank ?? '-'}${f.cause ? ` (${f.cause})` : ''}: ${f.message}`,

@@ -90,6 +90,8 @@ export class CoordinatorServer {
   /** `formGeneration` calls waiting for ranks: re-checked on every heartbeat, failed on close. */
   private readonly waiters = new Map<() => void, (err: Error) => void>();
   private closed = false;
+  /** The ranks the rendezvous in progress still waits for. */
+  private missing: readonly number[] = [];
 
   constructor(private readonly opts: CoordinatorServerOptions) {
     if (!/^[A-Za-z0-9._-]+$/.test(opts.runId))
@@ -168,6 +170,7 @@ export class CoordinatorServer {
       let timer: NodeJS.Timeout | undefined;
       const done = (settle: () => void) => {
         this.waiters.delete(check);
+        this.missing = [];
         clearTimeout(timer);
         signal?.removeEventListener('abort', abort);
         settle();
@@ -177,6 +180,7 @@ export class CoordinatorServer {
       const since = this.board.now();
       const check = () => {
         const r = this.board.roster(world, since);
+        this.missing = 'missing' in r ? r.missing : [];
         if ('peers' in r) {
           this.board.watch(world);
           done(() => resolve(r.peers));
@@ -193,6 +197,11 @@ export class CoordinatorServer {
       this.waiters.set(check, (err) => done(() => reject(err)));
       check();
     });
+  }
+
+  /** The ranks a rendezvous in progress still waits for (none when no rendezvous is). */
+  waitingFor(): readonly number[] {
+    return this.missing;
   }
 
   /** Stops serving and judging; pending rendezvous fail. Idempotent. */

@@ -18,6 +18,7 @@ import type {
   PrepareRequest,
   PrepareResult,
   RankActivities,
+  RendezvousHeartbeat,
   TrainHeartbeat,
   TrainRequest,
   TrainResult,
@@ -73,6 +74,8 @@ export interface CoordinatorDeps {
   planEpoch(req: PlanRequest): Promise<EpochPlanSummary>;
   /** Resolves with every rank's ring address once all heartbeat; rejects when `signal` aborts. */
   formGeneration(req: GenerationRequest, signal: AbortSignal): Promise<string[]>;
+  /** The ranks a rendezvous in progress still waits for (shown in status). */
+  waitingFor?(): readonly number[];
 }
 
 /** The coordinator's activities over `deps`. */
@@ -85,7 +88,12 @@ export function createCoordinatorActivities(deps: CoordinatorDeps): CoordinatorA
       ),
     formGeneration: (req) =>
       withHeartbeats(
-        () => ({ phase: 'rendezvous', generation: req.generation, world: req.world }),
+        (): RendezvousHeartbeat => ({
+          phase: 'rendezvous',
+          generation: req.generation,
+          world: req.world,
+          missing: deps.waitingFor?.() ?? [],
+        }),
         () => deps.formGeneration(req, Context.current().cancellationSignal),
       ),
   };

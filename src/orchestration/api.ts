@@ -256,6 +256,15 @@ export interface TrainHeartbeat {
   readonly reduceSeconds?: number;
 }
 
+/** Heartbeat details of `formGeneration`: the ranks the rendezvous still waits for. */
+export interface RendezvousHeartbeat {
+  readonly phase: 'rendezvous';
+  readonly generation: number;
+  readonly world: number;
+  /** Ranks not heard from since the rendezvous began. */
+  readonly missing: readonly number[];
+}
+
 /** Result of `trainEpoch` on one rank (global numbers: identical on every rank). */
 export interface TrainResult {
   readonly epoch: number;

@@ -8,6 +8,7 @@ import type { Client, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } fr
 import { defaultPayloadConverter } from '@temporalio/common';
 import {
   coordinatorTaskQueue,
+  type RendezvousHeartbeat,
   type RunProgress,
   runWorkflowId,
   TRAINING_WORKFLOW,
@@ -74,6 +75,8 @@ export function markStragglers(ranks: readonly Omit<RankStatus, 'stragglerRatio'
 export interface RunStatus extends RunProgress {
   readonly execution: string;
   readonly ranks: readonly RankStatus[];
+  /** A generation being formed: the ranks the coordinator still waits for; null when none is. */
+  readonly rendezvous: RendezvousHeartbeat | null;
 }
 
 /** Status of run `runId` (see {@link RunStatus}). */
@@ -81,10 +84,15 @@ export async function runStatus(client: Client, runId: string, now = Date.now())
   const handle = runHandle(client, runId);
   const [progress, description] = await Promise.all([handle.query(progressQuery), handle.describe()]);
   const ranks: Omit<RankStatus, 'stragglerRatio'>[] = [];
+  let rendezvous: RendezvousHeartbeat | null = null;
   for (const a of description.raw.pendingActivities ?? []) {
-    if (a.activityType?.name !== 'trainEpoch') continue;
     const payload = a.heartbeatDetails?.payloads?.[0];
     if (!payload) continue;
+    if (a.activityType?.name === 'formGeneration') {
+      rendezvous = defaultPayloadConverter.fromPayload<RendezvousHeartbeat>(payload);
+      continue;
+    }
+    if (a.activityType?.name !== 'trainEpoch') continue;
     const hb = defaultPayloadConverter.fromPayload<TrainHeartbeat>(payload);
     const last = a.lastHeartbeatTime?.seconds;
     ranks.push({
@@ -100,7 +108,7 @@ export async function runStatus(client: Client, runId: string, now = Date.now())
     });
   }
   ranks.sort((x, y) => x.rank - y.rank);
-  return { ...progress, execution: description.status.name, ranks: markStragglers(ranks) };
+  return { ...progress, execution: description.status.name, ranks: markStragglers(ranks), rendezvous };
 }
 
 /** Pauses run `runId` at its next epoch boundary. */

@@ -56,6 +56,7 @@ export function createCoordinatorDeps(o: CoordinatorDepsOptions = {}): Coordinat
       o.onPlan?.(summary);
       return summary;
     },
+    waitingFor: () => o.server?.waitingFor() ?? [],
     async formGeneration(req, signal) {
       if (!o.server) {
         throw ApplicationFailure.nonRetryable(

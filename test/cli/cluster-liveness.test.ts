@@ -3,8 +3,9 @@
  * --temporal --coordinator` ranks (no local supervisor watches them, as on Kubernetes) and the
  * `bbn train --external-workers` coordinator. Rank 1 is SIGSTOPped in the middle of epoch 2: the
  * coordinator must report it (cause `silent`) within 5 s, the run's status must name it and a new
- * generation must begin; then the test does what the kubelet's liveness probe would (SIGKILL the
- * frozen process, start a new one) and the run must end bit-identical to an uninterrupted one.
+ * generation must begin, whose rendezvous the status shows waiting for rank 1; then the test does
+ * what the kubelet's liveness probe would (SIGKILL the frozen process, start a new one) and the run
+ * must end bit-identical to an uninterrupted one.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -148,9 +149,15 @@ describe('a frozen rank where no local supervisor watches (the chart’s layout)
         },
         30_000,
       );
-      // The kubelet's part: the liveness probe fails, the frozen container is killed and restarted.
+      // The kubelet's part: the liveness probe fails, the frozen container is killed and restarted
+      // (after the status shows the new generation waiting for it: a missing rank is named).
       ranks[1].child.kill('SIGKILL');
       await ranks[1].exited;
+      await waitUntil(
+        "the status names the rank the new generation's rendezvous waits for",
+        async () => !!(await runStatus(client, RUN).catch(() => undefined))?.rendezvous?.missing.includes(1),
+        30_000,
+      );
       ranks[1] = rank(1);
       await waitUntil(
         'the run ends',

@@ -158,12 +158,20 @@ describe('CoordinatorServer', () => {
     const address = await server.start({ host: '127.0.0.1', port: 0 });
     const link = startHeartbeats({ address, runId: 'run-c', rank: 0, beat: idle(0) });
     try {
-      await assert.rejects(server.formGeneration(3, 1_500), (err: Error) => {
+      const forming = assert.rejects(server.formGeneration(3, 3_000), (err: Error) => {
         assert.ok(err instanceof RendezvousTimeoutError);
         assert.deepEqual(err.missing, [1, 2]);
-        assert.match(err.message, /ranks 1, 2 sent no heartbeat within 2 s/);
+        assert.match(err.message, /ranks 1, 2 sent no heartbeat within 3 s/);
         return true;
       });
+      // While it waits, the missing ranks are named (rank 0 beats again within a second).
+      const until = performance.now() + 2_500;
+      while (server.waitingFor().join() !== '1,2' && performance.now() < until) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.deepEqual(server.waitingFor(), [1, 2]);
+      await forming;
+      assert.deepEqual(server.waitingFor(), [], 'no rendezvous, nobody waited for');
       const pending = assert.rejects(server.formGeneration(2, 60_000), /the coordinator closed/);
       await server.close();
       await pending;
