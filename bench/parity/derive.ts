@@ -42,12 +42,22 @@ export function sha256Child(
   return wordsOf(h.digest());
 }
 
-/** Replaces `Rng.fromSeed` and `Rng.prototype.split` with the SHA-256 derivation (for this process). */
-export function installSha256Derivation(): void {
+/**
+ * Replaces `Rng.fromSeed` and `Rng.prototype.split` with the SHA-256 derivation (for this process);
+ * returns a function that puts the previous derivation back.
+ */
+export function installSha256Derivation(): () => void {
+  const statics = Rng as unknown as { fromSeed: (seed: number | string) => Rng };
+  const prevFromSeed = statics.fromSeed;
+  const prevSplit = Rng.prototype.split;
   const make = (w: [number, number, number, number]) => Rng.fromState({ s: w, origin: w });
   (Rng as unknown as { fromSeed: (seed: number | string) => Rng }).fromSeed = (seed) =>
     make(sha256Root(seed));
   Rng.prototype.split = function split(this: Rng, key: string | number): Rng {
     return make(sha256Child(this.state().origin, key));
+  };
+  return () => {
+    statics.fromSeed = prevFromSeed;
+    Rng.prototype.split = prevSplit;
   };
 }

@@ -3,9 +3,16 @@
  * own trainer on MNIST-LT for many seeds, and exports what the PyTorch mirror (bbn_ref.py) needs
  * to train on the same data, or on this project's own draws (crossed runs).
  *
- *   node --import tsx bench/parity/ours.ts export --out DIR [--seeds 0-9] [--derive shipped|sha256] [size options]
+ *   node --import tsx bench/parity/ours.ts export --out DIR [--seeds 0-9] [--derive shipped|sha256]
+ *        [--data-derive shipped|sha256] [size options]
  *   node --import tsx bench/parity/ours.ts train --out FILE.jsonl [--seeds 0-9] [--methods bbn,ce]
- *        [--derive shipped|sha256] [--shard I/N] [size options]
+ *        [--derive shipped|sha256] [--data-derive shipped|sha256] [--shard I/N] [size options]
+ *
+ * `--derive` sets the seed/key derivation of the run's own streams (initial weights, plan, crops);
+ * `--data-derive` that of the data set (the MNIST-LT subsample and test split, which `loadData`
+ * draws from `Rng` too). They are separate so that a derivation comparison keeps the data fixed:
+ * an earlier version installed SHA-256 before loading the data, so its "derivation" arm also
+ * trained and evaluated on a different subsample (docs/parity.md, finding 5).
  *
  * Size options (identical for both implementations; the export records them): --depth 14
  * --width 8 --epochs 12 --milestones 8,11 (the shipped configs/mnist-lt.yaml).
@@ -42,6 +49,7 @@ const { positionals, values } = parseArgs({
     seeds: { type: 'string', default: '0-9' },
     methods: { type: 'string', default: 'bbn,ce' },
     derive: { type: 'string', default: 'shipped' },
+    'data-derive': { type: 'string', default: 'shipped' },
     shard: { type: 'string', default: '0/1' },
     depth: { type: 'string', default: '14' },
     width: { type: 'string', default: '8' },
@@ -104,10 +112,24 @@ async function readAll(ds: LoadedData['train']): Promise<Buffer> {
   return Buffer.concat(images.map((im) => Buffer.from(im.data)));
 }
 
-async function doExport(dir: string, seeds: number[]): Promise<void> {
+/** The project's data at the bench's config, under the chosen data derivation; then installs the run derivation. */
+async function loadBenchData(): Promise<LoadedData> {
+  for (const [flag, v] of [
+    ['--derive', values.derive],
+    ['--data-derive', values['data-derive']],
+  ] as const) {
+    if (v !== 'shipped' && v !== 'sha256') throw new Error(`${flag} must be shipped or sha256, got ${v}`);
+  }
+  const restore = values['data-derive'] === 'sha256' ? installSha256Derivation() : () => {};
+  const data = await loadData(benchConfig('bbn', 0).dataset);
+  restore();
   if (values.derive === 'sha256') installSha256Derivation();
+  return data;
+}
+
+async function doExport(dir: string, seeds: number[]): Promise<void> {
+  const data = await loadBenchData();
   const base = benchConfig('bbn', 0);
-  const data = await loadData(base.dataset);
   const t = data.augment.train;
   if (t.kind !== 'crop_flip' || t.flip) throw new Error('the parity bench expects MNIST crop without flip');
   mkdirSync(dir, { recursive: true });
@@ -166,13 +188,10 @@ async function doExport(dir: string, seeds: number[]): Promise<void> {
 }
 
 async function doTrain(file: string, seeds: number[]): Promise<void> {
-  if (values.derive === 'sha256') installSha256Derivation();
-  else if (values.derive !== 'shipped')
-    throw new Error(`--derive must be shipped or sha256, got ${values.derive}`);
+  const data = await loadBenchData();
   await selectBackend('auto');
   const [index, count] = values.shard.split('/').map(Number);
   const methods = values.methods.split(',');
-  const data = await loadData(benchConfig('bbn', 0).dataset);
   const jobs = seeds.flatMap((seed) => methods.map((method) => ({ seed, method })));
   for (const [j, { seed, method }] of jobs.entries()) {
     if (j % count !== index) continue;
@@ -194,7 +213,7 @@ async function doTrain(file: string, seeds: number[]): Promise<void> {
     const cpu = process.cpuUsage(cpu0);
     const row = {
       impl: 'ours',
-      variant: values.derive,
+      variant: values['data-derive'] === 'shipped' ? values.derive : `${values.derive},data=${values['data-derive']}`,
       method,
       seed,
       size: { depth: cfg.model.depth, width: cfg.model.baseWidth, epochs: cfg.train.epochs },
