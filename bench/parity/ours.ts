@@ -213,7 +213,10 @@ async function doTrain(file: string, seeds: number[]): Promise<void> {
     const cpu = process.cpuUsage(cpu0);
     const row = {
       impl: 'ours',
-      variant: values['data-derive'] === 'shipped' ? values.derive : `${values.derive},data=${values['data-derive']}`,
+      variant:
+        values['data-derive'] === 'shipped'
+          ? values.derive
+          : `${values.derive},data=${values['data-derive']}`,
       method,
       seed,
       size: { depth: cfg.model.depth, width: cfg.model.baseWidth, epochs: cfg.train.epochs },
