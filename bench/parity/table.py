@@ -145,6 +145,17 @@ def paired(out, a, b, title):
         out.append(f"| {m} | {len(seeds)} | {d.mean():+.2f} | {d.std(ddof=1):.2f} | {t.pvalue:.2f} | {r.statistic:.2f} |")
 
 
+def per_seed(out, groups, title, names):
+    cols = [(n, groups[n]) for n in names if n in groups]
+    seeds = sorted(set().union(*(g for _, g in cols)))
+    cell = lambda g, s: f"{100 * g[s]['epochs'][-1]['top1']:.1f} ({g[s]['epochs'][1]['loss']:.2f})" if s in g else "-"
+    out.append(f"\n### {title}\n")
+    out.append("| seed | " + " | ".join(n for n, _ in cols) + " |")
+    out.append("|---|" + "---|" * len(cols))
+    for s in seeds:
+        out.append(f"| {s} | " + " | ".join(cell(g, s) for _, g in cols) + " |")
+
+
 def main():
     warnings.simplefilter("ignore", RuntimeWarning)  # Levene on two all-zero groups (CE few-shot)
     p = argparse.ArgumentParser()
@@ -202,6 +213,22 @@ def main():
         groups.get("DATA legacy draws, SHA-256 data, seeds 100-119", {}),
         groups.get("DECISION legacy draws, legacy data, seeds 100-139", {}),
         "Same draws, two data subsamples (paired by seed; a = SHA-256 data, b = legacy data; the mirror on our legacy draws)",
+    )
+    per_seed(
+        out,
+        groups,
+        "Per seed, BBN final top-1 % (epoch-2 train loss)",
+        [
+            "BBN ours, shipped (SHA-256 draws and data)",
+            "BBN mirror, own draws, shipped data (SHA-256)",
+            "BBN mirror on our draws, SHA-256 draws and data, seeds 20-39",
+            "BBN ours, legacy draws and data",
+            "BBN mirror on our draws, legacy draws and data, seeds 0-39",
+            "BBN mirror, own draws, legacy data",
+            "DECISION legacy draws, legacy data, seeds 100-139",
+            "DECISION SHA-256 draws, legacy data, seeds 100-139",
+            "DATA legacy draws, SHA-256 data, seeds 100-119",
+        ],
     )
     text = "\n".join(out) + "\n"
     print(text)
