@@ -2,6 +2,7 @@
 # The parity bench of docs/parity.md, end to end (hours of CPU; never in CI):
 #   npm run bench:parity                       # seeds 0-9, ResNet-14 width 8, 6 epochs
 #   SEEDS=0-19 EPOCHS=12 MILESTONES=8,11 npm run bench:parity
+#   DEPTH=32 WIDTH=16 EPOCHS=12 MILESTONES=8,11 npm run bench:parity    # the size (CPU hours)
 # Runs are appended to bench/parity/results/*.jsonl (table.py keeps the first run of a seed per
 # arm): delete a file to redo it. Each line of work can be run by hand in parallel (see
 # docs/parity.md for the exact commands). Every run is labelled with the derivations that drew it:
@@ -12,8 +13,10 @@ PY=${PARITY_PYTHON:-/work/torch-venv/bin/python}
 SEEDS=${SEEDS:-0-9}
 EPOCHS=${EPOCHS:-6}
 MILESTONES=${MILESTONES:-4,5}
-SIZE=(--epochs "$EPOCHS" --milestones "$MILESTONES")
-DATA=${PARITY_DATA:-/tmp/parity/e$EPOCHS}
+DEPTH=${DEPTH:-14}
+WIDTH=${WIDTH:-8}
+SIZE=(--depth "$DEPTH" --width "$WIDTH" --epochs "$EPOCHS" --milestones "$MILESTONES")
+DATA=${PARITY_DATA:-/tmp/parity/d$DEPTH-w$WIDTH-e$EPOCHS}
 R=bench/parity/results
 mkdir -p "$R"
 OURS=(--init ours --uniform ours --reversed ours)
@@ -38,4 +41,4 @@ for d in legacy sha256; do
   nice -n 10 "$PY" bench/parity/bbn_ref.py --data "$DATA-$d-draws" --out "$R/torch-derive-fixed-data.jsonl" --seeds "$MORE" \
     --methods bbn "${OURS[@]}" --label ",draws=$d,data=legacy"
 done
-"$PY" bench/parity/table.py "$R"/*.jsonl --out "$R/table.md"
+"$PY" bench/parity/table.py "$R"/*.jsonl --size "$DEPTH,$WIDTH,$EPOCHS" --out "$R/table-d$DEPTH-w$WIDTH-e$EPOCHS.md"

@@ -9,7 +9,8 @@ Result lines written before the labels existed are mapped by `canon` below (the 
 comparisons test the final top-1 and shot groups: Welch's t-test and Mann-Whitney's U of the
 means, Levene's test (median-centred, Brown-Forsythe) of the spreads.
 
-usage: python bench/parity/table.py bench/parity/results/*.jsonl [--out bench/parity/results/table.md]
+usage: python bench/parity/table.py bench/parity/results/*.jsonl [--size 14,8,6] [--out bench/parity/results/table.md]
+(--size: depth, width, epochs of the runs to tabulate; runs of other sizes are left out.)
 """
 
 import argparse
@@ -161,8 +162,12 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("files", nargs="+")
     p.add_argument("--out")
+    p.add_argument("--size", default="14,8,6")
     args = p.parse_args()
+    depth, width, epochs = map(int, args.size.split(","))
+    size = {"depth": depth, "width": width, "epochs": epochs}
     runs = [json.loads(line) for f in args.files for line in open(f) if line.strip()]
+    runs = [r for r in runs if r["size"] == size]
     groups = arms(runs)
     out = ["### Final epoch (mean ± sample sd over seeds, %)\n"]
     out.append("| arm | seeds | top-1 | many | medium | few | CPU s / run |")
