@@ -42,3 +42,4 @@ for d in legacy sha256; do
     --methods bbn "${OURS[@]}" --label ",draws=$d,data=legacy"
 done
 "$PY" bench/parity/table.py "$R"/*.jsonl --size "$DEPTH,$WIDTH,$EPOCHS" --out "$R/table-d$DEPTH-w$WIDTH-e$EPOCHS.md"
+npx biome format --write "$R/table-d$DEPTH-w$WIDTH-e$EPOCHS.md" >/dev/null # the repository's formatter owns bench/**

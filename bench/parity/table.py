@@ -93,12 +93,24 @@ def arms(runs):
         pool = dict(arm(runs, "torch", "bbn", dd, dd, ALL_OURS, (0, 99)))
         pool.update(arm(runs, "ours", "bbn", dd, dd))
         a[f"BBN pooled seeds 0-39, {dd} draws and data"] = pool
+    # Every legacy-draws, legacy-data BBN run (pooled 0-39 and the fresh 100-139): the largest
+    # control for the SHA-256 draws on the same data.
+    a["BBN legacy draws and data, all seeds (pooled 0-39 + 100-139)"] = {
+        **a["BBN pooled seeds 0-39, legacy draws and data"],
+        **a.get("DECISION legacy draws, legacy data, seeds 100-139", {}),
+    }
     return {k: v for k, v in a.items() if v}
 
 
 COMPARISONS = [
     ("derivation, data fixed (legacy), mirror on our draws, fresh seeds",
      "DECISION SHA-256 draws, legacy data, seeds 100-139", "DECISION legacy draws, legacy data, seeds 100-139"),
+    ("derivation, data fixed (legacy): fresh SHA-256 draws vs every legacy run",
+     "DECISION SHA-256 draws, legacy data, seeds 100-139", "BBN legacy draws and data, all seeds (pooled 0-39 + 100-139)"),
+    ("data subsample, SHA-256 draws: SHA-256 data (seeds 0-39) vs legacy data (seeds 100-139)",
+     "BBN pooled seeds 0-39, sha256 draws and data", "DECISION SHA-256 draws, legacy data, seeds 100-139"),
+    ("seed ranges, legacy draws and data: seeds 0-39 vs 100-139",
+     "BBN pooled seeds 0-39, legacy draws and data", "DECISION legacy draws, legacy data, seeds 100-139"),
     ("data subsample, draws fixed (legacy), mirror on our draws",
      "DATA legacy draws, SHA-256 data, seeds 100-119", "DECISION legacy draws, legacy data, seeds 100-139"),
     ("earlier finding 5: SHA-256 vs legacy, draws and data both changed",
