@@ -96,7 +96,7 @@ class Net(nn.Module):
     def __init__(self, depth, w, cin, classes, bbn):
         super().__init__()
         self.backbone = Backbone(depth, w, cin, bbn)
-        # 4w for depth >= 14; at depth 8 BBN's layer3 is empty and the branches sit on 2w channels.
+        # 4w at every depth: at depth 8 layer3 still holds one block ([2] + [1] * -1 == [2]).
         self.classifier = nn.Linear(self.backbone.in_planes * (2 if bbn else 1), classes)
         self.bbn = bbn
 

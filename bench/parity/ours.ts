@@ -3,10 +3,18 @@
  * own trainer on MNIST-LT for many seeds, and exports what the PyTorch mirror (bbn_ref.py) needs
  * to train on the same data, or on this project's own draws (crossed runs).
  *
- *   node --import tsx bench/parity/ours.ts export --out DIR [--seeds 0-9] [--derive shipped|sha256] [size options]
+ *   node --import tsx bench/parity/ours.ts export --out DIR [--seeds 0-9] [--derive sha256|legacy]
+ *        [--data-derive sha256|legacy] [size options]
  *   node --import tsx bench/parity/ours.ts train --out FILE.jsonl [--seeds 0-9] [--methods bbn,ce]
- *        [--derive shipped|sha256] [--shard I/N] [size options]
+ *        [--derive sha256|legacy] [--data-derive sha256|legacy] [--shard I/N] [size options]
  *
+ * `--derive` sets the seed/key derivation of the run's own streams (initial weights, plan, crops);
+ * `--data-derive` that of the data set (the MNIST-LT subsample and test split, which `loadData`
+ * draws from `Rng` too). `sha256` is the shipped derivation, `legacy` the one shipped until issue
+ * #19 (derive.ts). They are separate so that a derivation comparison can keep the data fixed: an
+ * earlier version of this bench swapped the derivation before loading the data, so its
+ * "derivation" arm also trained and evaluated on a different subsample (docs/parity.md).
+
  * Size options (identical for both implementations; the export records them): --depth 14
  * --width 8 --epochs 12 --milestones 8,11 (the shipped configs/mnist-lt.yaml).
  *
@@ -31,7 +39,7 @@ import { createModel } from '../../src/model/factory.ts';
 import { modelSpecFor } from '../../src/worker/run.ts';
 import { Trainer } from '../../src/worker/trainer.ts';
 import { benchConfig as sizedConfig } from './config.ts';
-import { installSha256Derivation } from './derive.ts';
+import { installLegacyDerivation } from './derive.ts';
 import { appendJsonl, parseSeeds } from './io.ts';
 import { torchShape, toTorchLayout } from './layout.ts';
 
@@ -41,7 +49,8 @@ const { positionals, values } = parseArgs({
     out: { type: 'string' },
     seeds: { type: 'string', default: '0-9' },
     methods: { type: 'string', default: 'bbn,ce' },
-    derive: { type: 'string', default: 'shipped' },
+    derive: { type: 'string', default: 'sha256' },
+    'data-derive': { type: 'string', default: 'sha256' },
     shard: { type: 'string', default: '0/1' },
     depth: { type: 'string', default: '14' },
     width: { type: 'string', default: '8' },
@@ -104,10 +113,24 @@ async function readAll(ds: LoadedData['train']): Promise<Buffer> {
   return Buffer.concat(images.map((im) => Buffer.from(im.data)));
 }
 
+/** The project's data at the bench's config, under the chosen data derivation; then installs the run derivation. */
+async function loadBenchData(): Promise<LoadedData> {
+  for (const [flag, v] of [
+    ['--derive', values.derive],
+    ['--data-derive', values['data-derive']],
+  ] as const) {
+    if (v !== 'sha256' && v !== 'legacy') throw new Error(`${flag} must be sha256 or legacy, got ${v}`);
+  }
+  const restore = values['data-derive'] === 'legacy' ? installLegacyDerivation() : () => {};
+  const data = await loadData(benchConfig('bbn', 0).dataset);
+  restore();
+  if (values.derive === 'legacy') installLegacyDerivation();
+  return data;
+}
+
 async function doExport(dir: string, seeds: number[]): Promise<void> {
-  if (values.derive === 'sha256') installSha256Derivation();
+  const data = await loadBenchData();
   const base = benchConfig('bbn', 0);
-  const data = await loadData(base.dataset);
   const t = data.augment.train;
   if (t.kind !== 'crop_flip' || t.flip) throw new Error('the parity bench expects MNIST crop without flip');
   mkdirSync(dir, { recursive: true });
@@ -166,13 +189,10 @@ async function doExport(dir: string, seeds: number[]): Promise<void> {
 }
 
 async function doTrain(file: string, seeds: number[]): Promise<void> {
-  if (values.derive === 'sha256') installSha256Derivation();
-  else if (values.derive !== 'shipped')
-    throw new Error(`--derive must be shipped or sha256, got ${values.derive}`);
+  const data = await loadBenchData();
   await selectBackend('auto');
   const [index, count] = values.shard.split('/').map(Number);
   const methods = values.methods.split(',');
-  const data = await loadData(benchConfig('bbn', 0).dataset);
   const jobs = seeds.flatMap((seed) => methods.map((method) => ({ seed, method })));
   for (const [j, { seed, method }] of jobs.entries()) {
     if (j % count !== index) continue;
@@ -194,7 +214,7 @@ async function doTrain(file: string, seeds: number[]): Promise<void> {
     const cpu = process.cpuUsage(cpu0);
     const row = {
       impl: 'ours',
-      variant: values.derive,
+      variant: `draws=${values.derive},data=${values['data-derive']}`,
       method,
       seed,
       size: { depth: cfg.model.depth, width: cfg.model.baseWidth, epochs: cfg.train.epochs },
@@ -205,7 +225,7 @@ async function doTrain(file: string, seeds: number[]): Promise<void> {
     appendJsonl(file, row);
     const last = epochs[epochs.length - 1];
     process.stdout.write(
-      `ours ${values.derive} ${method} seed ${seed}: top-1 ${(100 * last.top1).toFixed(1)} ` +
+      `ours draws=${values.derive},data=${values['data-derive']} ${method} seed ${seed}: top-1 ${(100 * last.top1).toFixed(1)} ` +
         `(${row.wallSeconds.toFixed(0)} s wall, ${row.cpuSeconds.toFixed(0)} s cpu)\n`,
     );
   }

@@ -1,8 +1,9 @@
 /**
  * Are a run's random streams independent? Statistical checks of the streams `Rng` derives from a
  * run seed (issue #19's hypothesis: initial weights and data draws correlated by their derivation),
- * each run for the shipped derivation and, as the null reference, for a SHA-256 derivation
- * (derive.ts) that cannot relate its children:
+ * each run for the legacy derivation (derive.ts, shipped until issue #19) and for the shipped one,
+ * SHA-256 of (parent, key), the null reference that cannot relate its children. (Result files made
+ * before the switch call the legacy derivation "shipped".)
  *
  * 1. collisions: distinct (seed, path) pairs giving the same 128-bit state, or the same state word
  *    at the same position (expected by chance: pairs / 2^32);
@@ -29,7 +30,7 @@ import { Rng } from '../../src/core/rng.ts';
 import { loadData } from '../../src/data/load.ts';
 import { initialValues } from '../../src/model/params.ts';
 import { benchConfig } from './config.ts';
-import { sha256Child, sha256Root } from './derive.ts';
+import { legacyChild, legacyRoot } from './derive.ts';
 
 const { values } = parseArgs({
   options: {
@@ -46,12 +47,12 @@ const K = 16;
 type Derivation = { name: string; root: (seed: number) => Rng; split: (r: Rng, key: string | number) => Rng };
 const mk = (w: number[]) => Rng.fromState({ s: w as never, origin: w as never });
 const DERIVATIONS: Derivation[] = [
-  { name: 'shipped', root: (s) => Rng.fromSeed(s), split: (r, k) => r.split(k) },
   {
-    name: 'sha256',
-    root: (s) => mk(sha256Root(s)),
-    split: (r, k) => mk(sha256Child(r.state().origin, k)),
+    name: 'legacy',
+    root: (s) => mk(legacyRoot(s)),
+    split: (r, k) => mk(legacyChild(r.state().origin, k)),
   },
+  { name: 'sha256', root: (s) => Rng.fromSeed(s), split: (r, k) => r.split(k) },
 ];
 
 /** The streams of one run that the trainer draws from, by path from the run's root. */
@@ -263,7 +264,7 @@ function functionals(d: Derivation) {
     'r.class0': [] as number[],
   };
   const saved = { fromSeed: Rng.fromSeed, split: Rng.prototype.split };
-  if (d.name !== 'shipped') {
+  if (d.name !== 'sha256') {
     (Rng as unknown as { fromSeed: (s: number) => Rng }).fromSeed = (s) => d.root(s);
     Rng.prototype.split = function (this: Rng, k: string | number) {
       return d.split(this, k);

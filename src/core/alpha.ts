@@ -4,7 +4,8 @@
  * α is one value per epoch except for `beta`, which is drawn per batch.
  */
 import type { AlphaScheduleName } from './config.ts';
-import { CoreValueError, type Rng } from './rng.ts';
+import { CoreValueError } from './errors.ts';
+import type { Rng } from './rng.ts';
 import { requirePositive, requirePositiveInt } from './validate.ts';
 
 /**

@@ -6,7 +6,8 @@
  * of workers, so a restarted coordinator reproduces it and any world size trains on the same
  * global batches (ARCHITECTURE "World-size invariance").
  */
-import { CoreValueError, Rng } from './rng.ts';
+import { CoreValueError } from './errors.ts';
+import { Rng } from './rng.ts';
 import { ClassIndex, createRebalanceSampler, type RebalanceKind, uniformEpochOrder } from './samplers.ts';
 import { requireLabels, requireNonNegativeInt, requirePositiveInt } from './validate.ts';
 

@@ -10,7 +10,7 @@
  * of 20,000 random pairs; in the 14 others this result is the correctly rounded one, checked with
  * Python's decimal module at 80 digits). So the counts no longer depend on the JS engine.
  */
-import { CoreValueError } from './rng.ts';
+import { CoreValueError } from './errors.ts';
 
 /** Fractional bits of the fixed-point numbers below. */
 const P = 200n;

@@ -30,6 +30,7 @@ export {
   shardRange,
 } from './epoch-plan.ts';
 export { epochSchedule, planFor } from './epoch-schedule.ts';
+export { CoreValueError } from './errors.ts';
 export { powCorrectlyRounded } from './exact-pow.ts';
 export { type LrOptions, lrAt } from './lr.ts';
 export {
@@ -50,7 +51,7 @@ export {
   stepCounts,
   subsampleLongTail,
 } from './profiles.ts';
-export { CoreValueError, Rng, type RngState } from './rng.ts';
+export { Rng, type RngState } from './rng.ts';
 export {
   ClassIndex,
   classProbabilities,

@@ -9,8 +9,8 @@
  * 160); we follow 1.0.1, the authors' environment, which yields the §9.10 numbers.
  */
 import type { LrScheduleName } from './config.ts';
+import { CoreValueError } from './errors.ts';
 import { powCorrectlyRounded } from './exact-pow.ts';
-import { CoreValueError } from './rng.ts';
 import {
   requireNonNegative,
   requireNonNegativeInt,

@@ -14,7 +14,7 @@
  *   class-balanced batches with a cosine lr from `lr` down to the cosine floor.
  */
 import type { Method, RunConfig } from './config.ts';
-import { CoreValueError } from './rng.ts';
+import { CoreValueError } from './errors.ts';
 
 /** What one epoch of a method trains, and on what. */
 export interface EpochPolicy {

@@ -2,8 +2,9 @@
  * Evaluation metrics for long-tailed recognition: confusion matrix, top-1, per-class accuracy and
  * many/medium/few-shot means, plus top-k / argmax over a flat logits buffer.
  */
+
+import { CoreValueError } from './errors.ts';
 import { type ShotGroup, shotGroups } from './profiles.ts';
-import { CoreValueError } from './rng.ts';
 import { requireLabels, requirePositiveInt } from './validate.ts';
 
 function checkPairs(

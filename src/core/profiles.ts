@@ -2,8 +2,10 @@
  * Long-tail class-count profiles (BBN-SPEC §5.1), the seeded long-tail subsampling of a balanced
  * training set, and the many/medium/few-shot grouping of classes.
  */
+
+import { CoreValueError } from './errors.ts';
 import { lnFixed, powWithLn } from './exact-pow.ts';
-import { CoreValueError, type Rng } from './rng.ts';
+import type { Rng } from './rng.ts';
 import { requireLabels, requirePositive, requirePositiveInt } from './validate.ts';
 
 function checkProfileArgs(where: string, nMax: number, numClasses: number, imbalanceRatio: number): void {

@@ -5,59 +5,70 @@
  * an `Rng` derived from the run's seed by `split(key)`, so a run is reproducible from its seed and
  * a stream's draws never depend on how many draws another stream made.
  *
- * Only 32-bit integer arithmetic (`Math.imul`, `>>>`) is used, so results are bit-identical across
- * platforms and Node versions.
+ * Derivation (how a seed and a chain of keys become a stream's 128-bit state) is SHA-256, a keyed
+ * hash of the whole parent and the whole key, so no two (parent, key) pairs are related by any
+ * structure of the hash (docs/parity.md, "The derivation"):
+ * - `fromSeed(seed)`: the first 16 bytes of SHA-256 of the UTF-8 text `bbn-seed:<type>:<seed>`
+ *   (`<type>` is `number` or `string`, `<seed>` JavaScript's text of the value), read as four
+ *   little-endian 32-bit words;
+ * - `split(key)`: the first 16 bytes of SHA-256 of the parent's four origin words (16 bytes, little
+ *   endian) followed by the UTF-8 text `<type>:<key>`.
+ * An all-zero result (which xoshiro cannot start from) becomes [1, 0, 0, 0]. The generator and all
+ * draws use only 32-bit integer arithmetic (`Math.imul`, `>>>`), so results are bit-identical
+ * across platforms and Node versions. (Until issue #19 the derivation was a splitmix/FNV mix that
+ * hashed every key to 32 bits and XORed it into the parent's words; bench/parity/derive.ts keeps
+ * it for the comparison.)
+ *
+ * This module imports `node:crypto`; workflow code (Temporal's sandbox rejects Node built-ins)
+ * must not import it: `CoreValueError` lives in errors.ts for that reason.
  */
+import { createHash } from 'node:crypto';
+import { CoreValueError } from './errors.ts';
+
+export { CoreValueError };
 
 /** Serialisable position of an `Rng`: its four state words and its derivation key. */
 export interface RngState {
   /** xoshiro128** state words (unsigned 32-bit). */
   readonly s: readonly [number, number, number, number];
-  /** Words the generator was derived from; `split` hashes these, so children do not depend on draws. */
+  /** Words the generator was derived from; `split` hashes these with the key, so children do not depend on draws. */
   readonly origin: readonly [number, number, number, number];
 }
 
-/** Error raised for an invalid argument to a core routine (names the argument and its value). */
-export class CoreValueError extends Error {
-  override name = 'CoreValueError';
-}
+type Words = [number, number, number, number];
 
-const GOLDEN = 0x9e3779b9;
-
-/** splitmix32 step: a bijective 32-bit mixer used for seeding and key hashing. */
-function mix32(x: number): number {
-  let z = (x + GOLDEN) | 0;
-  z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-  z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-  return (z ^ (z >>> 16)) >>> 0;
-}
-
-/** Hashes a string or number key to a 32-bit word (FNV-1a over UTF-16 code units, then mixed). */
-function hashKey(key: string | number): number {
-  if (typeof key === 'number') {
-    if (!Number.isInteger(key) || key < 0 || key > 0xffffffff) {
-      // Non-integer or large numbers are hashed through their decimal text, which is stable.
-      return hashKey(`n:${key}`);
-    }
-    return mix32(key ^ 0x5bd1e995);
-  }
-  let h = 0x811c9dc5;
-  for (let i = 0; i < key.length; i++) {
-    h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
-  }
-  return mix32(h >>> 0);
-}
-
-function expand(words: readonly number[]): [number, number, number, number] {
-  let acc = 0x6a09e667;
-  const out: number[] = [];
-  for (let i = 0; i < 4; i++) {
-    acc = mix32(acc ^ (words[i % words.length] >>> 0) ^ Math.imul(i + 1, GOLDEN));
-    out.push(acc);
-  }
+/** The first 16 bytes of a SHA-256 digest as four little-endian words (never all zero). */
+function wordsOf(digest: Buffer): Words {
+  const w: Words = [
+    digest.readUInt32LE(0),
+    digest.readUInt32LE(4),
+    digest.readUInt32LE(8),
+    digest.readUInt32LE(12),
+  ];
   // xoshiro must not start from the all-zero state.
-  if ((out[0] | out[1] | out[2] | out[3]) === 0) out[0] = 1;
-  return out as [number, number, number, number];
+  if ((w[0] | w[1] | w[2] | w[3]) === 0) w[0] = 1;
+  return w;
+}
+
+/** Root state of a seed: SHA-256 of `bbn-seed:<type>:<seed>`. */
+function rootWords(seed: number | string): Words {
+  return wordsOf(
+    createHash('sha256')
+      .update(`bbn-seed:${typeof seed}:${seed}`)
+      .digest(),
+  );
+}
+
+/** Child state of `origin` and `key`: SHA-256 of the origin's 16 bytes, then `<type>:<key>`. */
+function childWords(origin: readonly number[], key: string | number): Words {
+  const head = Buffer.allocUnsafe(16);
+  for (let i = 0; i < 4; i++) head.writeUInt32LE(origin[i] >>> 0, 4 * i);
+  return wordsOf(
+    createHash('sha256')
+      .update(head)
+      .update(`${typeof key}:${key}`)
+      .digest(),
+  );
 }
 
 function rotl(x: number, k: number): number {
@@ -84,7 +95,7 @@ export class Rng {
 
   /** A generator from an integer or string seed. The same seed gives the same stream everywhere. */
   static fromSeed(seed: number | string): Rng {
-    const words = expand([hashKey(seed)]);
+    const words = rootWords(seed);
     return new Rng(words, words);
   }
 
@@ -105,8 +116,7 @@ export class Rng {
    * key, never on how many numbers were drawn, so `rng.split('epoch').split(3)` is stable.
    */
   split(key: string | number): Rng {
-    const k = hashKey(key);
-    const words = expand([this.origin[0] ^ k, this.origin[1], this.origin[2] ^ mix32(k), this.origin[3]]);
+    const words = childWords(this.origin, key);
     return new Rng(words, words);
   }
 

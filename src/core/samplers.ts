@@ -3,7 +3,8 @@
  * re-balancing samplers (reversed, balanced, uniform-instance) of the re-balancing branch.
  * All randomness comes from an `Rng` passed in, so every draw is reproducible from the run seed.
  */
-import { CoreValueError, type Rng } from './rng.ts';
+import { CoreValueError } from './errors.ts';
+import type { Rng } from './rng.ts';
 import { requireLabels, requirePositiveInt } from './validate.ts';
 
 /** Which sampler feeds BBN's re-balancing branch (BBN-SPEC §4.2; `reversed` is the paper's). */

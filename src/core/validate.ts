@@ -2,7 +2,7 @@
  * Argument checks shared by the core modules. Each throws `CoreValueError` with a message that
  * names the argument (as `where`) and quotes the bad value, so a caller sees what to fix.
  */
-import { CoreValueError } from './rng.ts';
+import { CoreValueError } from './errors.ts';
 
 /** Throws unless `value` is an integer >= 1. */
 export function requirePositiveInt(where: string, value: number): void {

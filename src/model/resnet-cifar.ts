@@ -1,8 +1,11 @@
 /**
  * ResNet for small images (He et al. 2016 §4.2; BBN lib/backbone/resnet_cifar.py): depth 6n+2,
  * three stages of n BasicBlocks with widths w, 2w, 4w, option-A shortcuts, kaiming-normal convs.
- * The BBN variant keeps the last block of stage 3 out of the trunk and builds it twice (cb_block,
- * rb_block: stride 1, identity shortcut); the single variant keeps it once, in place.
+ * The BBN variant builds stage 3 with n - 1 shared blocks and then the last block twice (cb_block,
+ * rb_block: stride 1, identity shortcut); the single variant keeps it once, in place. As in the
+ * official BBN_ResNet_Cifar, stage 3 of the BBN trunk has max(1, n - 1) blocks: at depth 8 (n = 1)
+ * `_make_layer(block, 64, 0, stride=2)` computes `[2] + [1] * -1 == [2]` and still builds one
+ * (strided) block, so the branches sit on 4w channels at every depth.
  */
 import type * as tf from '@tensorflow/tfjs';
 import { type BnGammaInit, ModelError, type ModelSpec } from './api.ts';
@@ -81,18 +84,17 @@ export function buildResnetCifar(reg: ParamRegistry, spec: ModelSpec): Architect
   const branches: Module4D[] = [];
   for (let stage = 0; stage < 3; stage++) {
     const planes = widths[stage];
-    for (let i = 0; i < n; i++) {
+    // BBN: the last block of stage 3 is built twice after the trunk, as cb_block and rb_block; the
+    // trunk's stage 3 keeps the official block count, len([2] + [1] * (n - 2)) = max(1, n - 1).
+    const blocks = stage === 2 && spec.variant === 'bbn' ? Math.max(1, n - 1) : n;
+    for (let i = 0; i < blocks; i++) {
       const stride = stage > 0 && i === 0 ? 2 : 1;
-      const isLast = stage === 2 && i === n - 1;
-      // BBN: the last block is built twice after the trunk, as cb_block and rb_block (stride 1, identity).
-      if (isLast && spec.variant === 'bbn') break;
       trunk.push(new BasicBlock(reg, `backbone.layer${stage + 1}.${i}`, cin, planes, stride, g));
       cin = planes;
     }
   }
   if (spec.variant === 'bbn') {
-    // As in the official code (layer3 has num_blocks-1 blocks, cb/rb = block(in_planes, in_planes)):
-    // at depth 8 (n = 1) layer3 is empty, so the branches and the feature have width 2w, not 4w.
+    // cb_block / rb_block = block(in_planes, in_planes, stride=1), on stage 3's 4w channels.
     branches.push(new BasicBlock(reg, 'backbone.cb_block', cin, cin, 1, g));
     branches.push(new BasicBlock(reg, 'backbone.rb_block', cin, cin, 1, g));
   } else {

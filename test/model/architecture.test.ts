@@ -173,15 +173,26 @@ forEachBackend(backends, 'shapes (§9.9)', () => {
     assert.deepEqual(s, { trunk: [1, 7, 7, 128], branch: [1, 7, 7, 128], pooled: [1, 128], logits: [1, 10] });
   });
 
-  it('depth 8 BBN follows the official code: layer3 is empty, cb/rb work on width 2w at H/2', () => {
+  it('depth 8 BBN follows the official code: layer3 keeps one strided block, cb/rb work on 4w at H/4', () => {
+    // BBN_ResNet_Cifar._make_layer(block, 64, num_blocks[2] - 1 = 0, stride=2) iterates over
+    // [2] + [1] * -1 == [2]: one block, 2w -> 4w with stride 2.
     const spec = { ...TINY_BBN, depth: 8, baseWidth: 4 };
-    const names = describeModel(spec).layout.map((e) => e.name);
-    assert.ok(!names.some((n) => n.startsWith('backbone.layer3')));
-    assert.deepEqual(describeModel(spec).layout.at(-2)?.shape, [16, 3]);
+    const d = describeModel(spec);
+    const names = d.layout.map((e) => e.name);
+    assert.deepEqual(
+      names.filter((n) => n.startsWith('backbone.layer3')),
+      ['conv1.weight', 'bn1.weight', 'bn1.bias', 'conv2.weight', 'bn2.weight', 'bn2.bias'].map(
+        (t) => `backbone.layer3.0.${t}`,
+      ),
+    );
+    assert.deepEqual(d.layout.find((e) => e.name === 'backbone.layer3.0.conv1.weight')?.shape, [3, 3, 8, 16]);
+    assert.deepEqual(d.layout.at(-2)?.shape, [32, 3]);
+    // conv1 + bn1, layer1.0, layer2.0, layer3.0, cb_block, rb_block, classifier (counted by hand).
+    assert.equal(d.numParams, 3 * 3 * 3 * 4 + 8 + 304 + 896 + 3520 + 2 * 4672 + 99);
     assert.deepEqual(shapes(spec), {
-      trunk: [1, 4, 4, 8],
-      branch: [1, 4, 4, 8],
-      pooled: [1, 8],
+      trunk: [1, 2, 2, 16],
+      branch: [1, 2, 2, 16],
+      pooled: [1, 16],
       logits: [1, 3],
     });
   });

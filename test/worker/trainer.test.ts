@@ -62,9 +62,12 @@ describe('single-process trainer', () => {
     const lrs = [0.05, 0.05, 0.05, 0.005]; // torch-1.0.1 convention: the first decayed epoch is milestone + 1
     for (const [i, r] of rows.entries())
       assert.ok(Math.abs(r.lr - lrs[i]) < 1e-12, `lr(${r.epoch}) = ${r.lr}`);
+    // BBN's loss rises again as α decays and the reversed (tail-heavy) batches weigh in, so by
+    // epoch 4 (α = 0.44) it is often back above epoch 1's (issue #19: 12 of 20 seeds); from epoch 1
+    // to 2 (α = 1 → 0.94, mostly the uniform branch's CE) it fell by ≥ 30% in all 20 seeds checked.
     assert.ok(
-      rows[3].trainLoss < rows[0].trainLoss,
-      `loss falls: ${rows.map((r) => r.trainLoss.toFixed(3))}`,
+      rows[1].trainLoss < 0.9 * rows[0].trainLoss,
+      `loss falls from epoch 1 to 2: ${rows.map((r) => r.trainLoss.toFixed(3))}`,
     );
     assert.equal(rows[0].perClass.length, 4);
     const summary = JSON.parse(readFileSync(runPaths(dir).summary, 'utf8'));
