@@ -16,7 +16,11 @@ const EVERY_MS = 1_000;
 export interface CoordinatorTelemetry {
   readonly metricsUrl: string | null;
   plan(p: EpochPlanSummary): void;
-  attach(server: CoordinatorServer, generation: () => number): void;
+  /** Starts the once-a-second snapshot of `server`'s ranks; `run` gives the workflow's generation and world size. */
+  attach(
+    server: CoordinatorServer,
+    run: () => { readonly generation: number; readonly workers: number },
+  ): void;
   close(): Promise<void>;
 }
 
@@ -36,18 +40,23 @@ export async function startCoordinatorTelemetry(
       published.add(p.epoch);
       t.epochPlan({ epoch: p.epoch, alpha: p.alpha, lr: p.lr, steps: p.steps });
     },
-    attach(server, generation) {
+    attach(server, run) {
       const timeout = server.board.timings.heartbeatTimeoutMs;
       timer = setInterval(() => {
+        const { generation, workers } = run();
         t.observeMembership({
-          generation: generation(),
-          ranks: server.board.snapshot().map(({ beat, ageMs }) => ({
-            rank: beat.rank,
-            status: ageMs <= timeout ? 'alive' : 'dead',
-            heartbeatAgeMs: ageMs,
-            epoch: beat.epoch,
-            step: beat.step,
-          })),
+          generation,
+          // A rank scaled away is no member (the host announces it as left): only the world's ranks.
+          ranks: server.board
+            .snapshot()
+            .filter(({ beat }) => beat.rank < workers)
+            .map(({ beat, ageMs }) => ({
+              rank: beat.rank,
+              status: ageMs <= timeout ? 'alive' : 'dead',
+              heartbeatAgeMs: ageMs,
+              epoch: beat.epoch,
+              step: beat.step,
+            })),
           firstFailure: null,
           consequences: [],
         });

@@ -246,7 +246,12 @@ async function hostRun(
     if (inProcess) {
       return await trainHere(o, runId, native, coordinator.worker, () => resultOf(handle, runId, outDir));
     }
-    if (coordinator.server) coordTelemetry?.attach(coordinator.server, () => progress?.generation ?? 0);
+    if (coordinator.server) {
+      coordTelemetry?.attach(coordinator.server, () => ({
+        generation: progress?.generation ?? 0,
+        workers: progress?.workers ?? o.workers,
+      }));
+    }
     if (o.externalRanks) {
       // The ranks are pods (`bbn worker --temporal --coordinator`); this process hosts the coordinator only.
       return await coordinator.worker.runUntil(resultOf(handle, runId, outDir));

@@ -10,7 +10,7 @@ import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../core/config.ts';
 import { configDifferences, differenceWarning } from '../report/config-diff.ts';
 import { readReportRuns } from '../report/read-run.ts';
-import { type EpochMetrics, type RunSummary, readMetrics, runPaths } from '../worker/run-dir.ts';
+import { type EpochMetrics, type RunSummary, readMetrics, runPaths, summarise } from '../worker/run-dir.ts';
 import { fsReason } from '../worker/run-dir-error.ts';
 import { HTML_REPORT_OPTION, NO_PNG_OPTION, writeReportFiles } from './html-report.ts';
 
@@ -73,26 +73,14 @@ export function readRun(dir: string): RunRecord {
         `${dir} has no summary.json and no metrics rows: not a run directory made by bbn train, or one that has not finished an epoch`,
       );
     }
-    const last = rows[rows.length - 1];
-    const best = rows.reduce((b, r) => (r.testTop1 > b.testTop1 ? r : b), rows[0]);
-    const pick = (r: EpochMetrics) => ({
-      epoch: r.epoch,
-      top1: r.testTop1,
-      top1Error: 100 * (1 - r.testTop1),
-      many: r.many,
-      medium: r.medium,
-      few: r.few,
-    });
     const cfg = readRunDirConfig(dir);
-    const summary: RunSummary = {
+    const summary = summarise(rows, {
       name: cfg.name ?? '',
       method: cfg.method ?? '',
-      epochs: last.epoch,
-      last: pick(last),
-      best: pick(best),
       seconds: rows.reduce((s, r) => s + r.seconds, 0),
       backend: '',
-    };
+    });
+    const last = rows[rows.length - 1];
     return { dir, summary, last, finished: false };
   }
   let summary: RunSummary;

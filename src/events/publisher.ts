@@ -80,6 +80,9 @@ export class NullEventSink implements EventSink {
 }
 
 /** NATS-backed {@link EventSink}. Construct with {@link EventPublisher.start}. */
+/** How long a closing publisher waits for the NATS connection to close after the flush. */
+const CLOSE_GRACE_MS = 500;
+
 export class EventPublisher implements EventSink {
   /** Ring buffer of pending events; `head` is the oldest, `size` how many are live. */
   private readonly ring: (TrainingEvent | undefined)[];
@@ -246,8 +249,9 @@ export class EventPublisher implements EventSink {
   }
 
   /**
-   * Flushes what it can within `timeoutMs` (default 2000) and closes the connection. Events still
-   * queued when NATS is unreachable are dropped (best effort).
+   * Flushes what it can within `timeoutMs` (default 2000) and closes the connection, giving that
+   * close at most {@link CLOSE_GRACE_MS} more. Events still queued when NATS is unreachable are
+   * dropped (best effort).
    */
   async close(timeoutMs = 2000): Promise<void> {
     if (this.closed) return;
@@ -272,7 +276,16 @@ export class EventPublisher implements EventSink {
       // best effort
     } finally {
       clearTimeout(timeout);
-      await nc.close().catch(() => undefined);
+      // Bounded too: a dead NATS must not hold a finished process.
+      let drop: NodeJS.Timeout | undefined;
+      await Promise.race([
+        nc.close().catch(() => undefined),
+        new Promise<void>((resolve) => {
+          drop = setTimeout(resolve, CLOSE_GRACE_MS);
+          drop.unref();
+        }),
+      ]);
+      clearTimeout(drop);
     }
   }
 }

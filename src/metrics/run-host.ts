@@ -91,16 +91,7 @@ export function startRunHost(opts: RunHostOptions): RunHost {
   const close = async () => {
     if (closed) return;
     closed = true;
-    const timeoutMs = opts.closeTimeoutMs ?? 1500;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      own?.close(timeoutMs).catch(() => undefined),
-      new Promise<void>((r) => {
-        timer = setTimeout(r, timeoutMs + 500);
-        timer.unref();
-      }),
-    ]);
-    clearTimeout(timer);
+    await own?.close(opts.closeTimeoutMs ?? 1500).catch(() => undefined);
   };
   return {
     progress(state, position) {

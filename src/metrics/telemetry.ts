@@ -314,16 +314,7 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
       }
       closed = true;
       // Bounded: a dead NATS must not hold a finished process.
-      const timeoutMs = opts.closeTimeoutMs ?? 1500;
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        own?.close(timeoutMs).catch(() => undefined),
-        new Promise<void>((r) => {
-          timer = setTimeout(r, timeoutMs + 500);
-          timer.unref();
-        }),
-      ]);
-      clearTimeout(timer);
+      await own?.close(opts.closeTimeoutMs ?? 1500).catch(() => undefined);
       await server?.close();
     })();
     return closing;

@@ -27,7 +27,11 @@ export interface RankProcessesOptions {
   readonly restartDelayMs?: number;
   /** A rank was lost (its process exited, or it was frozen and has been killed); it is being replaced. */
   readonly onLost?: (loss: RankLoss) => void;
-  /** A rank stopped by `ensure` (scaled away) has exited; `remaining` ranks are wanted. */
+  /**
+   * A rank was scaled away by `ensure` (told to stop; it is then no member of any generation):
+   * `remaining` ranks are wanted. Said when decided, not when the process has exited, so a run
+   * that ends meanwhile still announces it.
+   */
   readonly onRetired?: (rank: number, remaining: number) => void;
 }
 
@@ -159,13 +163,16 @@ export class RankProcesses {
       if (!slot) this.slots.set(rank, this.newSlot(rank));
       else slot.wanted = true;
     }
+    const retired: number[] = [];
     for (const [rank, slot] of this.slots) {
       if (rank >= count && slot.wanted) {
         slot.wanted = false;
         clearTimeout(slot.timer);
         slot.child.proc.kill('SIGTERM');
+        retired.push(rank);
       }
     }
+    for (const rank of retired) this.opts.onRetired?.(rank, count);
   }
 
   /** Stops every rank (SIGTERM, then SIGKILL after a grace) and waits for them. */
@@ -222,10 +229,6 @@ export class RankProcesses {
     if (!slot || slot.child !== child) return;
     if (this.closed || !slot.wanted) {
       this.slots.delete(rank);
-      if (!this.closed) {
-        const remaining = [...this.slots.values()].filter((s) => s.wanted).length;
-        this.opts.onRetired?.(rank, remaining);
-      }
       return;
     }
     if (slot.restarts >= (this.opts.maxRestarts ?? 5)) {

@@ -8,17 +8,15 @@
  * must end bit-identical to an uninterrupted one.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
 import { freePort } from '../../src/devservers/index.ts';
 import { runStatus } from '../../src/orchestration/client.ts';
 import { finalParams, launch, removeTempDirs, tempDir, writeTinyConfig } from '../distributed/fixtures.ts';
+import { bbnProcess } from '../helpers/bbn-process.ts';
 import { startTestTemporal, type TestServer, waitUntil } from '../helpers/servers.ts';
 
-const ROOT = join(import.meta.dirname, '..', '..');
-const BIN = join(ROOT, 'bin', 'bbn.mjs');
 const RUN = 'cluster-liveness';
 /** 2 epochs of 600 images: 37 steps an epoch, long enough to freeze a rank in the middle of one. */
 const LONGER = ['dataset.perClass=320', 'train.epochs=2'];
@@ -30,25 +28,9 @@ let server: TestServer;
 let configPath: string;
 const children: ChildProcess[] = [];
 
-/** Starts `bbn …`, collecting its output lines and calling `onLine` on each. */
-function bbn(args: string[], onLine: (line: string) => void = () => {}) {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT });
-  children.push(child);
-  const lines: string[] = [];
-  for (const stream of [child.stdout, child.stderr]) {
-    let partial = '';
-    stream.on('data', (d: Buffer) => {
-      partial += d;
-      const parts = partial.split(/\r|\n/);
-      partial = parts.pop() ?? '';
-      for (const p of parts) {
-        lines.push(p);
-        onLine(p);
-      }
-    });
-  }
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  return { child, lines, exited };
+/** Starts `bbn …`, collecting its output lines (and calling `onLine` on each). */
+function bbn(args: string[], onLine?: (line: string) => void) {
+  return bbnProcess(args, children, onLine);
 }
 
 before(async () => {

@@ -6,37 +6,22 @@
  * bit-identical to the same run under `bbn train --workers 2`.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { freePort } from '../../src/devservers/index.ts';
 import { finalParams, launch, removeTempDirs, tempDir, writeTinyConfig } from '../distributed/fixtures.ts';
+import { bbnProcess } from '../helpers/bbn-process.ts';
 import { startTestTemporal, type TestServer, waitUntil } from '../helpers/servers.ts';
 
-const ROOT = join(import.meta.dirname, '..', '..');
-const BIN = join(ROOT, 'bin', 'bbn.mjs');
 const RUN = 'cluster-mode';
 
 let server: TestServer;
 let configPath: string;
 const children: ChildProcess[] = [];
 
-/** Starts `bbn …`, collecting its output lines. */
-function bbn(args: string[]): { child: ChildProcess; lines: string[]; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT });
-  children.push(child);
-  const lines: string[] = [];
-  for (const stream of [child.stdout, child.stderr]) {
-    let partial = '';
-    stream.on('data', (d: Buffer) => {
-      partial += d;
-      const parts = partial.split(/\r|\n/);
-      partial = parts.pop() ?? '';
-      lines.push(...parts);
-    });
-  }
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  return { child, lines, exited };
+/** Starts `bbn …`, collecting its output lines (and calling `onLine` on each). */
+function bbn(args: string[], onLine?: (line: string) => void) {
+  return bbnProcess(args, children, onLine);
 }
 
 before(async () => {
