@@ -11,7 +11,7 @@ import type { BackendPreference } from '../model/backend.ts';
 import { serveRank } from '../orchestration/rank-worker.ts';
 import { RankHealth, serveHealth } from '../worker/health.ts';
 import { formatEpochLine } from './progress.ts';
-import { startCliTelemetry, type TelemetryFlags } from './telemetry-options.ts';
+import { checkpointUri, startCliTelemetry, type TelemetryFlags } from './telemetry-options.ts';
 
 /** Options of a Temporal rank. */
 export interface TemporalRankOptions {
@@ -82,13 +82,15 @@ export async function runTemporalRank(o: TemporalRankOptions): Promise<number> {
             token,
           }
         : undefined,
-      onOpen: (cfg, layout, backend) => {
+      onOpen: (cfg, layout, backend, outDir) => {
         say(`rank ${o.rank}: run ${o.runId} opened on its compute thread, backend ${backend}`);
         telemetry ??= startCliTelemetry(o.telemetry ?? {}, {
           runId: o.runId,
           cfg,
           role: 'worker',
           rank: layout.rank,
+          // Rank 0 writes the checkpoints: its telemetry announces them.
+          checkpointUri: (epoch, step) => checkpointUri(outDir, epoch, step),
         }).then(
           (t) => {
             if (t.metricsUrl) say(`rank ${o.rank}: metrics at ${t.metricsUrl}`);

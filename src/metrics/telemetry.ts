@@ -276,8 +276,8 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
     const alpha = p.alpha === null || Number.isNaN(p.alpha) ? null : p.alpha;
     coordinator?.setEpoch(p.epoch, alpha, p.lr);
     training?.setEpoch(p.epoch, alpha, p.lr);
+    // The broadcast only: the epoch starts when the run's owner steps in it (a plan is made ahead).
     emit({ kind: 'alpha', metadata: { epoch: p.epoch, alpha, lr: p.lr } });
-    emit({ kind: 'epoch-start', metadata: { epoch: p.epoch, steps: p.steps } });
   });
 
   const observeMembership = guard((s: MembershipSnapshot) => {

@@ -31,8 +31,8 @@ export interface LocalDepsOptions {
   readonly onStep?: (report: StepReport & { readonly allreduceBytes?: number }, epochs: number) => void;
   /** Rank 0's metrics row of each evaluated epoch, awaited before the activity returns; must not throw. */
   readonly onEpoch?: (row: EpochMetrics, epochs: number) => void | Promise<void>;
-  /** Called when this process opens a run (its config, its place in the world, the backend its thread computes on). */
-  readonly onOpen?: (cfg: RunConfig, layout: RankInfo, backend: string) => void;
+  /** Called when this process opens a run (its config, its place in the world, the backend its thread computes on, its run directory). */
+  readonly onOpen?: (cfg: RunConfig, layout: RankInfo, backend: string, outDir: string) => void;
   /** Lines for people (which checkpoint a session resumed from, which were skipped). */
   readonly log?: (line: string) => void;
   /** Where this rank's ring peer server binds (used when W > 1). */
@@ -170,7 +170,7 @@ export function createLocalDeps(
     }
     // Registered only once positioned: a failed restore leaves nothing a retry could train on.
     sessions.set(req.runId, s);
-    opts.onOpen?.(cfg, layout, ready.backend);
+    opts.onOpen?.(cfg, layout, ready.backend, req.outDir);
     return s;
   };
 

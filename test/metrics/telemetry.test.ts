@@ -122,13 +122,13 @@ test('telemetry - top-1 of the last evaluated epoch; the heartbeat age grows fro
   await t.close();
 });
 
-test('telemetry - rank 0 announces each epoch once, reports epochs, due checkpoints and the KV status', async () => {
+test('telemetry - the one-process trainer announces each epoch once (its own α broadcast), reports epochs, due checkpoints and the KV status', async () => {
   const sink = new RecordingSink();
   let now = 1000;
   const t = await startTelemetry({
     runId: 'r',
     cfg,
-    role: 'worker',
+    role: 'trainer',
     rank: 0,
     sink,
     now: () => now,
@@ -248,7 +248,6 @@ test('telemetry - the coordinator mirrors the α/lr broadcast and membership, wi
       sink.events.map((e) => `${e.kind}:${e.source.role}/${e.source.rank}`),
       [
         'alpha:coordinator/null',
-        'epoch-start:coordinator/null',
         'worker-join:worker/0',
         'heartbeat:worker/0',
         'worker-join:worker/1',
