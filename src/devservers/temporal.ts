@@ -2,6 +2,7 @@
  * The Temporal dev server (`temporal server start-dev`) with SQLite persistence: workflows started
  * before a stop are still there after a start on the same data dir.
  */
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type LocalServer, ServerExitedError, type TemporalDevServerOptions } from './api.ts';
 import { resolveServerBinary } from './binaries.ts';
@@ -20,6 +21,46 @@ import { waitForTemporal } from './ready.ts';
 
 /** The SQLite file inside the data dir; one name so a restart finds the same state. */
 export const TEMPORAL_DB_FILENAME = 'temporal.sqlite';
+
+/**
+ * The pid of the server using a data dir. A server of a process that was SIGKILLed is stopped by
+ * its watchdog within the stop grace; a new one on the same SQLite file must wait for that, or the
+ * two race on the file (seen: "UNIQUE constraint failed: namespaces.name").
+ */
+export const TEMPORAL_PID_FILENAME = 'server.pid';
+
+/** Whether `pid` is a live `temporal` process (a reused pid of another program does not count). */
+function isTemporalProcess(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('temporal');
+  } catch {
+    return true; // no /proc: alive is all we know
+  }
+}
+
+/** Waits until the server recorded in `dir` (if any) has exited; throws if it outlives `timeoutMs`. */
+async function untilPreviousServerGone(dir: string, timeoutMs: number): Promise<void> {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(join(dir, TEMPORAL_PID_FILENAME), 'utf8'));
+  } catch {
+    return;
+  }
+  const deadline = Date.now() + timeoutMs;
+  while (Number.isInteger(pid) && pid > 0 && isTemporalProcess(pid)) {
+    if (Date.now() > deadline) {
+      throw new Error(
+        `the Temporal state in ${dir} is still used by a server (pid ${pid}); stop that process first`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
 /** Attempts when a port we picked was taken between picking and binding. */
 const PORT_ATTEMPTS = 3;
@@ -58,7 +99,9 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions = {}
   const namespace = opts.namespace ?? 'default';
   const stopGraceMs = opts.stopGraceMs ?? DEFAULT_STOP_GRACE_MS;
   const data = await prepareDir(opts.dataDir, 'bbn-temporal-');
+  const pidFile = join(data.dir, TEMPORAL_PID_FILENAME);
   try {
+    await untilPreviousServerGone(data.dir, stopGraceMs + 2_000);
     for (let attempt = 1; ; attempt++) {
       const port = opts.port ?? (await freePort(host));
       const address = hostPort(host, port);
@@ -77,12 +120,20 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions = {}
             logTail: () => child.logTail(),
           }),
         );
-        return localServerHandle(
+        writeFileSync(pidFile, String(child.pid));
+        const handle = localServerHandle(
           { name: 'temporal', address, host, port, dataDir: data.dir, binaryPath },
           child,
           [data],
           stopGraceMs,
         );
+        return {
+          ...handle,
+          stop: async () => {
+            await handle.stop();
+            rmSync(pidFile, { force: true });
+          },
+        };
       } catch (err) {
         await child.stop(stopGraceMs);
         const portTaken = err instanceof ServerExitedError && /address already in use/i.test(err.logTail);
