@@ -18,8 +18,7 @@
 
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Client, Connection } from '@temporalio/client';
-import { temporalConnectionOptions } from '../auth/credentials.ts';
+import { Client } from '@temporalio/client';
 import { runTokenFromEnv } from '../auth/run-token.ts';
 import type { BindAddress } from '../coordinator/server.ts';
 import type { RunConfig } from '../core/config.ts';
@@ -34,6 +33,7 @@ import {
   type TrainingResult,
 } from '../orchestration/api.ts';
 import { runHandle } from '../orchestration/client.ts';
+import { connectTemporal, connectTemporalWorker } from '../orchestration/connect.ts';
 import { cancelSignal, progressQuery, rankLostSignal } from '../orchestration/messages.ts';
 import { RankProcesses } from '../supervisor/rank-processes.ts';
 import type { StepReport } from '../worker/trainer.ts';
@@ -118,8 +118,10 @@ async function hostRun(
   const inProcess = inProcessRun(o);
   const { address, server } = await localTemporal(outDir, o.temporal, say);
   // A given server gets the credentials Secret's TLS/API key; the embedded dev server needs none.
-  const credentials = server ? {} : temporalConnectionOptions();
-  const connection = await Connection.connect({ address, ...credentials });
+  const connection = await connectTemporal(address, { local: !!server }).catch(async (err: unknown) => {
+    await server?.stop();
+    throw err;
+  });
   const client = new Client({ connection, namespace: o.temporalNamespace ?? 'default' });
   const cleanups: (() => Promise<unknown>)[] = [];
   let interrupts = 0;
@@ -160,14 +162,13 @@ async function hostRun(
       say,
     });
     const hostTelemetry = hosting.telemetry;
-    const { NativeConnection } = await import('@temporalio/worker');
     const { cachedTrainingWorkflowBundle, installTemporalRuntime } = await import(
       '../orchestration/worker.ts'
     );
     const { hostCoordinator } = await import('../orchestration/coordinator-host.ts');
     const workflows = await cachedTrainingWorkflowBundle(bbnCacheDir());
     installTemporalRuntime();
-    const native = await NativeConnection.connect({ address, ...credentials });
+    const native = await connectTemporalWorker(address, { local: !!server });
     cleanups.push(() => native.close());
     // W = 1 in this process reports its own telemetry (trainHere); otherwise the coordinator does.
     const coordTelemetry = inProcess

@@ -7,11 +7,11 @@
 import { resolve } from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { Command } from 'commander';
-import { temporalConnectionOptions } from '../auth/credentials.ts';
 import type { RunConfig } from '../core/config.ts';
 import type { BackendPreference } from '../model/backend.ts';
 import { rankTaskQueue, type TrainingInput, type TrainingResult } from '../orchestration/api.ts';
 import type { RunStatus } from '../orchestration/client.ts';
+import { connectTemporal, connectTemporalWorker } from '../orchestration/connect.ts';
 import { claimRunDir } from '../worker/run-claim.ts';
 
 /** The run operations of src/orchestration/client.ts, imported on use (the Temporal SDK is slow to load). */
@@ -52,16 +52,10 @@ export class RunScaleRefusedError extends Error {
 const CONNECT_TIMEOUT_MS = 2_000;
 
 async function withClient<T>(t: TemporalTarget, body: (client: Client) => Promise<T>): Promise<T> {
-  const { Client, Connection } = await import('@temporalio/client');
-  const connection = await Connection.connect({
-    address: t.temporal,
-    connectTimeout: CONNECT_TIMEOUT_MS,
-    ...temporalConnectionOptions(),
-  }).catch((err: Error) => {
-    throw new RunNotReachableError(
-      `no Temporal server answers at ${t.temporal} (${err.message.split('\n')[0]}); ` +
-        "give the address of the run's server with --temporal HOST:PORT, or, for a finished or stopped local run, its directory: bbn status runs/NAME",
-    );
+  const { Client } = await import('@temporalio/client');
+  const connection = await connectTemporal(t.temporal, {
+    timeoutMs: CONNECT_TIMEOUT_MS,
+    hint: "give the address of the run's server with --temporal HOST:PORT, or, for a finished or stopped local run, its directory: bbn status runs/NAME",
   });
   try {
     return await body(new Client({ connection, namespace: t.temporalNamespace ?? 'default' }));
@@ -130,10 +124,9 @@ async function submitAndServe(
       `run ${o.runId}: submitted (workflow ${handle.workflowId}), ${o.workers} worker(s), out ${input.outDir}\n`,
     );
     // Imported here so that submit-only commands do not load tfjs.
-    const { NativeConnection } = await import('@temporalio/worker');
     const { hostCoordinator } = await import('../orchestration/coordinator-host.ts');
     const { createTrainingWorker } = await import('../orchestration/worker.ts');
-    const native = await NativeConnection.connect({ address: o.temporal, ...temporalConnectionOptions() });
+    const native = await connectTemporalWorker(o.temporal);
     const coordinator = await hostCoordinator({
       connection: native,
       namespace: o.temporalNamespace,

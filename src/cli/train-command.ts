@@ -183,11 +183,19 @@ function alreadyComplete(cfg: RunConfig, outDir: string): boolean {
   return s.summary !== null && s.epoch >= cfg.train.epochs;
 }
 
-/** Errors that refuse the run's inputs (config, data, run directory, checkpoints), as opposed to a failure while it ran. */
+/** Errors that refuse the run's inputs (config, data, run directory, checkpoints, credentials, the given Temporal server), as opposed to a failure while it ran. */
 function isRefusal(err: unknown): boolean {
   const name = (err as Error | undefined)?.name ?? '';
   return (
-    err instanceof ConfigError || ['DataError', 'RunDirError', 'CheckpointError', 'ModelError'].includes(name)
+    err instanceof ConfigError ||
+    [
+      'DataError',
+      'RunDirError',
+      'CheckpointError',
+      'ModelError',
+      'CredentialsError',
+      'TemporalUnreachableError',
+    ].includes(name)
   );
 }
 

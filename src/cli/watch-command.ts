@@ -103,17 +103,11 @@ export async function watchRun(opts: WatchRunOptions): Promise<WatchState> {
   const now = opts.now ?? Date.now;
   const state = emptyWatchState(checkRunId(opts.runId));
   // Imported on use, like the subscriber below: only these commands talk to NATS.
-  const [{ connect }, { subscribeRun }, { natsConnectionOptions }] = await Promise.all([
-    import('nats'),
+  const [{ subscribeRun }, { connectNats }] = await Promise.all([
     import('../events/subscriber.ts'),
     import('../events/credentials.ts'),
   ]);
-  const nc: NatsConnection = await connect({
-    servers: opts.nats,
-    maxReconnectAttempts: -1,
-    name: 'bbn-watch',
-    ...natsConnectionOptions(),
-  });
+  const nc: NatsConnection = await connectNats(opts.nats, { maxReconnectAttempts: -1, name: 'bbn-watch' });
   let drawnLines = 0;
   let drawnEvents = -1;
   let invalid = 0;
@@ -190,12 +184,11 @@ export function registerRunsCommand(program: Command): void {
     .description('list runs and their status from the NATS key-value bucket bbn-runs (no Temporal needed)')
     .requiredOption('--nats <url>', 'NATS server URL, e.g. nats://127.0.0.1:4222')
     .action(async (o: { nats: string }) => {
-      const [{ connect }, { listRunStatuses }, { natsConnectionOptions }] = await Promise.all([
-        import('nats'),
+      const [{ listRunStatuses }, { connectNats }] = await Promise.all([
         import('../events/subscriber.ts'),
         import('../events/credentials.ts'),
       ]);
-      const nc = await connect({ servers: o.nats, name: 'bbn-runs', ...natsConnectionOptions() });
+      const nc = await connectNats(o.nats, { name: 'bbn-runs' });
       try {
         const runs = await listRunStatuses(nc, (key, err) =>
           process.stderr.write(`skipping ${key}: ${err.message}\n`),

@@ -6,14 +6,14 @@
  * restart) simply heartbeats and polls again and reloads from the checkpoint.
  */
 
-import { NativeConnection, type WorkflowBundleOption } from '@temporalio/worker';
-import { temporalConnectionOptions } from '../auth/credentials.ts';
+import type { WorkflowBundleOption } from '@temporalio/worker';
 import type { RunToken } from '../auth/run-token.ts';
 import type { RankBeat } from '../coordinator/api.ts';
 import { startHeartbeats } from '../coordinator/link.ts';
 import type { EpochMetrics } from '../worker/run-dir.ts';
 import type { StepReport } from '../worker/trainer.ts';
 import { rankTaskQueue } from './api.ts';
+import { connectTemporalWorker } from './connect.ts';
 import { createLocalDeps, type LocalDepsOptions } from './local.ts';
 import type { RankRingOptions } from './rank-ring.ts';
 import { createTrainingWorker, installTemporalRuntime } from './worker.ts';
@@ -78,10 +78,7 @@ export async function serveRank(o: ServeRankOptions): Promise<void> {
         token: c.token,
       })
     : undefined;
-  const connection = await NativeConnection.connect({
-    address: o.address,
-    ...temporalConnectionOptions(),
-  }).catch(async (err: unknown) => {
+  const connection = await connectTemporalWorker(o.address).catch(async (err: unknown) => {
     link?.close();
     await deps.dispose();
     throw err;

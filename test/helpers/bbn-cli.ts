@@ -14,11 +14,12 @@ export interface Proc {
   readonly done: Promise<{ code: number | null; stdout: string; stderr: string }>;
 }
 
-/** Starts `bbn …` (no Temporal variables); `onLine` sees its output lines as they come. */
-export function bbn(args: string[], onLine?: (line: string) => void): Proc {
+/** Starts `bbn …` (no Temporal variables; `extraEnv` added); `onLine` sees its output lines as they come. */
+export function bbn(args: string[], onLine?: (line: string) => void, extraEnv: NodeJS.ProcessEnv = {}): Proc {
   const env = { ...process.env };
   for (const k of Object.keys(env))
     if (k.startsWith('BBN_TEMPORAL') || k.startsWith('TEMPORAL_') || k === 'NATS_URL') delete env[k];
+  Object.assign(env, extraEnv);
   const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env });
   const text = { stdout: '', stderr: '' };
   for (const stream of ['stdout', 'stderr'] as const) {
