@@ -6,7 +6,12 @@
  * images per second (2B images per step), and the ratio to tensorflow at 1 thread.
  *
  * usage: node --import tsx bench/step.ts [--backends tensorflow,wasm,cpu] [--threads 1,2]
- *          [--batch 128] [--steps 3] [--cpu-batch 2] [--cpu-steps 1]
+ *          [--batch 128] [--steps 3] [--cpu-batch 2] [--cpu-steps 1] [--onednn 1,0]
+ *
+ * CPU seconds per step (all threads of the process) are printed beside wall time: on a shared
+ * machine they are the robust figure. TensorFlow runs once per `--onednn` value
+ * (TF_ENABLE_ONEDNN_OPTS; the project turns oneDNN on, see src/model/backend.ts). The PyTorch
+ * peer runs with `$BENCH_PYTHON` (default python3).
  *
  * The pure-JS cpu backend is orders of magnitude slower (PERF-FACTS: ~3,400 s for a plain
  * 128-image step), so it runs at `--cpu-batch` (default 2+2) and a single thread; its images/s is
@@ -32,6 +37,7 @@ interface Result {
   label: string;
   batch: number;
   secondsPerStep: number;
+  cpuSecondsPerStep?: number;
   imagesPerSecond: number;
   optimizerMs?: number;
   note: string;
@@ -68,7 +74,9 @@ async function child(backend: BackendName, threads: number, batch: number, steps
   const out = new Float32Array(model.numParams);
   model.step(b, 0.7, { out }); // warm-up (kernel set-up, allocator)
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   for (let i = 0; i < steps; i++) model.step(b, 0.7, { out });
+  const cpu = process.cpuUsage(c0);
   const sec = (performance.now() - t0) / 1000 / steps;
   // The flat-buffer optimizer on the same gradient, for scale.
   const params = model.getParams();
@@ -77,10 +85,13 @@ async function child(backend: BackendName, threads: number, batch: number, steps
   for (let i = 0; i < 10; i++) sgd.step(params, out, 0.1);
   const optimizerMs = (performance.now() - o0) / 10;
   model.dispose();
+  const onednn =
+    backend === 'tensorflow' ? (process.env.TF_ENABLE_ONEDNN_OPTS === '0' ? ' Eigen' : ' oneDNN') : '';
   const r: Result = {
-    label: `${backend} ${threads} thread${threads > 1 ? 's' : ''}`,
+    label: `${backend}${onednn} ${threads} thread${threads > 1 ? 's' : ''}`,
     batch,
     secondsPerStep: sec,
+    cpuSecondsPerStep: (cpu.user + cpu.system) / 1e6 / steps,
     imagesPerSecond: (2 * batch) / sec,
     optimizerMs,
     note: `${engine}; ${tf.memory().numTensors} tensors left`,
@@ -88,15 +99,17 @@ async function child(backend: BackendName, threads: number, batch: number, steps
   process.stdout.write(`RESULT ${JSON.stringify(r)}\n`);
 }
 
+const PYTHON = process.env.BENCH_PYTHON ?? 'python3';
+
 async function peer(threads: number, batch: number, steps: number): Promise<Result | string> {
   try {
-    await run('python3', ['-c', 'import torch']);
+    await run(PYTHON, ['-c', 'import torch']);
   } catch {
-    return 'pytorch: peer not available (python3 cannot import torch)';
+    return `pytorch: peer not available (${PYTHON} cannot import torch)`;
   }
   try {
     const { stdout } = await run(
-      'python3',
+      PYTHON,
       [PEER, '--threads', `${threads}`, '--batch', `${batch}`, '--steps', `${steps}`],
       {
         maxBuffer: 1 << 20,
@@ -126,6 +139,7 @@ async function main(): Promise<void> {
   const steps = Number(arg('steps', '3'));
   const cpuBatch = Number(arg('cpu-batch', '2'));
   const cpuSteps = Number(arg('cpu-steps', '1'));
+  const onednn = arg('onednn', '1,0').split(',');
   console.log(
     `BBN-ResNet-32 step (${batch}+${batch} at 32x32x3, C=10), ${steps} timed steps after one warm-up`,
   );
@@ -134,26 +148,27 @@ async function main(): Promise<void> {
     // The pure-JS backend is single-threaded; one run at a small batch.
     const threads = backend === 'cpu' ? [1] : threadList;
     for (const t of threads) {
-      const b = backend === 'cpu' ? cpuBatch : batch;
-      const s = backend === 'cpu' ? cpuSteps : steps;
-      try {
-        const { stdout } = await run(
-          process.execPath,
-          ['--import', 'tsx', SELF, '--child', backend, `${t}`, `${b}`, `${s}`],
-          {
-            maxBuffer: 1 << 20,
-          },
-        );
-        const line = stdout.split('\n').find((l) => l.startsWith('RESULT '));
-        results.push(line ? (JSON.parse(line.slice(7)) as Result) : `${backend} ${t}: no result line`);
-      } catch (err) {
-        // Emscripten prints its whole glue source on a crash: keep the first short error line.
-        const lines = ((err as { stderr?: string }).stderr ?? String(err)).split('\n');
-        const msg = lines.find((l) => /^\s*\w*Error\b/.test(l) && l.length < 400) ?? lines[0].slice(0, 200);
-        results.push(`${backend} ${t}: failed: ${msg.trim()}`);
+      for (const dnn of backend === 'tensorflow' ? onednn : [undefined]) {
+        const b = backend === 'cpu' ? cpuBatch : batch;
+        const s = backend === 'cpu' ? cpuSteps : steps;
+        const env = dnn === undefined ? process.env : { ...process.env, TF_ENABLE_ONEDNN_OPTS: dnn };
+        try {
+          const { stdout } = await run(
+            process.execPath,
+            ['--import', 'tsx', SELF, '--child', backend, `${t}`, `${b}`, `${s}`],
+            { maxBuffer: 1 << 20, env },
+          );
+          const line = stdout.split('\n').find((l) => l.startsWith('RESULT '));
+          results.push(line ? (JSON.parse(line.slice(7)) as Result) : `${backend} ${t}: no result line`);
+        } catch (err) {
+          // Emscripten prints its whole glue source on a crash: keep the first short error line.
+          const lines = ((err as { stderr?: string }).stderr ?? String(err)).split('\n');
+          const msg = lines.find((l) => /^\s*\w*Error\b/.test(l) && l.length < 400) ?? lines[0].slice(0, 200);
+          results.push(`${backend} ${t}: failed: ${msg.trim()}`);
+        }
+        const last = results[results.length - 1];
+        console.log(typeof last === 'string' ? last : JSON.stringify(last));
       }
-      const last = results[results.length - 1];
-      console.log(typeof last === 'string' ? last : JSON.stringify(last));
     }
   }
   for (const t of threadList) {
@@ -162,18 +177,38 @@ async function main(): Promise<void> {
     console.log(typeof p === 'string' ? p : JSON.stringify(p));
     if (typeof p === 'string' && p.includes('peer not available')) break;
   }
-  const base = results.find((r): r is Result => typeof r !== 'string' && r.label === 'tensorflow 1 thread');
-  console.log('\nconfig                     batch   s/step   images/s   vs tensorflow-1t   sgd ms');
+  const ok = results.filter((r): r is Result => typeof r !== 'string');
+  const base = ok.find((r) => r.label.startsWith('tensorflow') && r.label.endsWith(' 1 thread'));
+  /** The PyTorch peer at the same thread count: the ratios the issue asks for (> 1: we are faster). */
+  const peerOf = (r: Result) =>
+    ok.find(
+      (p) =>
+        p.label.startsWith('pytorch') &&
+        p.label.split(' ').slice(-2).join(' ') === r.label.split(' ').slice(-2).join(' '),
+    );
+  console.log(
+    '\nconfig                          batch   s/step  CPU s/step   images/s   vs tf-1t   wall vs torch   CPU vs torch   sgd ms',
+  );
   for (const r of results) {
     if (typeof r === 'string') {
       console.log(r);
       continue;
     }
     const ratio = base ? (r.imagesPerSecond / base.imagesPerSecond).toFixed(3) : 'n/a';
+    const p = r.label.startsWith('pytorch') ? undefined : peerOf(r);
+    const wallVs = p ? (p.secondsPerStep / r.secondsPerStep).toFixed(2) : '-';
+    const cpuVs =
+      p?.cpuSecondsPerStep && r.cpuSecondsPerStep
+        ? (p.cpuSecondsPerStep / r.cpuSecondsPerStep).toFixed(2)
+        : '-';
     console.log(
-      `${r.label.padEnd(26)} ${`${r.batch}+${r.batch}`.padStart(7)} ${r.secondsPerStep.toFixed(3).padStart(8)} ${r.imagesPerSecond
-        .toFixed(1)
-        .padStart(10)} ${ratio.padStart(18)} ${(r.optimizerMs?.toFixed(2) ?? '-').padStart(8)}`,
+      `${r.label.padEnd(31)} ${`${r.batch}+${r.batch}`.padStart(7)} ${r.secondsPerStep.toFixed(3).padStart(8)} ${(
+        r.cpuSecondsPerStep?.toFixed(3) ?? '-'
+      ).padStart(
+        11,
+      )} ${r.imagesPerSecond.toFixed(1).padStart(10)} ${ratio.padStart(10)} ${wallVs.padStart(15)} ${cpuVs.padStart(14)} ${(
+        r.optimizerMs?.toFixed(2) ?? '-'
+      ).padStart(8)}`,
     );
   }
 }

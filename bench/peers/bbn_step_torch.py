@@ -90,14 +90,17 @@ def main():
     if dev.type == "cuda":
         torch.cuda.synchronize()
     t0 = time.perf_counter()
+    c0 = time.process_time()  # CPU of every thread of the process
     for _ in range(args.steps):
         one()
+    cpu = (time.process_time() - c0) / args.steps
     sec = (time.perf_counter() - t0) / args.steps
     n_params = sum(q.numel() for q in model.parameters())
     res = {
         "label": f"pytorch {torch.__version__} {args.threads} thread{'s' if args.threads > 1 else ''}",
         "batch": b,
         "secondsPerStep": sec,
+        "cpuSecondsPerStep": cpu,
         "imagesPerSecond": 2 * b / sec,
         "note": f"{args.device}; {n_params} params",
     }

@@ -26,6 +26,11 @@
  *   process). The wasm backend's thread count is likewise fixed when it first initialises.
  * - Both TensorFlow packages register the backend name `tensorflow`, and two TensorFlow libraries
  *   cannot share a process; whichever loads first provides `tensorflow` for the process.
+ * - TensorFlow 2.15 turns its oneDNN CPU kernels on by default only on CPUs with AVX-512 VNNI /
+ *   BF16 or AMX; elsewhere (AVX2 machines such as this project's CI) eager convolutions and their
+ *   gradients run on Eigen. oneDNN is turned on here for every CPU (`TF_ENABLE_ONEDNN_OPTS=1`,
+ *   unless the environment sets it): a BBN-ResNet-32 step costs ~35% less CPU with it
+ *   (docs/performance.md, "Compute step").
  */
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
@@ -164,6 +169,8 @@ async function loadTensorflow(
     }
     // TensorFlow's INFO lines (oneDNN, CPU features) are noise on every start; warnings still show.
     process.env.TF_CPP_MIN_LOG_LEVEL ??= '1';
+    // Read at load, like the thread counts (see the module comment).
+    process.env.TF_ENABLE_ONEDNN_OPTS ??= '1';
     // Loading registers the `tensorflow` backend and makes it active (tfjs-node's side effect).
     requireHere(PACKAGES[name]);
     tensorflowThreads = threads;

@@ -8,6 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { type BnGammaInit, ModelError } from './api.ts';
 import type { ParamRegistry, ParamStore, TensorRef } from './params.ts';
+import { fusedBatchNormTrain, nativeTf, reluGrad } from './tf-native.ts';
 
 /** PyTorch BatchNorm epsilon (BBN-SPEC §8.4; TF.js defaults to 1e-3). */
 export const BN_EPS = 1e-5;
@@ -143,14 +144,17 @@ export class BatchNorm implements Module4D {
       );
     }
     const record = ctx.stats
-      ? (mean: tf.Tensor1D, varBiased: tf.Tensor1D) =>
+      ? (mean: tf.Tensor1D, varUnbiased: tf.Tensor1D) =>
           ctx.stats?.push({
             bn: this,
             mean: tf.keep(mean.clone()),
-            varUnbiased: tf.keep(tf.mul(varBiased, n / (n - 1))) as tf.Tensor1D,
+            varUnbiased: tf.keep(varUnbiased.clone()),
           })
       : null;
-    return batchNormTrain(x, gamma, beta, n, record);
+    const native = nativeTf();
+    return native
+      ? fusedBatchNormTrain(native, x, gamma, beta, BN_EPS, record)
+      : batchNormTrain(x, gamma, beta, n, record);
   }
 
   /** `running = (1 − m)·running + m·batch` for mean and (unbiased) variance. */
@@ -169,14 +173,15 @@ export class BatchNorm implements Module4D {
  * Train-mode BN, normalising with the biased batch variance, with the closed-form gradient
  *   dx = γ/σ·(dy − mean(dy) − x̂·mean(dy·x̂)),  dγ = Σ dy·x̂,  dβ = Σ dy
  * (the exact gradient through the batch statistics). tfjs's own FusedBatchNorm gradient plus the
- * moments' gradient take ~20 full-size kernels per BN; this takes 6.
+ * moments' gradient take ~20 full-size kernels per BN; this takes 6. The wasm and cpu backends
+ * use it; TensorFlow runs its own fused kernels instead (tf-native.ts).
  */
 function batchNormTrain(
   x: tf.Tensor4D,
   gamma: tf.Tensor1D,
   beta: tf.Tensor1D,
   n: number,
-  record: ((mean: tf.Tensor1D, varBiased: tf.Tensor1D) => void) | null,
+  record: ((mean: tf.Tensor1D, varUnbiased: tf.Tensor1D) => void) | null,
 ): tf.Tensor4D {
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [xi, g, b] = args as tf.Tensor[];
@@ -186,7 +191,7 @@ function batchNormTrain(
     const xc = tf.sub(xi, mean);
     const varBiased = tf.mean(tf.square(xc), axes) as tf.Tensor1D;
     const inv = tf.rsqrt(tf.add(varBiased, BN_EPS));
-    record?.(mean, varBiased);
+    record?.(mean, tf.mul(varBiased, n / (n - 1)) as tf.Tensor1D);
     save([xc, inv, g]);
     return {
       value: tf.add(tf.mul(xc, tf.mul(inv, g)), b) as tf.Tensor4D,
@@ -207,8 +212,8 @@ function batchNormTrain(
 }
 
 /**
- * ReLU whose gradient is dy·[y > 0] (3 kernels); tfjs's own goes through `step`, which
- * tfjs-node runs as 5 kernels (IsNan, Fill, Greater, Select, ...).
+ * ReLU whose gradient is dy·[y > 0] (3 kernels; TensorFlow's ReluGrad, one, on that backend);
+ * tfjs's own goes through `step`, which tfjs-node runs as 5 kernels (IsNan, Fill, Greater, Select, ...).
  */
 export const reluOp: (x: tf.Tensor4D) => tf.Tensor4D = tf.customGrad(
   (...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
@@ -218,8 +223,12 @@ export const reluOp: (x: tf.Tensor4D) => tf.Tensor4D = tf.customGrad(
     save([y]);
     return {
       value: y,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
-        tf.mul(dy, tf.cast(tf.greater(saved[0], 0), 'float32')),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const native = nativeTf();
+        return native
+          ? reluGrad(native, dy, saved[0])
+          : tf.mul(dy, tf.cast(tf.greater(saved[0], 0), 'float32'));
+      },
     };
   },
 ) as (x: tf.Tensor4D) => tf.Tensor4D;
