@@ -73,7 +73,7 @@ describe('CoordinatorServer', () => {
     }
   });
 
-  it('answers bad heartbeats with one clear status naming the field, and keeps serving', async () => {
+  it('answers bad heartbeats (fields, garbage bytes, oversized) with one clear status, and keeps serving', async () => {
     const server = new CoordinatorServer({ runId: 'run-b', tickMs: 0 });
     const address = await server.start({ host: '127.0.0.1', port: 0 });
     const client = new CoordinatorServiceClient(address, grpc.credentials.createInsecure());
@@ -100,6 +100,26 @@ describe('CoordinatorServer', () => {
           assert.match(err.details, message);
           return true;
         });
+      }
+      // Bytes that are no HeartbeatRequest, and a request over the size limit, on the same method.
+      const raw = new grpc.Client(address, grpc.credentials.createInsecure());
+      const send = (bytes: Buffer) =>
+        new Promise<grpc.ServiceError | null>((resolve) =>
+          raw.makeUnaryRequest(
+            '/bbn.v1.CoordinatorService/Heartbeat',
+            (b: Buffer) => b,
+            (b: Buffer) => b,
+            bytes,
+            (err) => resolve(err),
+          ),
+        );
+      try {
+        const garbage = await send(Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f, 0x12, 0x34]));
+        assert.equal(garbage?.code, grpc.status.INTERNAL, 'an undecodable request is refused');
+        const oversized = await send(Buffer.alloc(2 * 1024 * 1024, 0x0a));
+        assert.equal(oversized?.code, grpc.status.RESOURCE_EXHAUSTED, 'an oversized request is refused');
+      } finally {
+        raw.close();
       }
       const res = await call(client, good);
       assert.equal(res.heartbeatIntervalMs, 1_000);
