@@ -295,7 +295,8 @@ export class TcpDataOut extends TcpEdge implements ChunkSink {
   send(header: ChunkHeader, values: Float32Array, bf16: number, site: FrameSite): boolean | 'stall' {
     const plan = planChunkFrame(header, mixedBytes(values.length, bf16));
     const socket = this.socket;
-    if (bf16 === 0 && !this.opts.faults) {
+    const faults = this.opts.faults?.beforeSend ? this.opts.faults : undefined;
+    if (bf16 === 0 && !faults) {
       const head = this.headers.alloc(PREFIX_BYTES + plan.headerBytes);
       head[0] = 0;
       head.writeUInt32BE(plan.total, 1);
@@ -317,9 +318,9 @@ export class TcpDataOut extends TcpEdge implements ChunkSink {
     const payloadAt = writeChunkHeader(header, plan, frame, PREFIX_BYTES);
     encodeMixed(this.opts.staging, values, bf16, frame, payloadAt);
     let out = frame;
-    if (this.opts.faults) {
+    if (faults?.beforeSend) {
       const message = frame.subarray(PREFIX_BYTES);
-      const action = this.opts.faults.beforeSend(site, message);
+      const action = faults.beforeSend(site, message);
       if (action === 'stall') return 'stall';
       if (action !== message) out = framed(action);
     }
