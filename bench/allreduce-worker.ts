@@ -14,7 +14,11 @@
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { CollectiveServer, RingAllreduce, type WireCompression } from '../src/collective/index.ts';
+import { forceJsAdd } from '../src/collective/simd-add.ts';
 import { TcpRing } from './allreduce-tcp.ts';
+
+// BENCH_ADD=js: the ring reduces with the JavaScript loop instead of the SIMD kernel (a before/after).
+forceJsAdd(process.env.BENCH_ADD === 'js');
 
 type Msg =
   | {

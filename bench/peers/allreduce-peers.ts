@@ -15,7 +15,8 @@
  * range over rounds; then the ratios, each computed within a round. The stream is one TCP
  * connection from rank 0 to rank 1 (rank 1 copies the bytes into its array); its "busbw" is its
  * bandwidth, the most one ring edge can carry. MB = 10^6 bytes. `--iters a,b`: allreduces per
- * round below / from 50 MB. `--python` (or BENCH_PYTHON) must import torch.
+ * round below / from 50 MB. `--python` (or BENCH_PYTHON) must import torch. BENCH_NODE_ARGS adds
+ * node flags to the Node ranks (a CPU profile: "--cpu-prof --cpu-prof-dir=DIR").
  */
 import { type ChildProcess, fork, spawn, spawnSync } from 'node:child_process';
 import net from 'node:net';
@@ -106,7 +107,8 @@ function nextMessage(child: ChildProcess, type: string): Promise<Record<string, 
 async function nodeRanks(W: number): Promise<Ranks> {
   const children = Array.from({ length: W }, (_, r) =>
     fork(path.join(here, '..', 'allreduce-worker.ts'), [String(r), String(W)], {
-      execArgv: ['--import', 'tsx'],
+      // BENCH_NODE_ARGS: extra node flags for the ranks, e.g. "--cpu-prof --cpu-prof-dir=DIR".
+      execArgv: ['--import', 'tsx', ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [])],
       serialization: 'advanced',
     }),
   );
