@@ -35,3 +35,15 @@ export interface FaultInjector {
 
 /** Option key under which `RingAllreduce.create` accepts a FaultInjector. */
 export const kFaultInjector: unique symbol = Symbol('bbn.collective.faultInjector');
+
+/** Runs the `afterReceive` hook, if any, and holds `source` (stops reading) until its promise settles. */
+export function holdIfAsked(
+  faults: FaultInjector | undefined,
+  site: FrameSite,
+  source: { pause(): void; resume(): void },
+): void {
+  const hold = faults?.afterReceive?.(site);
+  if (!hold) return;
+  source.pause();
+  void hold.finally(() => source.resume());
+}

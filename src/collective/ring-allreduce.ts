@@ -32,7 +32,7 @@ import {
 } from './api.ts';
 import { Staging } from './bf16.ts';
 import { closeInOrder, type DownstreamEdge, type PeerRef, type UpstreamEdge } from './edges.ts';
-import { type FaultInjector, kFaultInjector } from './faults.ts';
+import { type FaultInjector, holdIfAsked, kFaultInjector } from './faults.ts';
 import type { DecodedChunk } from './frame-codec.ts';
 import { GrpcChunkSink } from './grpc-sink.ts';
 import { fromDownstream, fromUpstream } from './inbound.ts';
@@ -43,6 +43,9 @@ import { connectRing, type RingEdges } from './ring-connect.ts';
 import { type TcpDataIn, TcpDataOut } from './tcp-edges.ts';
 
 const PHASE_AG = bbn.v1.RingPhase.RING_PHASE_ALL_GATHER;
+
+/** A sink with nothing in flight (the gRPC sink copies every frame). */
+const IDLE = { afterWrites: (_graceMs: number, then: () => void) => then() };
 
 /** Ring states; transitions only move right: connecting → ready → aborted → closed. */
 type RingState = 'connecting' | 'ready' | 'aborted' | 'closed';
@@ -255,16 +258,12 @@ export class RingAllreduce implements Allreducer {
       this.fail(asCollective(err, this.rank));
       return;
     }
-    const hold = this.faults?.afterReceive?.({
-      sequence: chunk.sequence,
-      frameIndex: this.counters.framesReceived - 1,
-      t: chunk.phase === PHASE_AG ? this.worldSize - 1 + chunk.phaseStep : chunk.phaseStep,
-    });
-    if (hold) {
-      const source = this.source;
-      source.pause();
-      void hold.finally(() => source.resume());
-    }
+    const t = chunk.phase === PHASE_AG ? this.worldSize - 1 + chunk.phaseStep : chunk.phaseStep;
+    holdIfAsked(
+      this.faults,
+      { sequence: chunk.sequence, frameIndex: this.counters.framesReceived - 1, t },
+      this.source,
+    );
   }
 
   private dispatch(chunk: DecodedChunk, up: PeerRef): void {
@@ -348,7 +347,8 @@ export class RingAllreduce implements Allreducer {
     for (const edge of [this.upstream, this.downstream, this.dataIn, this.dataOut]) edge?.endGracefully();
     const op = this.op;
     this.op = null;
-    op?.fail(err);
+    // A zero-copy sink may still read the caller's array: the op rejects only once it no longer does.
+    if (op) (this.dataOut ?? IDLE).afterWrites(CLOSE_GRACE_MS, () => op.fail(err));
   }
 
   private touch(): void {

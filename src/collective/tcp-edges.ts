@@ -292,6 +292,26 @@ export class TcpDataOut extends TcpEdge implements ChunkSink {
     return this.inFlightHead < this.inFlight.length;
   }
 
+  private idleWaiters: Array<() => void> = [];
+
+  /**
+   * Runs `then` once no written frame waits any more (each was taken by the kernel): at once when
+   * none does; if the neighbour reads nothing for `graceMs`, the connection is destroyed, which
+   * makes libuv cancel the writes (it then no longer reads the caller's array) and fire their
+   * callbacks.
+   */
+  afterWrites(graceMs: number, then: () => void): void {
+    if (!this.busy) {
+      then();
+      return;
+    }
+    const timer = setTimeout(() => this.destroy(), graceMs);
+    this.idleWaiters.push(() => {
+      clearTimeout(timer);
+      then();
+    });
+  }
+
   send(header: ChunkHeader, values: Float32Array, bf16: number, site: FrameSite): boolean | 'stall' {
     const plan = planChunkFrame(header, mixedBytes(values.length, bf16));
     const socket = this.socket;
@@ -338,6 +358,7 @@ export class TcpDataOut extends TcpEdge implements ChunkSink {
       this.inFlight.length = 0;
       this.inFlightHead = 0;
       this.notifyFlushed();
+      for (const idle of this.idleWaiters.splice(0)) idle();
     }
   }
 
