@@ -29,7 +29,7 @@ type Msg =
       chunkBytes: number;
       compress: WireCompression;
     }
-  | { type: 'run'; kind: 'grpc' | 'ringtcp' | 'tcp' | 'stream'; n: number; iters: number }
+  | { type: 'run'; kind: 'grpc' | 'ringtcp' | 'ringtcpjs' | 'tcp' | 'stream'; n: number; iters: number }
   | { type: 'exit' };
 
 const rank = Number(process.argv[2]);
@@ -94,7 +94,10 @@ process.on('message', async (m: Msg) => {
         const tag = { epoch: 0, step: i, bf16Elements: m.n };
         if (m.kind === 'grpc') await ring!.allreduce(data, tag);
         else if (m.kind === 'ringtcp') await ringTcp!.allreduce(data, tag);
-        else await tcp!.allreduce(data);
+        else if (m.kind === 'ringtcpjs') {
+          forceJsAdd(true);
+          await ringTcp!.allreduce(data, tag).finally(() => forceJsAdd(process.env.BENCH_ADD === 'js'));
+        } else await tcp!.allreduce(data);
         const dt = (performance.now() - t0) / 1000;
         const dc = process.cpuUsage(c0);
         // Iteration 0 warms up.

@@ -7,6 +7,7 @@
  *
  *   npm run bench:peers -- [--worlds 2,4] [--sizes-mb 2,100,245] [--rounds 3] [--iters 10,3]
  *     [--kinds grpc,ringtcp,tcp,gloo,stream] [--chunk-kib 1024] [--compress none|bf16]
+ *     (kind ringtcpjs: the tcp ring reducing with the JavaScript loop instead of the SIMD kernel)
  *     [--python python3]
  *
  * Per (W, size) and kind it prints wall ms per allreduce (slowest rank, median of a round),
@@ -40,10 +41,11 @@ const { values } = parseArgs({
   },
 });
 
-type Kind = 'grpc' | 'ringtcp' | 'tcp' | 'gloo' | 'stream';
+type Kind = 'grpc' | 'ringtcp' | 'ringtcpjs' | 'tcp' | 'gloo' | 'stream';
 const KIND_LABEL: Record<Kind, string> = {
   grpc: 'our ring, gRPC data (transport grpc)',
   ringtcp: 'our ring, TCP data plane (transport tcp)',
+  ringtcpjs: 'the same, reduce by the JavaScript loop (no SIMD)',
   tcp: 'bench TCP ring (no checks)',
   gloo: 'torch gloo',
   stream: 'one TCP stream',
@@ -56,7 +58,7 @@ const kinds = values.kinds.split(',') as Kind[];
 const chunkBytes = Number(values['chunk-kib']) * 1024;
 for (const k of kinds) {
   if (!(k in KIND_LABEL)) {
-    console.error(`--kinds: unknown kind ${JSON.stringify(k)} (grpc, ringtcp, tcp, gloo, stream)`);
+    console.error(`--kinds: unknown kind ${JSON.stringify(k)} (grpc, ringtcp, ringtcpjs, tcp, gloo, stream)`);
     process.exit(2);
   }
 }
@@ -287,6 +289,8 @@ async function benchWorld(W: number): Promise<void> {
         ['busbw ring(tcp) / ring(grpc)', ratio('ringtcp', 'grpc', 'bw')],
         ['CPU ring(tcp) / ring(grpc)', ratio('ringtcp', 'grpc', 'cpu')],
         ['CPU ring(tcp) / bench TCP ring', ratio('ringtcp', 'tcp', 'cpu')],
+        ['CPU ring(tcp, SIMD add) / ring(tcp, JS add)', ratio('ringtcp', 'ringtcpjs', 'cpu')],
+        ['CPU ring(tcp, JS add) / gloo', ratio('ringtcpjs', 'gloo', 'cpu')],
         ['busbw bench TCP ring / gloo', ratio('tcp', 'gloo', 'bw')],
       ].filter((l): l is [string, string] => l[1] !== null);
       console.log(`\n${lines.map(([k, v]) => `${k}: ${v}`).join('; ')}`);
