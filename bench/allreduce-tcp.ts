@@ -9,7 +9,6 @@
  * added (reduce steps). Not for production: no validation, no failure handling.
  */
 import net from 'node:net';
-import { addFloat32 } from '../src/collective/bf16.ts';
 import {
   chunkRange,
   chunksInSegment,
@@ -18,6 +17,7 @@ import {
   ringSteps,
   sendSegment,
 } from '../src/collective/internal.ts';
+import { addFloat32 } from '../src/collective/simd-add.ts';
 
 const HEADER = 12;
 const READ_BUFFER_BYTES = 1 << 20;

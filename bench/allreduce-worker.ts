@@ -14,7 +14,11 @@
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { CollectiveServer, RingAllreduce, type WireCompression } from '../src/collective/index.ts';
+import { forceJsAdd } from '../src/collective/simd-add.ts';
 import { TcpRing } from './allreduce-tcp.ts';
+
+// BENCH_ADD=js: the ring reduces with the JavaScript loop instead of the SIMD kernel (a before/after).
+forceJsAdd(process.env.BENCH_ADD === 'js');
 
 type Msg =
   | {
@@ -25,7 +29,7 @@ type Msg =
       chunkBytes: number;
       compress: WireCompression;
     }
-  | { type: 'run'; kind: 'grpc' | 'ringtcp' | 'tcp' | 'stream'; n: number; iters: number }
+  | { type: 'run'; kind: 'grpc' | 'ringtcp' | 'ringtcpjs' | 'tcp' | 'stream'; n: number; iters: number }
   | { type: 'exit' };
 
 const rank = Number(process.argv[2]);
@@ -90,7 +94,10 @@ process.on('message', async (m: Msg) => {
         const tag = { epoch: 0, step: i, bf16Elements: m.n };
         if (m.kind === 'grpc') await ring!.allreduce(data, tag);
         else if (m.kind === 'ringtcp') await ringTcp!.allreduce(data, tag);
-        else await tcp!.allreduce(data);
+        else if (m.kind === 'ringtcpjs') {
+          forceJsAdd(true);
+          await ringTcp!.allreduce(data, tag).finally(() => forceJsAdd(process.env.BENCH_ADD === 'js'));
+        } else await tcp!.allreduce(data);
         const dt = (performance.now() - t0) / 1000;
         const dc = process.cpuUsage(c0);
         // Iteration 0 warms up.

@@ -7,6 +7,7 @@
  *
  *   npm run bench:peers -- [--worlds 2,4] [--sizes-mb 2,100,245] [--rounds 3] [--iters 10,3]
  *     [--kinds grpc,ringtcp,tcp,gloo,stream] [--chunk-kib 1024] [--compress none|bf16]
+ *     (kind ringtcpjs: the tcp ring reducing with the JavaScript loop instead of the SIMD kernel)
  *     [--python python3]
  *
  * Per (W, size) and kind it prints wall ms per allreduce (slowest rank, median of a round),
@@ -15,7 +16,8 @@
  * range over rounds; then the ratios, each computed within a round. The stream is one TCP
  * connection from rank 0 to rank 1 (rank 1 copies the bytes into its array); its "busbw" is its
  * bandwidth, the most one ring edge can carry. MB = 10^6 bytes. `--iters a,b`: allreduces per
- * round below / from 50 MB. `--python` (or BENCH_PYTHON) must import torch.
+ * round below / from 50 MB. `--python` (or BENCH_PYTHON) must import torch. BENCH_NODE_ARGS adds
+ * node flags to the Node ranks (a CPU profile: "--cpu-prof --cpu-prof-dir=DIR").
  */
 import { type ChildProcess, fork, spawn, spawnSync } from 'node:child_process';
 import net from 'node:net';
@@ -39,10 +41,11 @@ const { values } = parseArgs({
   },
 });
 
-type Kind = 'grpc' | 'ringtcp' | 'tcp' | 'gloo' | 'stream';
+type Kind = 'grpc' | 'ringtcp' | 'ringtcpjs' | 'tcp' | 'gloo' | 'stream';
 const KIND_LABEL: Record<Kind, string> = {
   grpc: 'our ring, gRPC data (transport grpc)',
   ringtcp: 'our ring, TCP data plane (transport tcp)',
+  ringtcpjs: 'the same, reduce by the JavaScript loop (no SIMD)',
   tcp: 'bench TCP ring (no checks)',
   gloo: 'torch gloo',
   stream: 'one TCP stream',
@@ -55,7 +58,7 @@ const kinds = values.kinds.split(',') as Kind[];
 const chunkBytes = Number(values['chunk-kib']) * 1024;
 for (const k of kinds) {
   if (!(k in KIND_LABEL)) {
-    console.error(`--kinds: unknown kind ${JSON.stringify(k)} (grpc, ringtcp, tcp, gloo, stream)`);
+    console.error(`--kinds: unknown kind ${JSON.stringify(k)} (grpc, ringtcp, ringtcpjs, tcp, gloo, stream)`);
     process.exit(2);
   }
 }
@@ -106,7 +109,8 @@ function nextMessage(child: ChildProcess, type: string): Promise<Record<string, 
 async function nodeRanks(W: number): Promise<Ranks> {
   const children = Array.from({ length: W }, (_, r) =>
     fork(path.join(here, '..', 'allreduce-worker.ts'), [String(r), String(W)], {
-      execArgv: ['--import', 'tsx'],
+      // BENCH_NODE_ARGS: extra node flags for the ranks, e.g. "--cpu-prof --cpu-prof-dir=DIR".
+      execArgv: ['--import', 'tsx', ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [])],
       serialization: 'advanced',
     }),
   );
@@ -285,6 +289,8 @@ async function benchWorld(W: number): Promise<void> {
         ['busbw ring(tcp) / ring(grpc)', ratio('ringtcp', 'grpc', 'bw')],
         ['CPU ring(tcp) / ring(grpc)', ratio('ringtcp', 'grpc', 'cpu')],
         ['CPU ring(tcp) / bench TCP ring', ratio('ringtcp', 'tcp', 'cpu')],
+        ['CPU ring(tcp, SIMD add) / ring(tcp, JS add)', ratio('ringtcp', 'ringtcpjs', 'cpu')],
+        ['CPU ring(tcp, JS add) / gloo', ratio('ringtcpjs', 'gloo', 'cpu')],
         ['busbw bench TCP ring / gloo', ratio('tcp', 'gloo', 'bw')],
       ].filter((l): l is [string, string] => l[1] !== null);
       console.log(`\n${lines.map(([k, v]) => `${k}: ${v}`).join('; ')}`);

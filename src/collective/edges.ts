@@ -358,3 +358,24 @@ export class DownstreamEdge extends Edge {
     this.call.destroy();
   }
 }
+
+/**
+ * Ends `edges` in order (so neighbours see a close, not a crash), waits up to `graceMs` for their
+ * ends, then destroys them.
+ */
+export async function closeInOrder(
+  edges: ReadonlyArray<{ endGracefully(): void; destroy(): void; readonly whenEnded: Promise<void> } | null>,
+  graceMs: number,
+): Promise<void> {
+  const open = edges.filter((e) => e !== null);
+  for (const e of open) e.endGracefully();
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    Promise.all(open.map((e) => e.whenEnded)),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, graceMs);
+    }),
+  ]);
+  clearTimeout(timer);
+  for (const e of open) e.destroy();
+}

@@ -30,7 +30,7 @@ export class GrpcChunkSink implements ChunkSink {
     const { frame, payloadAt } = encodeChunkFrame(header, mixedBytes(values.length, bf16), this.pool.alloc);
     encodeMixed(this.staging, values, bf16, frame, payloadAt);
     let out = frame;
-    if (this.faults) {
+    if (this.faults?.beforeSend) {
       const action = this.faults.beforeSend(site, frame);
       if (action === 'stall') return 'stall';
       out = action;

@@ -14,8 +14,8 @@
  */
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
-import type { bbn } from '../generated/bbn.js';
-import { abortedBy, abortedEarlier, abortFrame, asCollective, originOf } from './abort.ts';
+import { bbn } from '../generated/bbn.js';
+import { abortedEarlier, abortFrame, asCollective, originOf } from './abort.ts';
 import { AllreduceOp, type ChunkSink } from './allreduce-op.ts';
 import {
   type Allreducer,
@@ -31,14 +31,21 @@ import {
   RingTimeoutError,
 } from './api.ts';
 import { Staging } from './bf16.ts';
-import type { DownstreamEdge, PeerRef, UpstreamEdge } from './edges.ts';
-import { type FaultInjector, kFaultInjector } from './faults.ts';
-import { type DecodedChunk, decodeRequest, decodeResponse } from './frame-codec.ts';
+import { closeInOrder, type DownstreamEdge, type PeerRef, type UpstreamEdge } from './edges.ts';
+import { type FaultInjector, holdIfAsked, kFaultInjector } from './faults.ts';
+import type { DecodedChunk } from './frame-codec.ts';
 import { GrpcChunkSink } from './grpc-sink.ts';
+import { fromDownstream, fromUpstream } from './inbound.ts';
 import { checkAllreduceArgs, FRAME_HEADER_ALLOWANCE, type RingConfig, resolveOptions } from './options.ts';
 import type { CollectiveServer } from './peer-server.ts';
+import { ProgressWatch } from './progress.ts';
 import { connectRing, type RingEdges } from './ring-connect.ts';
 import { type TcpDataIn, TcpDataOut } from './tcp-edges.ts';
+
+const PHASE_AG = bbn.v1.RingPhase.RING_PHASE_ALL_GATHER;
+
+/** A sink with nothing in flight (the gRPC sink copies every frame). */
+const IDLE = { afterWrites: (_graceMs: number, then: () => void) => then() };
 
 /** Ring states; transitions only move right: connecting → ready → aborted → closed. */
 type RingState = 'connecting' | 'ready' | 'aborted' | 'closed';
@@ -73,9 +80,7 @@ export class RingAllreduce implements Allreducer {
   private readonly staging = new Staging();
   private unregister: (() => void) | null = null;
   private ownedServer: CollectiveServer | null = null;
-  private progressTimer: NodeJS.Timeout | null = null;
-  /** performance.now() of the last frame in or out of the in-flight allreduce. */
-  private lastProgress = 0;
+  private readonly progress: ProgressWatch;
   private closing: Promise<void> | null = null;
   private counters = { allreduces: 0, bytesSent: 0, bytesReceived: 0, framesSent: 0, framesReceived: 0 };
   private seconds = 0;
@@ -86,6 +91,7 @@ export class RingAllreduce implements Allreducer {
     this.rank = cfg.rank;
     this.worldSize = cfg.worldSize;
     this.faults = faults;
+    this.progress = new ProgressWatch(cfg.timeoutMs);
   }
 
   /**
@@ -239,36 +245,25 @@ export class RingAllreduce implements Allreducer {
     if (this.state !== 'ready') return;
     const up = this.upstream!.peer;
     this.counters.bytesReceived += buf.length;
-    let msg: ReturnType<typeof decodeResponse>;
-    try {
-      msg = decodeResponse(buf);
-    } catch (err) {
-      this.fail(
-        new ProtocolError(
-          `rank ${this.rank}: undecodable frame of ${buf.length} bytes from ${describeRank(up.rank, up.address)}: ${(err as Error).message}`,
-          up.rank,
-          up.address,
-          { cause: err },
-        ),
-      );
-      return;
-    }
-    if (msg.kind === 'abort') {
-      this.fail(abortedBy(msg.abort, this.rank));
-      return;
-    }
-    if (msg.kind === 'accept') {
-      const text = `rank ${this.rank}: ${describeRank(up.rank, up.address)} sent a second accept`;
-      this.fail(new ProtocolError(text, up.rank, up.address));
+    const { chunk, failure } = fromUpstream(buf, this.rank, up);
+    if (failure) {
+      this.fail(failure);
       return;
     }
     this.counters.framesReceived++;
     this.touch();
     try {
-      this.dispatch(msg.chunk, up);
+      this.dispatch(chunk, up);
     } catch (err) {
       this.fail(asCollective(err, this.rank));
+      return;
     }
+    const t = chunk.phase === PHASE_AG ? this.worldSize - 1 + chunk.phaseStep : chunk.phaseStep;
+    holdIfAsked(
+      this.faults,
+      { sequence: chunk.sequence, frameIndex: this.counters.framesReceived - 1, t },
+      this.source,
+    );
   }
 
   private dispatch(chunk: DecodedChunk, up: PeerRef): void {
@@ -297,23 +292,7 @@ export class RingAllreduce implements Allreducer {
 
   private onDownstreamMessage(buf: Buffer): void {
     if (this.state !== 'ready') return;
-    const down = this.downstream!.peer;
-    let abort: bbn.v1.RingAbort | null;
-    try {
-      abort = decodeRequest(buf).abort;
-      if (!abort) throw new Error('unexpected second hello');
-    } catch (err) {
-      this.fail(
-        new ProtocolError(
-          `rank ${this.rank}: bad request from ${describeRank(down.rank, down.address)}: ${(err as Error).message}`,
-          down.rank,
-          down.address,
-          { cause: err },
-        ),
-      );
-      return;
-    }
-    this.fail(abortedBy(abort, this.rank));
+    this.fail(fromDownstream(buf, this.rank, this.downstream!.peer));
   }
 
   private onEdgeEnded(
@@ -368,41 +347,36 @@ export class RingAllreduce implements Allreducer {
     for (const edge of [this.upstream, this.downstream, this.dataIn, this.dataOut]) edge?.endGracefully();
     const op = this.op;
     this.op = null;
-    op?.fail(err);
+    // A zero-copy sink may still read the caller's array: the op rejects only once it no longer does.
+    if (op) (this.dataOut ?? IDLE).afterWrites(CLOSE_GRACE_MS, () => op.fail(err));
   }
 
   private touch(): void {
-    this.lastProgress = performance.now();
+    this.progress.touch();
   }
 
   private armTimer(): void {
-    this.stopTimer();
-    const check = (): void => {
-      const op = this.op;
-      if (!op || this.state !== 'ready') return;
-      const idle = performance.now() - this.lastProgress;
-      if (idle < this.cfg.timeoutMs) {
-        this.progressTimer = setTimeout(check, this.cfg.timeoutMs - idle);
-        return;
-      }
-      const peer = op.receiveDone ? this.downstream!.peer : this.upstream!.peer;
-      const what = op.receiveDone
-        ? `${describeRank(peer.rank, peer.address)} took none of our frames`
-        : `no ${op.describeWait()} from ${describeRank(peer.rank, peer.address)}`;
-      this.fail(
-        new RingTimeoutError(
-          `rank ${this.rank}: allreduce #${op.sequence} made no progress for ${Math.round(idle)} ms ` +
-            `(timeoutMs ${this.cfg.timeoutMs}): ${what}`,
-          [peer.rank],
-        ),
-      );
-    };
-    this.progressTimer = setTimeout(check, this.cfg.timeoutMs);
+    this.progress.arm(
+      () => this.op !== null && this.state === 'ready',
+      (idle) => {
+        const op = this.op!;
+        const peer = op.receiveDone ? this.downstream!.peer : this.upstream!.peer;
+        const what = op.receiveDone
+          ? `${describeRank(peer.rank, peer.address)} took none of our frames`
+          : `no ${op.describeWait()} from ${describeRank(peer.rank, peer.address)}`;
+        this.fail(
+          new RingTimeoutError(
+            `rank ${this.rank}: allreduce #${op.sequence} made no progress for ${Math.round(idle)} ms ` +
+              `(timeoutMs ${this.cfg.timeoutMs}): ${what}`,
+            [peer.rank],
+          ),
+        );
+      },
+    );
   }
 
   private stopTimer(): void {
-    if (this.progressTimer) clearTimeout(this.progressTimer);
-    this.progressTimer = null;
+    this.progress.stop();
   }
 
   /** Counters since creation. */
@@ -420,19 +394,7 @@ export class RingAllreduce implements Allreducer {
     if (this.op) this.abort('ring closed during an allreduce');
     this.state = 'closed';
     this.stopTimer();
-    const edges = [this.upstream, this.downstream, this.dataIn, this.dataOut].filter(
-      (e): e is UpstreamEdge | DownstreamEdge | TcpDataIn | TcpDataOut => e !== null,
-    );
-    for (const e of edges) e.endGracefully();
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.all(edges.map((e) => e.whenEnded)),
-      new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, CLOSE_GRACE_MS);
-      }),
-    ]);
-    clearTimeout(timer);
-    for (const e of edges) e.destroy();
+    await closeInOrder([this.upstream, this.downstream, this.dataIn, this.dataOut], CLOSE_GRACE_MS);
     this.unregister?.();
     this.unregister = null;
     await this.ownedServer?.close();

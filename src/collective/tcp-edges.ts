@@ -292,10 +292,31 @@ export class TcpDataOut extends TcpEdge implements ChunkSink {
     return this.inFlightHead < this.inFlight.length;
   }
 
+  private idleWaiters: Array<() => void> = [];
+
+  /**
+   * Runs `then` once no written frame waits any more (each was taken by the kernel): at once when
+   * none does; if the neighbour reads nothing for `graceMs`, the connection is destroyed, which
+   * makes libuv cancel the writes (it then no longer reads the caller's array) and fire their
+   * callbacks.
+   */
+  afterWrites(graceMs: number, then: () => void): void {
+    if (!this.busy) {
+      then();
+      return;
+    }
+    const timer = setTimeout(() => this.destroy(), graceMs);
+    this.idleWaiters.push(() => {
+      clearTimeout(timer);
+      then();
+    });
+  }
+
   send(header: ChunkHeader, values: Float32Array, bf16: number, site: FrameSite): boolean | 'stall' {
     const plan = planChunkFrame(header, mixedBytes(values.length, bf16));
     const socket = this.socket;
-    if (bf16 === 0 && !this.opts.faults) {
+    const faults = this.opts.faults?.beforeSend ? this.opts.faults : undefined;
+    if (bf16 === 0 && !faults) {
       const head = this.headers.alloc(PREFIX_BYTES + plan.headerBytes);
       head[0] = 0;
       head.writeUInt32BE(plan.total, 1);
@@ -317,9 +338,9 @@ export class TcpDataOut extends TcpEdge implements ChunkSink {
     const payloadAt = writeChunkHeader(header, plan, frame, PREFIX_BYTES);
     encodeMixed(this.opts.staging, values, bf16, frame, payloadAt);
     let out = frame;
-    if (this.opts.faults) {
+    if (faults?.beforeSend) {
       const message = frame.subarray(PREFIX_BYTES);
-      const action = this.opts.faults.beforeSend(site, message);
+      const action = faults.beforeSend(site, message);
       if (action === 'stall') return 'stall';
       if (action !== message) out = framed(action);
     }
@@ -337,6 +358,7 @@ export class TcpDataOut extends TcpEdge implements ChunkSink {
       this.inFlight.length = 0;
       this.inFlightHead = 0;
       this.notifyFlushed();
+      for (const idle of this.idleWaiters.splice(0)) idle();
     }
   }
 

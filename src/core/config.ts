@@ -187,14 +187,13 @@ const distributedSchema = z
      */
     compressBf16: z.boolean().default(false),
     /**
-     * Where the ring's chunk data travels: `grpc` (default), on the edge's gRPC call, or `tcp`, one
-     * plain TCP connection per ring edge beside the gRPC call that keeps the control (a quarter of
-     * the CPU per byte, docs/performance.md). `tcp` stays opt-in for runs until one unexplained
-     * SIGSEGV of a process hosting two in-process ranks on it is understood. Its data port is a free
-     * port on the peer server's host (RingAccept.data_port), so peers must reach any port of each
-     * other, not only the gRPC one.
+     * Where the ring's chunk data travels: `tcp` (default), one plain TCP connection per ring edge
+     * beside the gRPC call that keeps the control (a quarter of the CPU per byte of `grpc`,
+     * docs/performance.md), or `grpc`, on that call itself. The tcp data port is a free port on
+     * the peer server's host (RingAccept.data_port), so peers must reach any port of each other,
+     * not only the gRPC one.
      */
-    transport: z.enum(RING_TRANSPORTS).default('grpc'),
+    transport: z.enum(RING_TRANSPORTS).default('tcp'),
   })
   .strict();
 

@@ -86,6 +86,14 @@ export interface StepOptionsBase {
   readonly classWeights?: ArrayLike<number>;
   /** Write the gradient here (length `numParams`) instead of allocating a new buffer. */
   readonly out?: Float32Array;
+  /**
+   * Report the gradient by segment during the backward pass (grad-taps.ts): `onSegment(lo, hi)`
+   * is called, in the middle of `step`, once [lo, hi) of the flat gradient is final (already
+   * written into the result buffer), from the end of the flat order down to 0, each segment at
+   * least `elements` long (except the last). The gradient is bit-identical to the one reported at
+   * the end. With a frozen backbone (`trainable: 'classifier'`) it is one segment, at the end.
+   */
+  readonly segments?: { readonly elements: number; readonly onSegment: (lo: number, hi: number) => void };
 }
 
 /**

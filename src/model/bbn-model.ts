@@ -60,7 +60,7 @@ export class BbnNetwork extends Network implements BbnModel {
         const fr = this.branchFeature(ctx, rb, xr);
         return () => logits(fu, fr);
       },
-      options.out,
+      options,
     );
     const pred = argmaxRows(res.logits, this.spec.numClasses);
     const correct = alpha * countCorrect(pred, batch.yu) + (1 - alpha) * countCorrect(pred, batch.yr);

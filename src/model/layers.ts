@@ -87,7 +87,7 @@ export class Conv2d implements Module4D {
   }
 
   forward(ctx: ForwardCtx, x: tf.Tensor4D): tf.Tensor4D {
-    const w = ctx.store.get(this.w) as tf.Tensor4D;
+    const w = ctx.store.use(this.w) as tf.Tensor4D;
     if (this.pad === 0) return tf.conv2d(x, w, this.stride, 'valid');
     // Stride 1 with k = 2·pad + 1: TF 'same' pads pad on each side, exactly like PyTorch.
     if (this.stride === 1 && this.k === 2 * this.pad + 1) return tf.conv2d(x, w, 1, 'same');
@@ -129,8 +129,8 @@ export class BatchNorm implements Module4D {
 
   forward(ctx: ForwardCtx, x: tf.Tensor4D): tf.Tensor4D {
     const s = ctx.store;
-    const gamma = s.get(this.gamma) as tf.Tensor1D;
-    const beta = s.get(this.beta) as tf.Tensor1D;
+    const gamma = s.use(this.gamma) as tf.Tensor1D;
+    const beta = s.use(this.beta) as tf.Tensor1D;
     if (!ctx.training) {
       // y = x·scale + shift with scale = γ/√(running_var + eps), shift = β − running_mean·scale.
       const scale = tf.mul(gamma, tf.rsqrt(tf.add(s.get(this.runningVar), BN_EPS)));
@@ -271,7 +271,7 @@ export class Linear {
   }
 
   forward(store: ParamStore, x: tf.Tensor2D): tf.Tensor2D {
-    return linear(x, store.get(this.weight) as tf.Tensor2D, store.get(this.bias) as tf.Tensor1D);
+    return linear(x, store.use(this.weight) as tf.Tensor2D, store.use(this.bias) as tf.Tensor1D);
   }
 }
 

@@ -13,9 +13,11 @@ import {
   type ModelSpec,
   type ModelState,
   type ParamRange,
+  type StepOptionsBase,
   type Trainable,
 } from './api.ts';
 import { argmaxRows, countCorrect, meanCrossEntropy, softTargetCrossEntropy } from './combiner.ts';
+import { GradTaps } from './grad-taps.ts';
 import {
   type Architecture,
   applyBnUpdates,
@@ -308,14 +310,18 @@ export abstract class Network {
     trainable: Trainable,
     targets: Float32Array,
     setup: (ctx: ForwardCtx) => () => tf.Tensor2D,
-    out: Float32Array | undefined,
+    opts: StepOptionsBase,
   ): Differentiated {
-    const grads = out ?? new Float32Array(this.numParams);
+    const grads = opts.out ?? new Float32Array(this.numParams);
     if (grads.length !== this.numParams) {
       throw new ModelError(`options.out length ${grads.length} must be numParams ${this.numParams}`);
     }
     const stats: BnStatUpdate[] = [];
     let logitsT: tf.Tensor | null = null;
+    const seg = opts.segments;
+    const taps =
+      seg && trainable === 'all' ? new GradTaps(this.paramLayout, grads, seg.elements, seg.onSegment) : null;
+    if (taps) this.store.tap = (i, v) => taps.tap(i, v);
     try {
       const loss = tf.tidy(() => {
         const c = this.spec.numClasses;
@@ -330,13 +336,18 @@ export abstract class Network {
           logitsT = tf.keep(z);
           return softTargetCrossEntropy(z, t);
         }, vars as tf.Variable[]);
-        this.flattenGrads(res.grads, grads);
+        if (taps) taps.finish();
+        else {
+          this.flattenGrads(res.grads, grads);
+          seg?.onSegment(0, grads.length);
+        }
         return res.value.dataSync()[0];
       });
       const logits = Float32Array.from((logitsT as tf.Tensor | null)?.dataSync() ?? []);
       applyBnUpdates(this.store, stats.splice(0));
       return { loss, logits, grads };
     } finally {
+      this.store.tap = null;
       disposeBnUpdates(stats);
       (logitsT as tf.Tensor | null)?.dispose();
     }

@@ -150,6 +150,15 @@ export class ParamStore {
     return ref.role === 'param' ? this.params[ref.index] : this.buffers[ref.index];
   }
 
+  /** Set while a step reports its gradients by segment (grad-taps.ts): every parameter read goes through it. */
+  tap: ((index: number, v: tf.Variable) => tf.Tensor) | null = null;
+
+  /** A forward's read of a ref: the variable, or a parameter through the step's tap. */
+  use(ref: TensorRef): tf.Tensor {
+    if (ref.role === 'param' && this.tap) return this.tap(ref.index, this.params[ref.index]);
+    return this.get(ref);
+  }
+
   /** Parameter layout (flat order). */
   layout(): LayoutEntry[] {
     return this.paramLayout.map((e) => ({ ...e }));

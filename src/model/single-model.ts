@@ -42,7 +42,7 @@ export class SingleNetwork extends Network implements SingleModel {
         const f = this.branchFeature(ctx, branch, x);
         return () => this.classifier.forward(this.store, f);
       },
-      options.out,
+      options,
     );
     const correct = countCorrect(argmaxRows(res.logits, this.spec.numClasses), batch.y);
     return { loss: res.loss, accuracy: n ? correct / n : 0, correct, count: n, grads: res.grads };

@@ -19,7 +19,7 @@ describe('config - distributed.transport', () => {
   });
 
   it('defaults to the shipped transport', () => {
-    assert.equal(parseRunConfig(BASE).distributed.transport, 'grpc');
+    assert.equal(parseRunConfig(BASE).distributed.transport, 'tcp');
   });
 
   it('rejects anything else with one line naming the field and the choices', () => {
