@@ -7,7 +7,7 @@
  * STUDY is `norms` (classifier weight norms per class, the paper's Fig. 4), `decouple` (the
  * representation × classifier grid, Fig. 2), `alpha` (the α schedules, Table 4), `sampler` (the
  * re-balancing branch's sampler, Table 3), `regime` (BBN against CE, RW, RS, DRW and decoupling at
- * IR 100 and 10), or `all` (every job of every study, seed by seed, then every study rendered).
+ * IR 100 and 10), or `all` (every job of every study, then every study rendered).
  * It trains the study's jobs that have no result yet (`jobs.ts`; `--shard I/N` takes every N-th,
  * so N processes share the work and an interrupted study resumes), then from the results present
  * writes `bench/analysis/results/STUDY.json`, the PNG under `docs/analysis/` and the study's
@@ -44,11 +44,22 @@ async function main(): Promise<void> {
   const [index, count] = m ? [Number(m[1]), Number(m[2])] : [-1, 0];
   if (!m || count < 1 || index >= count) fail(`--shard ${values.shard}: want I/N with 0 <= I < N`);
   const studies: Study[] = study === 'all' ? [...STUDIES] : [study as Study];
-  // Seed by seed, so that an interrupted sweep leaves whole seeds of every study.
+  // `all`: the first seed of every study, then the other seeds study by study, the cheaper and
+  // more used jobs first (norms and decoupling share theirs with the regime table, the sampler
+  // then the α schedules last), so that a sweep stopped early leaves one seed of everything and
+  // as many seeds as it reached of the rest. The first seed's jobs keep their places in the list
+  // whatever the other seeds are, so shards started with other --seeds never run one job twice.
   const seen = new Set<string>();
-  const jobs = seeds.flatMap((seed) =>
-    studies.flatMap((s) => jobsOf(s, seed)).filter((j) => !seen.has(j.id) && seen.add(j.id)),
-  );
+  const order: [Study, number][] =
+    study === 'all'
+      ? [
+          ...STUDIES.map((s): [Study, number] => [s, seeds[0]]),
+          ...(['norms', 'decouple', 'regime', 'sampler', 'alpha'] as const).flatMap((s) =>
+            seeds.slice(1).map((seed): [Study, number] => [s, seed]),
+          ),
+        ]
+      : seeds.map((seed): [Study, number] => [study as Study, seed]);
+  const jobs = order.flatMap(([s, seed]) => jobsOf(s, seed)).filter((j) => !seen.has(j.id) && seen.add(j.id));
   if (!values['render-only']) {
     mkdirSync(RUNS, { recursive: true });
     const backend = await selectBackend('auto', { threads: 1 });
