@@ -13,7 +13,7 @@ import { ALPHA_SCHEDULES } from '../../src/core/config.ts';
 import { CHART_CONFIG, RUN_PALETTE } from '../../src/report/chart-api.ts';
 import { renderSvg, svgToPng } from '../../src/report/render.ts';
 import { EPOCHS, type JobResult, RESULTS, SIZE } from './jobs.ts';
-import { mean, pctCell, sd, welch } from './stats.ts';
+import { mean, meanSdCell, pctCell, sd, welch } from './stats.ts';
 import type { Study } from './studies.ts';
 
 const DOC = 'docs/analysis.md';
@@ -52,7 +52,7 @@ function header(study: Study, results: readonly JobResult[]): string {
     `Made by \`npm run analysis:${study}\` (\`node --import tsx bench/analysis/run.ts ${study}\`; runs of ` +
       `${dates[0]}${dates.at(-1) !== dates[0] ? ` to ${dates.at(-1)}` : ''}): ${results.length} runs, seeds ` +
       `${seedsOf(results).join(', ')}; ${(wall / 60).toFixed(0)} min wall, ${(cpu / 60).toFixed(0)} min CPU in all. ` +
-      `Size: configs/mnist-lt.yaml with \`${SIZE.join(' ')}\`. Numbers are last-epoch test top-1 (%), mean ± sample sd over seeds.`,
+      `Size: configs/mnist-lt.yaml with \`${SIZE.join(' ')}\`. Accuracies are last-epoch test top-1 (%); cells are mean ± sample sd over seeds (the value alone for one run).`,
   ].join('\n');
 }
 
@@ -143,13 +143,12 @@ function normsSection(results: readonly JobResult[]): {
       return { label: s.label, runs: runs.length, perClass, std, cv, ratio };
     })
     .filter((r) => r.runs > 0);
-  const cell = (xs: number[], d: number) => `${mean(xs).toFixed(d)} ± ${sd(xs).toFixed(d)}`;
   const lines = [
     '| classifier | runs | σ of the class norms | σ / mean | tail / head norm (class 9 / class 0) | per-class norm, head → tail (mean over seeds) |',
     '|---|---|---|---|---|---|',
     ...rows.map(
       (r) =>
-        `| ${r.label} | ${r.runs} | ${cell(r.std, 3)} | ${cell(r.cv, 3)} | ${cell(r.ratio, 2)} | ${r.perClass.map((x) => x.toFixed(2)).join(', ')} |`,
+        `| ${r.label} | ${r.runs} | ${meanSdCell(r.std, 3)} | ${meanSdCell(r.cv, 3)} | ${meanSdCell(r.ratio, 2)} | ${r.perClass.map((x) => x.toFixed(2)).join(', ')} |`,
     ),
   ];
   const values = rows.flatMap((r) =>

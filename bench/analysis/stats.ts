@@ -9,10 +9,18 @@ export function sd(xs: readonly number[]): number {
   return Math.sqrt(xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1));
 }
 
-/** `mean ± sd` of fractions, in percent with one decimal; `-` when empty. */
+/** `mean ± sd` with `digits` decimals (the value alone for one run, `-` for none). */
+export function meanSdCell(xs: readonly number[], digits: number): string {
+  if (xs.length === 0) return '-';
+  return xs.length === 1 ? xs[0].toFixed(digits) : `${mean(xs).toFixed(digits)} ± ${sd(xs).toFixed(digits)}`;
+}
+
+/** `mean ± sd` of fractions, in percent with one decimal, skipping nulls. */
 export function pctCell(xs: readonly (number | null)[]): string {
-  const v = xs.filter((x): x is number => x !== null && Number.isFinite(x)).map((x) => 100 * x);
-  return v.length === 0 ? '-' : `${mean(v).toFixed(1)} ± ${sd(v).toFixed(1)}`;
+  return meanSdCell(
+    xs.filter((x): x is number => x !== null && Number.isFinite(x)).map((x) => 100 * x),
+    1,
+  );
 }
 
 function logGamma(x: number): number {

@@ -28,5 +28,6 @@ describe('analysis statistics', () => {
     close(sd([1, 2, 3]), 1, 1e-15);
     assert.equal(pctCell([0.5, null, 0.7]), '60.0 ± 14.1');
     assert.equal(pctCell([null]), '-');
+    assert.equal(pctCell([0.25, null]), '25.0');
   });
 });
