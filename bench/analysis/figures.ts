@@ -102,11 +102,11 @@ function barSpec(title: string, groups: readonly Group[], xTitle: string): TopLe
       },
       {
         mark: { type: 'errorbar', extent: 'stdev' },
-        encoding: { x, y: { field: 'top1', type: 'quantitative', title: null } },
+        encoding: { x, y: { field: 'top1', type: 'quantitative', title: 'top-1 accuracy (%)' } },
       },
       {
         mark: { type: 'point', filled: true, color: 'black', size: 24 },
-        encoding: { x, y: { field: 'top1', type: 'quantitative', title: null } },
+        encoding: { x, y: { field: 'top1', type: 'quantitative', title: 'top-1 accuracy (%)' } },
       },
     ],
   };
@@ -412,11 +412,11 @@ function regimeSection(results: readonly JobResult[]) {
         },
         {
           mark: { type: 'errorbar', extent: 'stdev' },
-          encoding: { x, y: { field: 'top1', type: 'quantitative', title: null } },
+          encoding: { x, y: { field: 'top1', type: 'quantitative', title: 'top-1 accuracy (%)' } },
         },
         {
           mark: { type: 'point', filled: true, color: 'black', size: 20 },
-          encoding: { x, y: { field: 'top1', type: 'quantitative', title: null } },
+          encoding: { x, y: { field: 'top1', type: 'quantitative', title: 'top-1 accuracy (%)' } },
         },
       ],
     },
