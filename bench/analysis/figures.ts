@@ -44,12 +44,12 @@ interface Group {
 
 const seedsOf = (rs: readonly JobResult[]) => [...new Set(rs.map((r) => r.job.seed))].sort((a, b) => a - b);
 
-function header(study: Study, results: readonly JobResult[]): string {
+function header(study: Study, results: readonly JobResult[], seeds: readonly number[]): string {
   const dates = results.map((r) => r.date.slice(0, 10)).sort();
   const wall = results.reduce((a, r) => a + r.wallSeconds, 0);
   const cpu = results.reduce((a, r) => a + r.cpuSeconds, 0);
   return [
-    `Made by \`npm run analysis:${study}\` (\`node --import tsx bench/analysis/run.ts ${study}\`; runs of ` +
+    `Made by \`npm run analysis:${study} -- --seeds ${seeds.join(',')}\` from the runs present (made ` +
       `${dates[0]}${dates.at(-1) !== dates[0] ? ` to ${dates.at(-1)}` : ''}): ${results.length} runs, seeds ` +
       `${seedsOf(results).join(', ')}; ${(wall / 60).toFixed(0)} min wall, ${(cpu / 60).toFixed(0)} min CPU in all. ` +
       `Size: configs/mnist-lt.yaml with \`${SIZE.join(' ')}\`. Accuracies are last-epoch test top-1 (%); cells are mean ± sample sd over seeds (the value alone for one run).`,
@@ -425,7 +425,11 @@ function regimeSection(results: readonly JobResult[]) {
 }
 
 /** Writes the study's JSON, PNG and doc section from `results`; returns the section's markdown. */
-export async function renderStudy(study: Study, results: readonly JobResult[]): Promise<string> {
+export async function renderStudy(
+  study: Study,
+  results: readonly JobResult[],
+  seeds: readonly number[],
+): Promise<string> {
   if (results.length === 0) return `${study}: no results yet`;
   const { spec, lines, rows } =
     study === 'norms'
@@ -438,7 +442,7 @@ export async function renderStudy(study: Study, results: readonly JobResult[]): 
   mkdirSync(PNG_DIR, { recursive: true });
   const png = join(PNG_DIR, `${study}.png`);
   writeFileSync(png, await svgToPng(await renderSvg(spec)));
-  const made = header(study, results);
+  const made = header(study, results, seeds);
   writeFileSync(
     join(RESULTS, `${study}.json`),
     `${JSON.stringify({ study, made, size: SIZE, rows, runs: results.map((r) => r.id) }, null, 1)}\n`,

@@ -80,7 +80,7 @@ async function main(): Promise<void> {
   const { renderStudy } = await import('./figures.ts');
   for (const s of studies) {
     const results = resultsOf(seeds.flatMap((seed) => jobsOf(s, seed)));
-    process.stdout.write(`${await renderStudy(s, results)}\n`);
+    process.stdout.write(`${await renderStudy(s, results, seeds)}\n`);
   }
 }
 
