@@ -428,7 +428,7 @@ function regimeSection(results: readonly JobResult[]) {
 export async function renderStudy(
   study: Study,
   results: readonly JobResult[],
-  seeds: readonly number[],
+  seeds: readonly number[] = seedsOf(results),
 ): Promise<string> {
   if (results.length === 0) return `${study}: no results yet`;
   const { spec, lines, rows } =
