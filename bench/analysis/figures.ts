@@ -295,13 +295,10 @@ function groupsBy(
 
 /** The best mean first; against the first group (the paper's choice) a Welch test each. */
 function ordering(groups: readonly Group[], reference: string): string {
-  const byMean = [...groups].sort(
-    (a, b) => mean(b.outcomes.map((o) => o.top1)) - mean(a.outcomes.map((o) => o.top1)),
-  );
+  const pct = (g: Group) => mean(g.outcomes.map((o) => 100 * o.top1));
+  const byMean = [...groups].sort((a, b) => pct(b) - pct(a));
   const ref = groups.find((g) => g.label === reference);
-  const order = byMean
-    .map((g) => `${g.label} ${(100 * mean(g.outcomes.map((o) => o.top1))).toFixed(1)}`)
-    .join(' > ');
+  const order = byMean.map((g) => `${g.label} ${pct(g).toFixed(1)}`).join(' > ');
   if (!ref) return `Order by mean top-1: ${order}.`;
   const tests = groups
     .filter((g) => g !== ref)
@@ -311,7 +308,7 @@ function ordering(groups: readonly Group[], reference: string): string {
         g.outcomes.map((o) => 100 * o.top1),
       );
       return w
-        ? `${g.label} ${w.diff >= 0 ? '+' : ''}${w.diff.toFixed(1)} (p ${Number.isNaN(w.p) ? '-' : w.p.toFixed(2)})`
+        ? `${g.label} ${w.diff >= 0 ? '+' : ''}${w.diff.toFixed(1)} (p ${Number.isNaN(w.p) ? '-' : w.p < 0.01 ? '< 0.01' : w.p.toFixed(2)})`
         : `${g.label}: too few runs`;
     });
   return `Order by mean top-1: ${order}. ${reference} minus each (Welch two-sided p): ${tests.join('; ')}.`;
