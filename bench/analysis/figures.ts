@@ -231,13 +231,14 @@ function decoupleSection(results: readonly JobResult[]): {
       type: 'nominal' as const,
       sort: learners.map((l) => colLabel[l]),
       title: 'classifier learnt with (backbone frozen)',
-      axis: { labelAngle: 0 },
+      axis: { labelAngle: 0, grid: false },
     },
     y: {
       field: 'representation',
       type: 'nominal' as const,
       sort: reps.map((r) => LABEL[r]),
       title: 'representation learnt with',
+      axis: { grid: false },
     },
   };
   const spec: TopLevelSpec = {
@@ -255,7 +256,12 @@ function decoupleSection(results: readonly JobResult[]): {
         mark: 'rect',
         encoding: {
           ...enc,
-          color: { field: 'top1', type: 'quantitative', title: 'top-1 %', scale: { scheme: 'blues' } },
+          color: {
+            field: 'top1',
+            type: 'quantitative',
+            title: 'top-1 %',
+            scale: { scheme: 'blues', domain: [0, 100] },
+          },
         },
       },
       {
@@ -263,7 +269,7 @@ function decoupleSection(results: readonly JobResult[]): {
         encoding: {
           ...enc,
           text: { field: 'text' },
-          color: { condition: { test: 'datum.top1 > 80', value: 'white' }, value: 'black' },
+          color: { condition: { test: 'datum.top1 > 60', value: 'white' }, value: 'black' },
         },
       },
     ],
