@@ -36,6 +36,10 @@ export type AlphaScheduleName = (typeof ALPHA_SCHEDULES)[number];
 export const LR_SCHEDULES = ['warmup_multistep', 'multistep', 'cosine'] as const;
 export type LrScheduleName = (typeof LR_SCHEDULES)[number];
 
+/** Decoupling: how each stage learns (the paper's Fig. 2 grid): plain CE, re-weighting or re-sampling. */
+export const DECOUPLE_STAGE_METHODS = ['ce', 'rw', 'rs'] as const;
+export type DecoupleStageMethod = (typeof DECOUPLE_STAGE_METHODS)[number];
+
 export const RING_TRANSPORTS = ['grpc', 'tcp'] as const;
 
 export const BACKENDS = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -131,8 +135,12 @@ const trainSchema = z
     drwStartEpoch: positiveInt.default(160),
     /** Class-balanced re-weighting: effective-number beta (DRW), or 0 for inverse frequency. */
     drwBeta: z.number().min(0).lt(1).default(0.9999),
-    /** Decoupling: epochs of the classifier-retraining stage (after `epochs` of CE). */
+    /** Decoupling: epochs of the classifier-retraining stage (after `epochs` of representation learning). */
     decoupleEpochs: z.number().int().nonnegative().default(10),
+    /** Decoupling stage 1 (the representation): `ce` (Kang et al.'s instance-balanced), `rw` or `rs`. */
+    decoupleRepresentation: z.enum(DECOUPLE_STAGE_METHODS).default('ce'),
+    /** Decoupling stage 2 (the classifier, retrained from scratch): `rs` (cRT's class-balanced batches), `ce` or `rw`. */
+    decoupleClassifier: z.enum(DECOUPLE_STAGE_METHODS).default('rs'),
     /**
      * A step whose loss, gradient or update is NaN/Infinity: `stop` the run (naming epoch, step
      * and rank) before it is applied, or `skip` the step and count it, as loss scalers do.

@@ -9,11 +9,13 @@
  * - `rs`: class-balanced re-sampling: a class uniformly, then an image of it with replacement (paper §3).
  * - `drw`: deferred re-weighting (LDAM-DRW's schedule): plain CE until `drwStartEpoch`, then
  *   class-balanced weights from the effective number, w_c ∝ (1-β)/(1-β^N_c), Σ_c w_c = C.
- * - `decouple`: two stages (classifier re-training, Kang et al. 2020): CE for `epochs`, then the
- *   backbone is frozen, the classifier re-initialised and trained for `decoupleEpochs` epochs on
- *   class-balanced batches with a cosine lr from `lr` down to the cosine floor.
+ * - `decouple`: two stages (classifier re-training, Kang et al. 2020): the representation learns for
+ *   `epochs` as `decoupleRepresentation` (ce, rw or rs; ce by default), then the backbone is
+ *   frozen, the classifier re-initialised and trained for `decoupleEpochs` epochs as
+ *   `decoupleClassifier` (rs by default: cRT's class-balanced batches; ce or rw for the paper's
+ *   Fig. 2 grid) with a cosine lr from `lr` down to the cosine floor.
  */
-import type { Method, RunConfig } from './config.ts';
+import type { DecoupleStageMethod, Method, RunConfig } from './config.ts';
 import { CoreValueError } from './errors.ts';
 
 /** What one epoch of a method trains, and on what. */
@@ -100,13 +102,28 @@ export function epochPolicy(
         : base;
     case 'decouple':
       return epoch <= cfg.train.epochs
-        ? base
+        ? { ...base, ...stageLearning(cfg.train.decoupleRepresentation, counts) }
         : {
             ...base,
-            batchSource: 'balanced',
+            ...stageLearning(cfg.train.decoupleClassifier, counts),
             trainable: 'classifier',
             resetClassifier: epoch === cfg.train.epochs + 1,
             stage: 2,
           };
+  }
+}
+
+/** A decoupling stage's batches and loss weights: exactly those of the method of that name. */
+function stageLearning(
+  method: DecoupleStageMethod,
+  counts: readonly number[],
+): Pick<EpochPolicy, 'batchSource' | 'classWeights'> {
+  switch (method) {
+    case 'ce':
+      return { batchSource: 'uniform', classWeights: null };
+    case 'rw':
+      return { batchSource: 'uniform', classWeights: inverseFrequencyWeights(counts) };
+    case 'rs':
+      return { batchSource: 'balanced', classWeights: null };
   }
 }

@@ -65,4 +65,31 @@ describe('training methods', () => {
     assert.equal(epochPolicy(c, 12, counts).resetClassifier, false);
     assert.throws(() => epochPolicy(c, 14, counts), /epoch \(14\) must be an integer in \[1, 13\]/);
   });
+
+  it('decoupling learns its representation and retrains its classifier as the chosen methods', () => {
+    for (const rep of ['ce', 'rw', 'rs'] as const) {
+      for (const cls of ['ce', 'rw', 'rs'] as const) {
+        const c = cfg('decouple', {
+          decoupleEpochs: 2,
+          decoupleRepresentation: rep,
+          decoupleClassifier: cls,
+        });
+        // Stage 1 is the representation method's own policy, epoch for epoch.
+        for (let e = 1; e <= 10; e++)
+          assert.deepEqual(epochPolicy(c, e, counts), epochPolicy(cfg(rep), e, counts));
+        const alone = epochPolicy(cfg(cls), 1, counts);
+        const p = epochPolicy(c, 11, counts);
+        assert.deepEqual(
+          [p.stage, p.trainable, p.resetClassifier, p.batchSource, p.classWeights],
+          [2, 'classifier', true, alone.batchSource, alone.classWeights],
+          `${rep} → ${cls}`,
+        );
+      }
+    }
+    assert.deepEqual(
+      epochPolicy(cfg('decouple', { decoupleClassifier: 'rw' }), 11, counts).classWeights,
+      inverseFrequencyWeights(counts),
+    );
+    assert.throws(() => cfg('decouple', { decoupleClassifier: 'drw' }), /decoupleClassifier/);
+  });
 });
