@@ -10,6 +10,7 @@ export {
   type EventOf,
   type EventSource,
   EventValidationError,
+  JetStreamUnavailableError,
   encodeTrainingEvent,
   familyOf,
   parseRunStatus,
