@@ -62,6 +62,11 @@ export class RankBoard {
     this.watching = { world, since: this.clock.now(), reported: new Set() };
   }
 
+  /** Whether a generation is being judged. */
+  isWatching(): boolean {
+    return this.watching !== null;
+  }
+
   /** Stops judging (a new generation is forming: its ranks are not yet all there). */
   unwatch(): void {
     this.watching = null;
