@@ -7,14 +7,13 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { removeTempDirs, writeTinyConfig } from '../distributed/fixtures.ts';
+import { CHAOS_RUN } from './chaos-run.ts';
 import { chaosLoop } from './loop.ts';
 import { CHAOS_KINDS } from './schedule.ts';
 import { formatTable, summarise } from './table.ts';
 
 const SEED = Number(process.env.BBN_CHAOS_SEED ?? 1);
 const EVENTS = Number(process.env.BBN_CHAOS_EVENTS ?? 10);
-/** 3 epochs of 300 images: 18 steps an epoch. */
-export const CHAOS_RUN = ['dataset.perClass=160', 'train.epochs=3'];
 
 after(removeTempDirs);
 
