@@ -160,10 +160,21 @@ export class ChaosRun {
           `run ${this.runId} ended ${execution} while waiting for ${what}: ${s?.failures.at(-1)?.message ?? ''}`,
         );
       }
-      if (at > deadline)
-        throw new Error(`hang: run ${this.runId} did not reach "${what}" within ${HANG_MS} ms`);
+      if (at > deadline) {
+        throw new Error(
+          `hang: run ${this.runId} did not reach "${what}" within ${HANG_MS} ms\n${this.tails()}`,
+        );
+      }
       await new Promise((r) => setTimeout(r, POLL_MS));
     }
+  }
+
+  /** The last lines of every pod's current process and how often each was started (for a failure's message). */
+  tails(lines = 8): string {
+    return [this.coordinator, ...this.ranks]
+      .filter(Boolean)
+      .map((p) => `--- ${p.name} (started ${p.starts}x):\n${p.lines.slice(-lines).join('\n')}`)
+      .join('\n');
   }
 
   /** Waits for the workflow to complete, then stops every pod (SIGTERM) and checks each left cleanly. */
