@@ -1,7 +1,7 @@
 /**
  * The `bbn` command as a function: `runCli(argv)` parses, runs one command and resolves with the
- * exit status (0 done, 2 a user error printed as one `bbn: …` message, commander's usage errors
- * 2 as well). Each call builds a fresh program, so tests run the real CLI in-process, many times,
+ * exit status (0 done, 1 a failed run and 2 a user error, each printed as one `bbn: …` message,
+ * commander's usage errors 2 as well). Each call builds a fresh program, so tests run the real CLI in-process, many times,
  * without paying a process start per case. main.ts is the thin entry that exits with the status.
  */
 import { readFileSync } from 'node:fs';
@@ -74,7 +74,9 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     }
     if (isUserError(err)) {
       process.stderr.write(`bbn: ${err.message}\n`);
-      return 2;
+      // A user error is 2; an error may say otherwise (a failed run is 1).
+      const code = (err as { exitCode?: unknown }).exitCode;
+      return typeof code === 'number' ? code : 2;
     }
     throw err;
   }

@@ -207,6 +207,10 @@ async function hostRun(
           .withDeadline(Date.now() + 2_000, () => handle.query(progressQuery))
           .then((p) => {
             progress = p;
+            // A coordinator started again mid-epoch watches the generation its predecessor formed.
+            if (p.state === 'training' && coordinator.server?.adopt(p.workers)) {
+              say(`run ${runId}: coordinator watching the ${p.workers} ranks of generation ${p.generation}`);
+            }
             hostTelemetry.observe(p);
             ranks?.ensure(Math.max(p.workers, p.pendingWorkers ?? 0));
           }),

@@ -131,16 +131,26 @@ export function registerLaunchCommand(program: Command, out: CommandOutput = pro
         persistence: f.persistence,
         credentialsSecret: f.credentialsSecret,
       };
-      const [{ renderRun, toYaml }, { applyObjects, loadKubeConfig }] = await Promise.all([
+      const [{ renderRun, toYaml }, { applyObjects, existingRunToken, loadKubeConfig }] = await Promise.all([
         render(),
         cluster(),
       ]);
+      const kc = f.dryRun ? undefined : loadKubeConfig(f.kubeconfig);
+      if (!f.credentialsSecret) {
+        // Every run's rings and coordinator calls are authenticated: the chart's Secret gets a token
+        // of its own (kept when the run was launched before: its pods hold that one).
+        const { RunToken } = await import('../auth/run-token.ts');
+        const kept = kc && (await existingRunToken(kc, options.namespace, options.run));
+        options.runToken = kept
+          ? RunToken.parse(kept, `Secret ${options.run}-credentials`)
+          : RunToken.generate();
+      }
       const objects = await renderRun(cfg, options);
       if (f.dryRun) {
         out.write(toYaml(objects));
         return;
       }
-      const applied = await applyObjects(loadKubeConfig(f.kubeconfig), objects);
+      const applied = await applyObjects(kc ?? loadKubeConfig(f.kubeconfig), objects);
       for (const a of applied) out.write(`${a.kind}/${a.name} ${a.action}\n`);
       out.write(
         `run ${options.run}: ${options.workers} worker(s) in namespace ${options.namespace}; ` +

@@ -44,10 +44,14 @@ export async function localTemporal(
   return { address: server.address, server };
 }
 
-/** A run that failed: the reason a user can act on, from the innermost cause of the workflow's failure. */
+/**
+ * A run that failed: the reason a user can act on, from the innermost cause of the workflow's
+ * failure, on one line. Printed like a user error but not one: the CLI exits 1 (README's table).
+ */
 export class RunFailedError extends Error {
   override name = 'RunFailedError';
   readonly userFacing = true;
+  readonly exitCode = 1;
 }
 
 /** The workflow's result; a failed run becomes a ConfigError (bad config or data) or a RunFailedError. */
@@ -63,8 +67,9 @@ export async function resultOf(
     while (e?.cause) e = e.cause as typeof e;
     const message = e?.message ?? String(err);
     if (e?.type === 'ConfigError') throw new ConfigError(message);
+    const reason = message.split('\n')[0];
     throw new RunFailedError(
-      `run ${runId} failed: ${message}\nonce fixed, continue it from its last good checkpoint with bbn train --resume ${outDir}`,
+      `run ${runId} failed: ${reason}; once fixed, continue it from its last good checkpoint with bbn train --resume ${outDir}`,
     );
   }
 }

@@ -47,11 +47,16 @@ export interface RankBeat {
   readonly progressAgeMs: number;
 }
 
-/** A rank of the running generation that stopped heartbeating. */
+/** A rank of the running generation that stopped heartbeating, or whose process was replaced. */
 export interface RankVerdict {
   readonly rank: number;
-  /** Always `silent`: from the coordinator's seat a frozen, dead or unreachable rank look alike. */
-  readonly cause: 'silent';
+  /**
+   * `silent`: no heartbeat for the timeout (from the coordinator's seat a frozen, dead or
+   * unreachable rank look alike). `exited`: another process (another pid or host) heartbeats as
+   * the rank, so the generation's process is gone: its replacement, restarted at once by a
+   * kubelet, would otherwise keep the rank from ever looking silent.
+   */
+  readonly cause: 'silent' | 'exited';
   /** For people: how long, and what the rank last said. */
   readonly detail: string;
   /** Milliseconds since its last heartbeat (or since the generation formed, if never heard). */

@@ -21,7 +21,13 @@ interface Heard {
 /** Heartbeats by rank, and the generation being watched. */
 export class RankBoard {
   private readonly heard = new Map<number, Heard>();
-  private watching: { world: number; since: number; reported: Set<number> } | null = null;
+  private watching: {
+    world: number;
+    since: number;
+    reported: Set<number>;
+    /** Ranks another process took over since the watch began: what it was and what it is. */
+    replaced: Map<number, { was: RankBeat; now: RankBeat }>;
+  } | null = null;
   readonly timings: CoordinatorTimings;
 
   constructor(
@@ -38,7 +44,14 @@ export class RankBoard {
 
   /** Records one heartbeat (the newest per rank wins: a replaced rank's process simply takes over). */
   record(beat: RankBeat): void {
+    const was = this.heard.get(beat.rank);
     this.heard.set(beat.rank, { beat, at: this.clock.now() });
+    const w = this.watching;
+    if (!w || !was || beat.rank >= w.world || w.reported.has(beat.rank)) return;
+    // Heard in this watch from one process, now from another: the generation's process is gone.
+    if (was.at >= w.since && (was.beat.pid !== beat.pid || was.beat.host !== beat.host)) {
+      if (!w.replaced.has(beat.rank)) w.replaced.set(beat.rank, { was: was.beat, now: beat });
+    }
   }
 
   /**
@@ -59,7 +72,12 @@ export class RankBoard {
 
   /** Starts judging ranks 0..world-1 (a generation formed); each is reported at most once per watch. */
   watch(world: number): void {
-    this.watching = { world, since: this.clock.now(), reported: new Set() };
+    this.watching = { world, since: this.clock.now(), reported: new Set(), replaced: new Map() };
+  }
+
+  /** Whether a generation is being judged. */
+  isWatching(): boolean {
+    return this.watching !== null;
   }
 
   /** Stops judging (a new generation is forming: its ranks are not yet all there). */
@@ -73,6 +91,16 @@ export class RankBoard {
     if (!w) return [];
     const now = this.clock.now();
     const verdicts: RankVerdict[] = [];
+    for (const [rank, { was, now: is }] of w.replaced) {
+      w.reported.add(rank);
+      verdicts.push({
+        rank,
+        cause: 'exited',
+        silentForMs: 0,
+        detail: `exited: pid ${is.pid} on ${is.host} now heartbeats as rank ${rank}, which was pid ${was.pid} on ${was.host} (last heard ${was.phase} at epoch ${was.epoch} step ${was.step})`,
+      });
+    }
+    w.replaced.clear();
     for (let rank = 0; rank < w.world; rank++) {
       if (w.reported.has(rank)) continue;
       const h = this.heard.get(rank);

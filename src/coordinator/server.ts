@@ -199,6 +199,22 @@ export class CoordinatorServer {
     });
   }
 
+  /**
+   * Takes over the watch of a generation a previous coordinator process formed: this process was
+   * started again (a SIGKILLed coordinator pod) while that generation trains, so no rendezvous here
+   * set the watch, and without it a rank that freezes would be left to the 10 s activity
+   * heartbeat timeout. Judges ranks 0..world-1 from now, as `formGeneration` would have; only when
+   * nothing is watched, no rendezvous is in progress, and a rank of the world says it trains (a
+   * generation is formed, not forming). Returns whether it took the watch.
+   */
+  adopt(world: number): boolean {
+    if (this.closed || this.board.isWatching() || this.waiters.size > 0) return false;
+    const training = this.board.snapshot().some((h) => h.beat.rank < world && h.beat.phase === 'training');
+    if (!training) return false;
+    this.board.watch(world);
+    return true;
+  }
+
   /** The ranks a rendezvous in progress still waits for (none when no rendezvous is). */
   waitingFor(): readonly number[] {
     return this.missing;

@@ -42,6 +42,21 @@ export class EventValidationError extends EventError {
   }
 }
 
+/**
+ * The NATS server has no JetStream (nats-server started without `-js`, or the account lacks it):
+ * the run's key-value bucket cannot be read. A user's setup, so one line for the CLI.
+ */
+export class JetStreamUnavailableError extends EventError {
+  readonly userFacing = true;
+  constructor(server: string, options?: { cause?: unknown }) {
+    super(
+      `the NATS server at ${server} has no JetStream (start nats-server with -js): the run list is its key-value bucket ${RUNS_BUCKET}`,
+      options,
+    );
+    this.name = 'JetStreamUnavailableError';
+  }
+}
+
 /** A run id that cannot be a NATS subject token or KV key. */
 export class RunIdError extends EventError {
   constructor(readonly runId: string) {

@@ -12,6 +12,7 @@ export {
   EventValidationError,
   encodeTrainingEvent,
   familyOf,
+  JetStreamUnavailableError,
   parseRunStatus,
   parseTrainingEvent,
   RUNS_BUCKET,

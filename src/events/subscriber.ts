@@ -5,6 +5,7 @@
 import type { NatsConnection, Subscription } from 'nats';
 import {
   EventValidationError,
+  JetStreamUnavailableError,
   parseRunStatus,
   parseTrainingEvent,
   RUNS_BUCKET,
@@ -43,9 +44,16 @@ export async function listRunStatuses(
   nc: NatsConnection,
   onInvalid?: (key: string, error: EventValidationError) => void,
 ): Promise<RunStatus[]> {
-  const jsm = await nc.jetstreamManager();
   const names: string[] = [];
-  for await (const s of jsm.streams.names()) names.push(s);
+  try {
+    const jsm = await nc.jetstreamManager();
+    for await (const s of jsm.streams.names()) names.push(s);
+  } catch (err) {
+    // 503 "no responders": nothing answers the JetStream API on this server.
+    if ((err as { code?: string }).code === '503')
+      throw new JetStreamUnavailableError(nc.getServer(), { cause: err });
+    throw err;
+  }
   if (!names.includes(`KV_${RUNS_BUCKET}`)) return [];
   const kv = await nc.jetstream().views.kv(RUNS_BUCKET);
   const out: RunStatus[] = [];

@@ -3,6 +3,7 @@
  * the errors it raises. Rendering lives in `values.ts` and `render.ts`, talking to a cluster in
  * `cluster.ts`.
  */
+import type { RunToken } from '../auth/run-token.ts';
 
 /** What `bbn launch --k8s` needs beyond the run config; every field but the addresses has a default. */
 export interface LaunchOptions {
@@ -24,6 +25,12 @@ export interface LaunchOptions {
   persistence?: boolean;
   /** Name of an existing Secret with the run's credentials, mounted at /etc/bbn/credentials. */
   credentialsSecret?: string;
+  /**
+   * Without `credentialsSecret`: the run's token, put as `run-token` in the credentials Secret the
+   * chart makes (`<run>-credentials`), so every ring edge and coordinator call of the run is
+   * authenticated. `bbn launch --k8s` generates one per run (or keeps the one a running run has).
+   */
+  runToken?: RunToken;
 }
 
 /** One rendered Kubernetes object, as the chart produces it (plain JSON). */

@@ -11,6 +11,7 @@ import {
   PatchStrategy,
   type V1Pod,
 } from '@kubernetes/client-node';
+import { RUN_TOKEN_FILE_NAME } from '../auth/run-token.ts';
 import { ClusterError, type K8sObject, LaunchOptionError, type RunPod } from './api.ts';
 
 /** The field manager of every write, so `kubectl get --show-managed-fields` says who set what. */
@@ -105,6 +106,27 @@ export async function applyObjects(
     done.push({ kind: obj.kind, name: obj.metadata.name, action });
   }
   return done;
+}
+
+/**
+ * The run token in the credentials Secret the chart made for `run` (`<run>-credentials`, key
+ * `run-token`), or undefined when there is none yet: a second launch of a running run must keep
+ * its token (its pods hold it), and keeps the launch idempotent.
+ */
+export async function existingRunToken(
+  kc: KubeConfig,
+  namespace: string,
+  run: string,
+): Promise<string | undefined> {
+  const name = `${run}-credentials`;
+  try {
+    const secret = await kc.makeApiClient(CoreV1Api).readNamespacedSecret({ name, namespace });
+    const data = secret.data?.[RUN_TOKEN_FILE_NAME];
+    return data === undefined ? undefined : Buffer.from(data, 'base64').toString('utf8');
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw clusterError(`read Secret ${namespace}/${name}`, err);
+  }
 }
 
 /** Sets the run's worker count (the StatefulSet's replicas); resolves with the previous count. */

@@ -3,6 +3,7 @@
  * `deploy/helm/bbn` is the one description of a run's objects; this is the only place that maps
  * the CLI's options onto it.
  */
+import { RUN_TOKEN_FILE_NAME } from '../auth/run-token.ts';
 import type { RunConfig } from '../core/config.ts';
 import { LaunchOptionError, type LaunchOptions } from './api.ts';
 
@@ -66,5 +67,7 @@ export function chartValues(config: RunConfig, o: LaunchOptions): Record<string,
   if (o.terminationGracePeriodSeconds !== undefined)
     values.terminationGracePeriodSeconds = o.terminationGracePeriodSeconds;
   if (o.credentialsSecret) values.credentials = { existingSecret: o.credentialsSecret };
+  // The one place the token is written out: into the Secret the chart makes (never into a log).
+  else if (o.runToken) values.credentials = { stringData: { [RUN_TOKEN_FILE_NAME]: o.runToken.reveal() } };
   return values;
 }

@@ -82,6 +82,23 @@ export class RankFailure extends Error {
   }
 }
 
+/**
+ * What the workflow throws when it ends failed. Temporal fails the workflow only for its own
+ * failure types; any other error (a {@link RankFailure} is a plain Error) fails the workflow task,
+ * which is retried forever: a run whose rank failed for good (bad data, a diverged step) would
+ * hang instead of ending. So a rank's failure leaves as a non-retryable ApplicationFailure carrying
+ * the rank's own failure as its cause (what the CLI names, and classifies by its type).
+ */
+export function asWorkflowFailure(err: unknown): unknown {
+  if (!(err instanceof RankFailure)) return err;
+  return ApplicationFailure.create({
+    message: err.message,
+    type: 'RankFailure',
+    nonRetryable: true,
+    cause: err.cause instanceof Error ? err.cause : undefined,
+  });
+}
+
 /** The innermost cause's message ("Activity task failed" wraps the rank's real error). */
 export function rootMessage(err: unknown): string {
   let e = err as { message?: string; cause?: unknown } | undefined;

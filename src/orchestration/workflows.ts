@@ -50,7 +50,14 @@ import {
   resumeSignal,
   scaleUpdate,
 } from './messages.ts';
-import { isNonRetryable, RankFailure, restartBackoffMs, rootMessage, validate } from './workflow-rules.ts';
+import {
+  asWorkflowFailure,
+  isNonRetryable,
+  RankFailure,
+  restartBackoffMs,
+  rootMessage,
+  validate,
+} from './workflow-rules.ts';
 
 /** Patch: a change of world size starts a new generation. */
 const PATCH_MEMBERSHIP_GENERATION = 'membership-generation';
@@ -363,6 +370,6 @@ export async function bbnTraining(input: TrainingInput): Promise<TrainingResult>
     } else {
       state = 'failed';
     }
-    throw err;
+    throw asWorkflowFailure(err);
   }
 }

@@ -90,4 +90,36 @@ describe('RankBoard', () => {
       ],
     );
   });
+
+  it('a watched rank taken over by another process is reported exited at once, before it could look silent', () => {
+    const clock = fakeClock();
+    const board = new RankBoard(clock);
+    board.record(beat(0, { phase: 'training' }));
+    board.record(beat(1, { phase: 'training' }));
+    board.watch(2);
+    clock.advance(500);
+    board.record(beat(0, { phase: 'training', step: 3 }));
+    board.record(beat(1, { phase: 'training', step: 3 }));
+    assert.deepEqual(board.judge(), [], 'the same processes: nothing to say');
+    // Rank 1 is SIGKILLed and its pod restarted at once: the new process beats within the timeout.
+    clock.advance(800);
+    board.record(beat(1, { pid: 4242 }));
+    const verdicts = board.judge();
+    assert.deepEqual(
+      verdicts.map((v) => [v.rank, v.cause]),
+      [[1, 'exited']],
+    );
+    assert.match(
+      verdicts[0].detail,
+      /^exited: pid 4242 on h now heartbeats as rank 1, which was pid 101 on h/,
+    );
+    board.record(beat(1, { pid: 4343 }));
+    assert.deepEqual(board.judge(), [], 'reported once per watch');
+    // A process replaced before the generation formed is simply its member (the roster took it).
+    board.record(beat(0, { pid: 555 }));
+    board.watch(2);
+    board.record(beat(0, { pid: 555 }));
+    board.record(beat(1, { pid: 4343 }));
+    assert.deepEqual(board.judge(), []);
+  });
 });

@@ -200,4 +200,60 @@ describe('CoordinatorServer', () => {
       await server.close();
     }
   });
+
+  it('a coordinator started again mid-epoch adopts the generation in flight: a rank frozen meanwhile is reported within 4.5 s', {
+    timeout: 30_000,
+  }, async () => {
+    const lost: { verdict: RankVerdict; at: number }[] = [];
+    // The restarted process: no rendezvous ran here. Rank 0 trains and beats; rank 1 froze (silent).
+    const server = new CoordinatorServer({
+      runId: 'run-e',
+      onLost: (verdict) => lost.push({ verdict, at: performance.now() }),
+    });
+    const address = await server.start({ host: '127.0.0.1', port: 0 });
+    const training = () => ({ ...idle(0)(), phase: 'training' as const });
+    let link = startHeartbeats({ address, runId: 'run-e', rank: 0, beat: idle(0) });
+    try {
+      while (server.board.snapshot().length === 0) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(server.adopt(2), false, 'no rank trains: a generation may still be forming');
+      link.close();
+      link = startHeartbeats({ address, runId: 'run-e', rank: 0, beat: training });
+      while (!server.board.snapshot().some((h) => h.beat.phase === 'training'))
+        await new Promise((r) => setTimeout(r, 20));
+      const forming = server.formGeneration(2, 60_000).catch((err: Error) => err.message);
+      assert.equal(server.adopt(2), false, 'a rendezvous in progress keeps its own watch');
+      await server.close();
+      assert.equal(await forming, 'the coordinator closed');
+    } finally {
+      link.close();
+    }
+    // Again, with no rendezvous in progress: the watch is taken once, and rank 1 is judged from then on.
+    const again = new CoordinatorServer({
+      runId: 'run-e',
+      onLost: (verdict) => lost.push({ verdict, at: performance.now() }),
+    });
+    const address2 = await again.start({ host: '127.0.0.1', port: 0 });
+    link = startHeartbeats({ address: address2, runId: 'run-e', rank: 0, beat: training });
+    try {
+      while (!again.board.snapshot().some((h) => h.beat.phase === 'training'))
+        await new Promise((r) => setTimeout(r, 20));
+      assert.equal(again.adopt(2), true);
+      const adopted = performance.now();
+      assert.equal(again.adopt(2), false, 'taken once');
+      while (lost.length === 0 && performance.now() - adopted < 15_000)
+        await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(
+        lost.map((l) => [l.verdict.rank, l.verdict.cause]),
+        [[1, 'silent']],
+      );
+      const afterMs = lost[0].at - adopted;
+      assert.ok(
+        afterMs >= DEFAULT_TIMINGS.heartbeatTimeoutMs && afterMs <= DEFAULT_TIMINGS.heartbeatTimeoutMs + 500,
+        `rank 1 reported ${afterMs.toFixed(0)} ms after the adoption`,
+      );
+    } finally {
+      link.close();
+      await again.close();
+    }
+  });
 });

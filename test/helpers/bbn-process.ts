@@ -16,13 +16,14 @@ export interface BbnProcess {
   readonly exited: Promise<number | null>;
 }
 
-/** Starts `bbn …` and adds it to `children` (for the test's cleanup). */
+/** Starts `bbn …` (with `env`, default this process's) and adds it to `children` (for the test's cleanup). */
 export function bbnProcess(
   args: string[],
   children: ChildProcess[],
   onLine: (line: string) => void = () => {},
+  env: NodeJS.ProcessEnv = process.env,
 ): BbnProcess {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT });
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env });
   children.push(child);
   const lines: string[] = [];
   for (const stream of [child.stdout, child.stderr]) {

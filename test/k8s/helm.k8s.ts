@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { Command } from 'commander';
+import { RUN_TOKEN_FILE_NAME, runTokenFromEnv } from '../../src/auth/run-token.ts';
 import { registerLaunchCommand } from '../../src/cli/launch-command.ts';
 import { parseRunConfig } from '../../src/core/config.ts';
 import type { K8sObject } from '../../src/k8s/api.ts';
@@ -226,9 +227,72 @@ describe('bbn launch --k8s', () => {
       rmSync(dir, { recursive: true, force: true });
     }
     const objects = parseManifests(out, 'default');
-    assert.deepEqual(objects.map((o) => o.kind).sort(), KINDS);
+    // The chart's objects plus the run's credentials Secret (its token: see the next test).
+    assert.deepEqual(objects.map((o) => o.kind).sort(), [...KINDS, 'Secret'].sort());
     assert.equal(one<PodTemplate>(objects, 'StatefulSet').spec.replicas, 3);
     assert.equal(one(objects, 'StatefulSet').metadata.name, 'tiny-worker');
     assert.match(one<{ data: Record<string, string> }>(objects, 'ConfigMap').data['run.yaml'], /epochs: 7/);
+  });
+
+  /** `bbn launch --k8s --dry-run` of a tiny run with `flags`: the objects it prints. */
+  async function dryRun(flags: string[] = []): Promise<K8sObject[]> {
+    const dir = mkdtempSync(join(tmpdir(), 'bbn-launch-'));
+    const file = join(dir, 'run.yaml');
+    writeFileSync(file, 'name: tiny\ndataset:\n  kind: mnist\ndistributed:\n  workers: 2\n');
+    let out = '';
+    try {
+      const program = new Command().exitOverride();
+      registerLaunchCommand(program, { write: (t: string) => (out += t) });
+      await program.parseAsync(['launch', '--k8s', '--dry-run', '--config', file, ...flags], {
+        from: 'user',
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    return parseManifests(out, 'default');
+  }
+
+  it('a launch makes a per-run token in the credentials Secret, which every pod mounts and reads', async () => {
+    const objects = await dryRun();
+    const secret = one<{ stringData: Record<string, string> }>(objects, 'Secret');
+    assert.equal(secret.metadata.name, 'tiny-credentials');
+    assert.deepEqual(Object.keys(secret.stringData), [RUN_TOKEN_FILE_NAME]);
+    // What a pod does with the mounted file: the token it presents on every call.
+    const mounted = mkdtempSync(join(tmpdir(), 'bbn-creds-'));
+    try {
+      writeFileSync(join(mounted, RUN_TOKEN_FILE_NAME), secret.stringData[RUN_TOKEN_FILE_NAME]);
+      const token = runTokenFromEnv({ BBN_CREDENTIALS_DIR: mounted });
+      assert.ok(token?.matches(secret.stringData[RUN_TOKEN_FILE_NAME]));
+      assert.equal(secret.stringData[RUN_TOKEN_FILE_NAME].length, 43, '256 random bits, base64url');
+    } finally {
+      rmSync(mounted, { recursive: true, force: true });
+    }
+    for (const kind of ['Deployment', 'StatefulSet']) {
+      const spec = one<PodTemplate>(objects, kind).spec.template.spec;
+      assert.equal(
+        spec.volumes.find((v) => v.name === 'credentials')?.secret?.secretName,
+        'tiny-credentials',
+        kind,
+      );
+      const env = spec.containers[0].env;
+      assert.equal(env.find((e) => e.name === 'BBN_CREDENTIALS_DIR')?.value, '/etc/bbn/credentials', kind);
+      assert.ok(
+        spec.containers[0].volumeMounts.some((m) => m.name === 'credentials'),
+        kind,
+      );
+    }
+    const again = one<{ stringData: Record<string, string> }>(await dryRun(), 'Secret');
+    assert.notEqual(
+      again.stringData[RUN_TOKEN_FILE_NAME],
+      secret.stringData[RUN_TOKEN_FILE_NAME],
+      'one token per run',
+    );
+  });
+
+  it('with --credentials-secret the named Secret is mounted and none is made', async () => {
+    const objects = await dryRun(['--credentials-secret', 'mine']);
+    assert.equal(objects.filter((o) => o.kind === 'Secret').length, 0);
+    const spec = one<PodTemplate>(objects, 'StatefulSet').spec.template.spec;
+    assert.equal(spec.volumes.find((v) => v.name === 'credentials')?.secret?.secretName, 'mine');
   });
 });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { V1Pod } from '@kubernetes/client-node';
+import { RunToken } from '../../src/auth/run-token.ts';
 import { parseRunConfig } from '../../src/core/config.ts';
 import { LaunchOptionError, type LaunchOptions } from '../../src/k8s/api.ts';
 import { describePods, formatPods } from '../../src/k8s/cluster.ts';
@@ -35,6 +36,20 @@ describe('k8s values - chart values from launch options', () => {
     assert.equal(v.gpu, false);
     assert.deepEqual(v.persistence, { checkpoints: { enabled: false }, data: { enabled: false } });
     assert.equal(v.image, undefined, 'no image given: the chart default');
+  });
+
+  it("puts the run's token in the Secret the chart makes, unless a Secret is named; never in printable options", () => {
+    const token = RunToken.generate();
+    const v = chartValues(config, { ...base, runToken: token });
+    assert.deepEqual(v.credentials, { stringData: { 'run-token': token.reveal() } });
+    assert.deepEqual(
+      chartValues(config, { ...base, runToken: token, credentialsSecret: 'mine' }).credentials,
+      {
+        existingSecret: 'mine',
+      },
+    );
+    assert.equal(chartValues(config, base).credentials, undefined);
+    assert.ok(!JSON.stringify({ ...base, runToken: token }).includes(token.reveal()));
   });
 
   it('passes a pinned image through whole', () => {
