@@ -53,6 +53,7 @@ async function freezeOneRank(workers: number, t: { diagnostic(m: string): void }
   const client = new Client({ connection });
   const times: { frozen?: number; verdict?: number; status?: number; moved?: number; resumed?: number } = {};
   let frozenAt: { epoch: number; step: number } | undefined;
+  let statusCause: string | undefined;
   let watching = true;
   const watcher = (async () => {
     while (watching) {
@@ -64,11 +65,13 @@ async function freezeOneRank(workers: number, t: { diagnostic(m: string): void }
         spawned.at(-1)?.kill('SIGSTOP');
         times.frozen = now;
       } else if (frozenAt && s) {
-        if (
-          times.status === undefined &&
-          s.lost?.some((l) => l.rank === frozenRank && l.cause === 'frozen')
-        ) {
+        // Named by whichever detector reports first: its supervisor (`frozen`, from the health
+        // endpoint) or the coordinator (`silent`, from the heartbeats); a later report of the same
+        // rank is ignored by the workflow, so either cause is the right answer.
+        const named = s.lost?.find((l) => l.rank === frozenRank);
+        if (times.status === undefined && named) {
           times.status = now;
+          statusCause = named.cause;
         }
         if (times.moved === undefined && s.generation > 0) times.moved = now;
         if (times.resumed === undefined && s.ranks.some((x) => x.generation > 0 && x.step > 0)) {
@@ -113,7 +116,7 @@ async function freezeOneRank(workers: number, t: { diagnostic(m: string): void }
     const ms = (x: number) => `${((x - frozen) / 1000).toFixed(1)} s`;
     t.diagnostic(
       `W=${workers}: rank ${frozenRank} SIGSTOPped at epoch ${frozenAt.epoch} step ${frozenAt.step}; ` +
-        `supervisor verdict after ${ms(verdict)}, status named it after ${ms(status)}, ` +
+        `supervisor verdict after ${ms(verdict)}, status named it (${statusCause}) after ${ms(status)}, ` +
         `survivors stopped and generation 1 began after ${ms(moved)}, ` +
         `training resumed after ${resumed === undefined ? '(not observed)' : ms(resumed)}; final generation ${result.generation}`,
     );
