@@ -12,7 +12,7 @@ import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Rng } from '../src/core/rng.ts';
 import { selectBackend } from '../src/model/backend.ts';
-import { createModel } from '../src/model/factory.ts';
+import { bbnResNet32, randomBbnBatch } from './bbn-step-fixture.ts';
 
 interface Init {
   readonly rank: number;
@@ -22,22 +22,8 @@ interface Init {
 const { rank, batch, segmentElements } = workerData as Init;
 const port = parentPort!;
 await selectBackend('tensorflow', { threads: 1 });
-const model = createModel(
-  {
-    variant: 'bbn',
-    backbone: 'resnet_cifar',
-    depth: 32,
-    baseWidth: 16,
-    numClasses: 10,
-    inputShape: [32, 32, 3],
-    bnGammaInit: 'ones',
-  },
-  Rng.fromSeed(0),
-);
-const rng = Rng.fromSeed('bench-overlap').split(rank);
-const images = () => Float32Array.from({ length: batch * 32 * 32 * 3 }, () => rng.normal());
-const labels = () => Int32Array.from({ length: batch }, () => rng.int(10));
-const b = { xu: images(), yu: labels(), xr: images(), yr: labels() };
+const model = bbnResNet32();
+const b = randomBbnBatch(batch, Rng.fromSeed('bench-overlap').split(rank));
 const grads = new Float32Array(model.numParams);
 
 let nextId = 0;

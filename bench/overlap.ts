@@ -19,11 +19,8 @@
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { CollectiveServer, RingAllreduce } from '../src/collective/index.ts';
+import { arg } from './bbn-step-fixture.ts';
 
-function arg(name: string, def: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : def;
-}
 const batch = Number(arg('batch', '32'));
 const steps = Number(arg('steps', '4'));
 const rounds = Number(arg('rounds', '3'));

@@ -10,33 +10,14 @@
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../src/core/rng.ts';
 import { selectBackend } from '../src/model/backend.ts';
-import { createModel } from '../src/model/factory.ts';
-
-function arg(name: string, def: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : def;
-}
+import { arg, bbnResNet32, randomBbnBatch } from './bbn-step-fixture.ts';
 
 const threads = Number(arg('threads', '1'));
 const batch = Number(arg('batch', '128'));
 const steps = Number(arg('steps', '3'));
 const info = await selectBackend('tensorflow', { threads });
-const model = createModel(
-  {
-    variant: 'bbn',
-    backbone: 'resnet_cifar',
-    depth: 32,
-    baseWidth: 16,
-    numClasses: 10,
-    inputShape: [32, 32, 3],
-    bnGammaInit: 'ones',
-  },
-  Rng.fromSeed(0),
-);
-const rng = Rng.fromSeed('bench');
-const images = () => Float32Array.from({ length: batch * 32 * 32 * 3 }, () => rng.normal());
-const labels = () => Int32Array.from({ length: batch }, () => rng.int(10));
-const b = { xu: images(), yu: labels(), xr: images(), yr: labels() };
+const model = bbnResNet32();
+const b = randomBbnBatch(batch, Rng.fromSeed('bench'));
 const out = new Float32Array(model.numParams);
 model.step(b, 0.7, { out }); // warm-up
 

@@ -25,9 +25,9 @@ import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../src/core/rng.ts';
 import { type BackendName, selectBackend } from '../src/model/backend.ts';
-import { createModel } from '../src/model/factory.ts';
 import { Sgd } from '../src/model/optimizer.ts';
 import { setupWasmBackend } from '../src/model/wasm-backend.ts';
+import { arg, bbnResNet32, randomBbnBatch } from './bbn-step-fixture.ts';
 
 const run = promisify(execFile);
 const SELF = fileURLToPath(import.meta.url);
@@ -43,11 +43,6 @@ interface Result {
   note: string;
 }
 
-function arg(name: string, def: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : def;
-}
-
 /** Child: one backend, one thread count; prints one JSON line. */
 async function child(backend: BackendName, threads: number, batch: number, steps: number): Promise<void> {
   // wasm needs the project's training kernels (stock wasm has no Conv2DBackpropFilter).
@@ -55,22 +50,8 @@ async function child(backend: BackendName, threads: number, batch: number, steps
     backend === 'wasm'
       ? `wasm ${(await setupWasmBackend({ threads })).binary}`
       : (await selectBackend(backend, { threads })).engine;
-  const model = createModel(
-    {
-      variant: 'bbn',
-      backbone: 'resnet_cifar',
-      depth: 32,
-      baseWidth: 16,
-      numClasses: 10,
-      inputShape: [32, 32, 3],
-      bnGammaInit: 'ones',
-    },
-    Rng.fromSeed(0),
-  );
-  const rng = Rng.fromSeed('bench');
-  const images = () => Float32Array.from({ length: batch * 32 * 32 * 3 }, () => rng.normal());
-  const labels = () => Int32Array.from({ length: batch }, () => rng.int(10));
-  const b = { xu: images(), yu: labels(), xr: images(), yr: labels() };
+  const model = bbnResNet32();
+  const b = randomBbnBatch(batch, Rng.fromSeed('bench'));
   const out = new Float32Array(model.numParams);
   model.step(b, 0.7, { out }); // warm-up (kernel set-up, allocator)
   const t0 = performance.now();
