@@ -6,15 +6,15 @@
  * `bbn runs` only when the credentials directory holds it.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CredentialsError, readCredentials, temporalConnectionOptions } from '../../src/auth/credentials.ts';
 import { RunToken } from '../../src/auth/run-token.ts';
-import { freePort, resolveServerBinary } from '../../src/devservers/index.ts';
 import { natsConnectionOptions } from '../../src/events/credentials.ts';
+import { spawnNatsServer } from '../helpers/servers.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
@@ -132,33 +132,13 @@ describe('credentials - a real nats-server that demands a token', () => {
   const token = RunToken.generate().reveal();
 
   before(async () => {
-    const port = await freePort();
-    url = `nats://127.0.0.1:${port}`;
-    nats = spawn(
-      resolveServerBinary('nats'),
-      [
-        '-a',
-        '127.0.0.1',
-        '-p',
-        String(port),
-        '--auth',
-        token,
-        '-js',
-        '--store_dir',
-        mkdtempSync(join(tmpdir(), 'bbn-js-')),
-      ],
-      {
-        stdio: ['ignore', 'ignore', 'pipe'],
-      },
-    );
-    await new Promise<void>((resolve, reject) => {
-      let text = '';
-      nats.stderr?.on('data', (d: Buffer) => {
-        text += d;
-        if (text.includes('Server is ready')) resolve();
-      });
-      nats.on('exit', () => reject(new Error(`nats-server exited:\n${text}`)));
-    });
+    ({ url, child: nats } = await spawnNatsServer([
+      '--auth',
+      token,
+      '-js',
+      '--store_dir',
+      mkdtempSync(join(tmpdir(), 'bbn-js-')),
+    ]));
   });
 
   after(() => {

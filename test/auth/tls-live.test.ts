@@ -11,17 +11,17 @@
  * Certificates are made per test run with the `openssl` command.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
-import { freePort, resolveServerBinary } from '../../src/devservers/index.ts';
+import { freePort } from '../../src/devservers/index.ts';
 import { writeTinyConfig } from '../distributed/fixtures.ts';
 import { bbn } from '../helpers/bbn-cli.ts';
-import { startTestTemporal, type TestServer } from '../helpers/servers.ts';
+import { spawnNatsServer, startTestTemporal, type TestServer } from '../helpers/servers.ts';
 
 const SERVER_NAME = 'bbn-servers.internal';
 const dir = mkdtempSync(join(tmpdir(), 'bbn-tls-'));
@@ -209,33 +209,12 @@ describe('NATS over mTLS (a real nats-server with --tlsverify)', () => {
   let url: string;
 
   before(async () => {
-    const port = await freePort();
-    url = `nats://127.0.0.1:${port}`;
     const store = join(dir, 'js');
     mkdirSync(store);
-    nats = spawn(
-      resolveServerBinary('nats'),
-      [
-        ...['-a', '127.0.0.1', '-p', String(port), '-js', '--store_dir', store],
-        ...[
-          '--tlsverify',
-          '--tlscert',
-          join(dir, 'nats-server.crt'),
-          '--tlskey',
-          join(dir, 'nats-server.key'),
-        ],
-        ...['--tlscacert', join(dir, 'ca.crt')],
-      ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    await new Promise<void>((resolve, reject) => {
-      let text = '';
-      nats.stderr?.on('data', (d: Buffer) => {
-        text += d;
-        if (text.includes('Server is ready')) resolve();
-      });
-      nats.on('exit', () => reject(new Error(`nats-server exited:\n${text}`)));
-    });
+    ({ url, child: nats } = await spawnNatsServer([
+      ...['-js', '--store_dir', store, '--tlsverify', '--tlscacert', join(dir, 'ca.crt')],
+      ...['--tlscert', join(dir, 'nats-server.crt'), '--tlskey', join(dir, 'nats-server.key')],
+    ]));
   });
 
   after(() => {

@@ -4,30 +4,17 @@
  * setup), not die on the client's uncaught 503 with a stack trace.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { freePort, resolveServerBinary } from '../../src/devservers/index.ts';
 import { ROOT } from '../helpers/bbn-process.ts';
+import { spawnNatsServer } from '../helpers/servers.ts';
 
 let nats: ChildProcess | undefined;
 let url = '';
 
 before(async () => {
-  const port = await freePort();
-  url = `nats://127.0.0.1:${port}`;
-  nats = spawn(resolveServerBinary('nats'), ['-a', '127.0.0.1', '-p', String(port)], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  const server = nats;
-  await new Promise<void>((resolve, reject) => {
-    let text = '';
-    server.stderr?.on('data', (d: Buffer) => {
-      text += d;
-      if (text.includes('Server is ready')) resolve();
-    });
-    server.on('exit', () => reject(new Error(`nats-server exited:\n${text}`)));
-  });
+  ({ url, child: nats } = await spawnNatsServer());
 });
 
 after(() => {

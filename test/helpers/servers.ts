@@ -9,11 +9,14 @@
  * never quietly falls back to binaries. Without it the engine is not even probed, so `npm test`
  * runs the same way whether or not a container engine happens to be up on the machine.
  */
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import {
   chooseServerSource,
   findServerBinary,
+  freePort,
   probeContainerEngine,
+  resolveServerBinary,
   SERVER_ADDRESS_ENV,
   type ServerName,
   type ServerSource,
@@ -142,6 +145,26 @@ export function startTestTemporal(opts: TestServerOptions = {}): Promise<TestSer
 /** A NATS server with JetStream (`nats://host:port`) for a test. */
 export function startTestNats(opts: TestServerOptions = {}): Promise<TestServer> {
   return startTestServer('nats', opts);
+}
+
+/**
+ * A bare nats-server on a free loopback port with `flags` (auth, TLS, no JetStream: what the dev
+ * servers do not start), ready to accept connections; the caller SIGKILLs it.
+ */
+export async function spawnNatsServer(flags: string[] = []): Promise<{ url: string; child: ChildProcess }> {
+  const port = await freePort();
+  const child = spawn(resolveServerBinary('nats'), ['-a', '127.0.0.1', '-p', String(port), ...flags], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    let text = '';
+    child.stderr?.on('data', (d: Buffer) => {
+      text += d;
+      if (text.includes('Server is ready')) resolve();
+    });
+    child.on('exit', () => reject(new Error(`nats-server exited:\n${text}`)));
+  });
+  return { url: `nats://127.0.0.1:${port}`, child };
 }
 
 /**
