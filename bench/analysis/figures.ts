@@ -68,6 +68,19 @@ function shotTable(groups: readonly Group[], first: string): string[] {
 }
 
 /** Bars of the mean top-1 per group, the sd as an error bar and every seed as a point. */
+
+/** The layers of a top-1 bar chart over seeds: the mean as a bar, ± one sample sd, and each seed as a dot. */
+function meanSdSeedLayers<X>(x: X, dotSize: number) {
+  const y = { field: 'top1', type: 'quantitative', title: 'top-1 accuracy (%)' } as const;
+  return [
+    {
+      mark: { type: 'bar' as const, color: RUN_PALETTE[0], opacity: 0.7 },
+      encoding: { x, y: { ...y, aggregate: 'mean' as const, scale: { domain: [0, 100] } } },
+    },
+    { mark: { type: 'errorbar' as const, extent: 'stdev' as const }, encoding: { x, y } },
+    { mark: { type: 'point' as const, filled: true, color: 'black', size: dotSize }, encoding: { x, y } },
+  ];
+}
 function barSpec(title: string, groups: readonly Group[], xTitle: string): TopLevelSpec {
   const values = groups.flatMap((g) =>
     g.outcomes.map((o, i) => ({ group: g.label, seed: g.seeds[i], top1: 100 * o.top1 })),
@@ -86,29 +99,7 @@ function barSpec(title: string, groups: readonly Group[], xTitle: string): TopLe
     title: { text: title, subtitle: 'bar: mean over seeds; whisker: ± sample sd; dots: seeds' },
     config: CHART_CONFIG,
     data: { values },
-    layer: [
-      {
-        mark: { type: 'bar', color: RUN_PALETTE[0], opacity: 0.7 },
-        encoding: {
-          x,
-          y: {
-            aggregate: 'mean',
-            field: 'top1',
-            type: 'quantitative',
-            title: 'top-1 accuracy (%)',
-            scale: { domain: [0, 100] },
-          },
-        },
-      },
-      {
-        mark: { type: 'errorbar', extent: 'stdev' },
-        encoding: { x, y: { field: 'top1', type: 'quantitative', title: 'top-1 accuracy (%)' } },
-      },
-      {
-        mark: { type: 'point', filled: true, color: 'black', size: 24 },
-        encoding: { x, y: { field: 'top1', type: 'quantitative', title: 'top-1 accuracy (%)' } },
-      },
-    ],
+    layer: meanSdSeedLayers(x, 24),
   };
 }
 
@@ -399,29 +390,7 @@ function regimeSection(results: readonly JobResult[]) {
     spec: {
       width: 260,
       height: 240,
-      layer: [
-        {
-          mark: { type: 'bar', color: RUN_PALETTE[0], opacity: 0.7 },
-          encoding: {
-            x,
-            y: {
-              aggregate: 'mean',
-              field: 'top1',
-              type: 'quantitative',
-              title: 'top-1 accuracy (%)',
-              scale: { domain: [0, 100] },
-            },
-          },
-        },
-        {
-          mark: { type: 'errorbar', extent: 'stdev' },
-          encoding: { x, y: { field: 'top1', type: 'quantitative', title: 'top-1 accuracy (%)' } },
-        },
-        {
-          mark: { type: 'point', filled: true, color: 'black', size: 20 },
-          encoding: { x, y: { field: 'top1', type: 'quantitative', title: 'top-1 accuracy (%)' } },
-        },
-      ],
+      layer: meanSdSeedLayers(x, 20),
     },
   };
   return { spec, lines, rows };
