@@ -8,14 +8,13 @@
  * must end bit-identical to an uninterrupted one.
  */
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
 import { freePort } from '../../src/devservers/index.ts';
 import { runStatus } from '../../src/orchestration/client.ts';
-import { finalParams, launch, removeTempDirs, tempDir, writeTinyConfig } from '../distributed/fixtures.ts';
-import { bbnProcess } from '../helpers/bbn-process.ts';
-import { startTestTemporal, type TestServer, waitUntil } from '../helpers/servers.ts';
+import { finalParams, launch, tempDir } from '../distributed/fixtures.ts';
+import { processSuite } from '../helpers/process-suite.ts';
+import { waitUntil } from '../helpers/servers.ts';
 
 const RUN = 'cluster-liveness';
 /** 2 epochs of 600 images: 37 steps an epoch, long enough to freeze a rank in the middle of one. */
@@ -24,25 +23,7 @@ const STEPS = 37;
 /** The issue's bound: a lost rank is detected by the coordinator within 5 s. */
 const DETECT_BOUND_MS = 5_000;
 
-let server: TestServer;
-let configPath: string;
-const children: ChildProcess[] = [];
-
-/** Starts `bbn …`, collecting its output lines (and calling `onLine` on each). */
-function bbn(args: string[], onLine?: (line: string) => void) {
-  return bbnProcess(args, children, onLine);
-}
-
-before(async () => {
-  server = await startTestTemporal();
-  configPath = writeTinyConfig();
-});
-
-after(async () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  await server?.stop();
-  removeTempDirs();
-});
+const suite = processSuite();
 
 describe('a frozen rank where no local supervisor watches (the chart’s layout)', () => {
   it('the coordinator reports it silent within 5 s, status names it, the epoch restarts; replaced, the run ends bit-identical', {
@@ -50,23 +31,23 @@ describe('a frozen rank where no local supervisor watches (the chart’s layout)
   }, async (t) => {
     const plainDir = tempDir();
     const plain = await launch({
-      configPath,
+      configPath: suite.configPath,
       outDir: plainDir,
       workers: 2,
       overrides: LONGER,
-      temporal: server.address,
+      temporal: suite.server.address,
     });
     assert.equal(plain.outcome.kind, 'finished');
 
     const out = tempDir();
     const coordinatorPort = await freePort();
     const rank = (r: number) =>
-      bbn([
+      suite.bbn([
         'worker',
         '--rank',
         String(r),
         '--temporal',
-        server.address,
+        suite.server.address,
         '--run-id',
         RUN,
         '--coordinator',
@@ -74,11 +55,11 @@ describe('a frozen rank where no local supervisor watches (the chart’s layout)
       ]);
     const ranks = [rank(0), rank(1)];
     const times: { frozen?: number; verdict?: number; status?: number; moved?: number } = {};
-    const coordinator = bbn(
+    const coordinator = suite.bbn(
       [
         'train',
         '--config',
-        configPath,
+        suite.configPath,
         '--out',
         out,
         '--run-id',
@@ -86,7 +67,7 @@ describe('a frozen rank where no local supervisor watches (the chart’s layout)
         '--workers',
         '2',
         '--temporal',
-        server.address,
+        suite.server.address,
         '--external-workers',
         '--coordinator-port',
         String(coordinatorPort),
@@ -98,7 +79,7 @@ describe('a frozen rank where no local supervisor watches (the chart’s layout)
         }
       },
     );
-    const connection = await Connection.connect({ address: server.address });
+    const connection = await Connection.connect({ address: suite.server.address });
     const client = new Client({ connection });
     let frozenAt: { epoch: number; step: number } | undefined;
     try {

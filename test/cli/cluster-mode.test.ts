@@ -6,34 +6,15 @@
  * bit-identical to the same run under `bbn train --workers 2`.
  */
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { freePort } from '../../src/devservers/index.ts';
-import { finalParams, launch, removeTempDirs, tempDir, writeTinyConfig } from '../distributed/fixtures.ts';
-import { bbnProcess } from '../helpers/bbn-process.ts';
-import { startTestTemporal, type TestServer, waitUntil } from '../helpers/servers.ts';
+import { finalParams, launch, tempDir } from '../distributed/fixtures.ts';
+import { processSuite } from '../helpers/process-suite.ts';
+import { waitUntil } from '../helpers/servers.ts';
 
 const RUN = 'cluster-mode';
 
-let server: TestServer;
-let configPath: string;
-const children: ChildProcess[] = [];
-
-/** Starts `bbn …`, collecting its output lines (and calling `onLine` on each). */
-function bbn(args: string[], onLine?: (line: string) => void) {
-  return bbnProcess(args, children, onLine);
-}
-
-before(async () => {
-  server = await startTestTemporal();
-  configPath = writeTinyConfig();
-});
-
-after(async () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  await server?.stop();
-  removeTempDirs();
-});
+const suite = processSuite();
 
 describe('the chart’s temporal mode as processes (orchestrator + rank workers)', () => {
   it('an orchestrator killed mid-run and restarted re-attaches; the run ends bit-identical', {
@@ -41,19 +22,26 @@ describe('the chart’s temporal mode as processes (orchestrator + rank workers)
   }, async () => {
     const plainDir = tempDir();
     assert.equal(
-      (await launch({ configPath, outDir: plainDir, workers: 2, temporal: server.address })).outcome.kind,
+      (
+        await launch({
+          configPath: suite.configPath,
+          outDir: plainDir,
+          workers: 2,
+          temporal: suite.server.address,
+        })
+      ).outcome.kind,
       'finished',
     );
 
     const out = tempDir();
     const coordinatorPort = await freePort();
     const ranks = [0, 1].map((rank) =>
-      bbn([
+      suite.bbn([
         'worker',
         '--rank',
         String(rank),
         '--temporal',
-        server.address,
+        suite.server.address,
         '--run-id',
         RUN,
         '--coordinator',
@@ -63,10 +51,10 @@ describe('the chart’s temporal mode as processes (orchestrator + rank workers)
       ]),
     );
     const orchestrate = () =>
-      bbn([
+      suite.bbn([
         'train',
         '--config',
-        configPath,
+        suite.configPath,
         '--out',
         out,
         '--run-id',
@@ -74,7 +62,7 @@ describe('the chart’s temporal mode as processes (orchestrator + rank workers)
         '--workers',
         '2',
         '--temporal',
-        server.address,
+        suite.server.address,
         '--external-workers',
         '--coordinator-host',
         '127.0.0.1',

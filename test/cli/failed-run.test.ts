@@ -7,28 +7,14 @@
  * train` never returned.
  */
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
 import { runHandle } from '../../src/orchestration/client.ts';
-import { removeTempDirs, tempDir, writeTinyConfig } from '../distributed/fixtures.ts';
-import { bbnProcess } from '../helpers/bbn-process.ts';
-import { startTestTemporal, type TestServer, waitUntil } from '../helpers/servers.ts';
+import { tempDir } from '../distributed/fixtures.ts';
+import { processSuite } from '../helpers/process-suite.ts';
+import { waitUntil } from '../helpers/servers.ts';
 
-let server: TestServer;
-let configPath: string;
-const children: ChildProcess[] = [];
-
-before(async () => {
-  server = await startTestTemporal();
-  configPath = writeTinyConfig();
-});
-
-after(async () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  await server?.stop();
-  removeTempDirs();
-});
+const suite = processSuite();
 
 const said = (lines: readonly string[]) => lines.filter((l) => l.startsWith('bbn: '));
 
@@ -37,16 +23,23 @@ describe('bbn train - a run that does not complete', () => {
     timeout: 180_000,
   }, async () => {
     const runId = `failed-${process.pid}`;
-    const train = bbnProcess(
-      ['train', '-c', configPath, '-o', tempDir(), '--run-id', runId, '--temporal', server.address],
-      children,
-    );
+    const train = suite.bbn([
+      'train',
+      '-c',
+      suite.configPath,
+      '-o',
+      tempDir(),
+      '--run-id',
+      runId,
+      '--temporal',
+      suite.server.address,
+    ]);
     await waitUntil(
       'the run started',
       () => train.lines.some((l) => l.includes(`run ${runId}: started`)),
       120_000,
     );
-    const connection = await Connection.connect({ address: server.address });
+    const connection = await Connection.connect({ address: suite.server.address });
     try {
       await runHandle(new Client({ connection }), runId).terminate('stopped by the operator for the test');
     } finally {
@@ -67,20 +60,17 @@ describe('bbn train - a run that does not complete', () => {
   it('a rank that fails for good (divergence at step 1): the run ends at once, one line naming epoch and step', {
     timeout: 180_000,
   }, async () => {
-    const train = bbnProcess(
-      [
-        'train',
-        '-c',
-        configPath,
-        '-o',
-        tempDir(),
-        '--temporal',
-        server.address,
-        'train.lr=1e308',
-        'train.epochs=1',
-      ],
-      children,
-    );
+    const train = suite.bbn([
+      'train',
+      '-c',
+      suite.configPath,
+      '-o',
+      tempDir(),
+      '--temporal',
+      suite.server.address,
+      'train.lr=1e308',
+      'train.epochs=1',
+    ]);
     assert.equal(await train.exited, 2, train.lines.join('\n'));
     const lines = said(train.lines);
     assert.equal(lines.length, 1, train.lines.join('\n'));
