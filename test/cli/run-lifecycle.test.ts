@@ -76,7 +76,9 @@ describe('a durable run published over NATS (real bbn processes, Temporal and na
     timeout: 300_000,
   }, async () => {
     const runId = 'life-w2';
-    const configPath = writeConfig(runId, { train: { epochs: 3 } });
+    // 37 steps an epoch (600 images): the scale below is accepted while epoch 1 trains, epochs
+    // before the last one begins; at 5 steps an epoch the whole run could end first under load.
+    const configPath = writeConfig(runId, { dataset: { perClass: 320 }, train: { epochs: 3 } });
     const out = join(dir, runId);
     const events = await recordEvents(runId);
     const kv = await recordStatuses(runId);
