@@ -87,7 +87,7 @@ export class AllreduceOp {
   constructor(ctx: OpContext) {
     this.ctx = ctx;
     this.n = ctx.data.length;
-    this.cursor = new ReceiveCursor(this.n, ctx.worldSize, ctx.rank, ctx.chunkElements);
+    this.cursor = new ReceiveCursor(this.n, ctx.worldSize, ctx.rank, ctx.chunkElements, ctx.tag.span);
     this.promise = new Promise<void>((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
@@ -118,7 +118,13 @@ export class AllreduceOp {
   /** Queues this rank's own segment (ring step 0) and starts sending. */
   start(): void {
     const seg = sendSegment(this.ctx.rank, 0, this.ctx.worldSize);
-    const chunks = chunksInSegment(this.n, this.ctx.worldSize, seg, this.ctx.chunkElements);
+    const chunks = chunksInSegment(
+      this.n,
+      this.ctx.worldSize,
+      seg,
+      this.ctx.chunkElements,
+      this.ctx.tag.span,
+    );
     for (let c = 0; c < chunks; c++) this.enqueue(0, c);
     this.pump();
   }
@@ -228,7 +234,7 @@ export class AllreduceOp {
   private sendChunk(t: number, c: number): boolean | 'stall' {
     const ctx = this.ctx;
     const segment = sendSegment(ctx.rank, t, ctx.worldSize);
-    const range = chunkRange(this.n, ctx.worldSize, segment, c, ctx.chunkElements);
+    const range = chunkRange(this.n, ctx.worldSize, segment, c, ctx.chunkElements, ctx.tag.span);
     const k = this.bf16Count(range.offset, range.length);
     const header: ChunkHeader = {
       runId: ctx.runId,

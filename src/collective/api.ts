@@ -20,6 +20,20 @@ export interface AllreduceTag {
    * Default 0: nothing is rounded. Every rank passes the same value.
    */
   readonly bf16Elements?: number;
+  /**
+   * The data is elements [offset, offset + data.length) of a logical array of `total` elements
+   * (a piece of a larger allreduce, e.g. one segment of a gradient reduced during the backward
+   * pass): it is cut at the logical array's segment boundaries, so each element is summed in the
+   * same rank order, and so to the same bits, as in one allreduce of the whole array
+   * (schedule.ts). Every rank passes the same span. Default: the data is the whole array.
+   */
+  readonly span?: Span;
+}
+
+/** A piece of a logical array: elements [offset, offset + length of the call's data) of `total`. */
+export interface Span {
+  readonly offset: number;
+  readonly total: number;
 }
 
 /** Element type of gradient payloads on the wire. Reduction is always float32. */

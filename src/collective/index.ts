@@ -27,6 +27,7 @@ export {
   type RingStats,
   RingTimeoutError,
   type RingTransport,
+  type Span,
   type WireCompression,
 } from './api.ts';
 export { f32BitsToBf16, roundToBf16InPlace } from './bf16.ts';

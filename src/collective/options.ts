@@ -173,4 +173,13 @@ export function checkAllreduceArgs(data: unknown, tag: AllreduceTag | undefined)
       `allreduce(tag).bf16Elements (${bf16}) must be an integer in [0, data.length = ${data.length}]`,
     );
   }
+  const span = tag.span;
+  if (
+    span !== undefined &&
+    (!isUint32(span.offset) || !isUint32(span.total) || span.offset + data.length > span.total)
+  ) {
+    throw new CollectiveConfigError(
+      `allreduce(tag).span (${JSON.stringify(span)}) must be { offset, total } with integers in [0, 2^32) and offset + data.length (${data.length}) <= total`,
+    );
+  }
 }

@@ -214,7 +214,7 @@ export class RingAllreduce implements Allreducer {
       chunkElements: cfg.chunkElements,
       dtype: cfg.dtype,
       sequence,
-      tag: { epoch: tag.epoch, step: tag.step, bf16Elements: tag.bf16Elements },
+      tag: { epoch: tag.epoch, step: tag.step, bf16Elements: tag.bf16Elements, span: tag.span },
       data,
       upstream: this.upstream!.peer,
       staging: this.staging,

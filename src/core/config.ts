@@ -187,8 +187,21 @@ const distributedSchema = z
     workers: positiveInt.default(1),
     /** Allreduce chunk size in bytes (grpc-js rejects messages over 4 MiB by default). */
     chunkBytes: positiveInt.default(1 << 20),
-    /** Compare replica weight checksums every N steps. */
+    /**
+     * Ignored: replicas are compared once per epoch (the workflow's digest check). Still accepted,
+     * because the resolved config of every run directory written before holds it.
+     */
     checksumEverySteps: positiveInt.default(50),
+    /**
+     * Overlap the allreduce with the backward pass: with W > 1 and a value > 0, each rank hands its
+     * gradient to the ring by segments of at least this many bytes as the backward pass finishes
+     * them (classifier and branch blocks first, then the trunk from the top), and the trainer's
+     * sums follow after the step. The sums are bit-identical to reducing the whole gradient after
+     * the step (at any W: segments keep the whole array's ring order). 0 (default): off. It pays
+     * where the allreduce is long beside the step and the ring has a core of its own; on a
+     * loaded 2-core machine it made steps slower (docs/performance.md).
+     */
+    overlapSegmentBytes: z.number().int().nonnegative().default(0),
     /**
      * bf16 on the wire for the gradient part of each allreduce only (loss sums, counts and
      * BatchNorm buffers ride float32); halves the gradient bytes, rounds each hop's partial sum.

@@ -12,11 +12,12 @@
  */
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
+import type { AllreduceTag } from '../collective/index.ts';
 import { ConfigError, parseRunConfig, type RunConfig } from '../core/config.ts';
 import { epochSchedule } from '../core/epoch-schedule.ts';
 import { totalEpochs } from '../core/methods.ts';
 import { checkpointFileName, listCheckpoints } from '../worker/checkpoint.ts';
-import type { ComputeInit } from '../worker/process/compute-protocol.ts';
+import { type ComputeInit, carriesStopVote } from '../worker/process/compute-protocol.ts';
 import { ComputeThread, type EpochHandlers } from '../worker/process/compute-thread.ts';
 import { type EpochMetrics, initRunDir, readMetrics, rewriteMetrics, runPaths } from '../worker/run-dir.ts';
 import type { EpochResult, RankInfo, StepReport } from '../worker/trainer.ts';
@@ -48,7 +49,6 @@ export interface LocalDepsOptions {
  */
 const STOP_GRACE_MS = 2_000;
 /** Digest the parameters only at the end of an epoch (the workflow's replica check). */
-const NO_STEP_DIGESTS = Number.MAX_SAFE_INTEGER;
 
 /** One run's state in this process: the compute thread holds the model, this side the position. */
 interface Session {
@@ -329,19 +329,22 @@ export function createLocalDeps(
    * (with W = 1 the "allreduce" only sets that vote).
    */
   async function trainOnRing(s: Session, req: TrainRequest, ctl: RankControl): Promise<EpochResult> {
+    /** Bytes this rank sent for the running step (all its pieces, with overlap). */
+    let stepBytes = 0;
     let allreduceBytes: number | undefined;
     let lastStepMs = 0;
     const step = (r: StepReport) => {
       lastStepMs = 1000 * (r.computeSeconds + r.reduceSeconds);
+      if (req.worldSize > 1) [allreduceBytes, stepBytes] = [stepBytes, 0];
       ctl.heartbeat(r.step, { computeSeconds: r.computeSeconds, reduceSeconds: r.reduceSeconds });
       opts.onStep?.({ ...r, allreduceBytes }, s.epochs);
     };
-    const args = { epoch: req.epoch, fromStep: s.step, checksumEverySteps: NO_STEP_DIGESTS };
-    const vote = (wire: Float32Array) => {
-      wire[wire.length - 1] = ctl.shouldStop() ? 1 : 0;
+    const args = { epoch: req.epoch, fromStep: s.step };
+    const vote = (wire: Float32Array, tag: AllreduceTag) => {
+      if (carriesStopVote(wire, tag)) wire[wire.length - 1] = ctl.shouldStop() ? 1 : 0;
     };
     if (req.worldSize === 1) {
-      const handlers: EpochHandlers = { reduce: async (wire) => vote(wire), step };
+      const handlers: EpochHandlers = { reduce: async (wire, tag) => vote(wire, tag), step };
       return s.thread.trainEpoch(args, handlers);
     }
     let ring: Awaited<ReturnType<RankRing['ringFor']>>;
@@ -353,10 +356,10 @@ export function createLocalDeps(
     }
     const handlers: EpochHandlers = {
       async reduce(wire, tag) {
-        vote(wire);
+        vote(wire, tag);
         const sent = ring.stats().bytesSent;
         await ring.allreduce(wire, tag);
-        allreduceBytes = ring.stats().bytesSent - sent;
+        stepBytes += ring.stats().bytesSent - sent;
       },
       step,
     };

@@ -29,7 +29,7 @@ import type { AccuracyReport } from '../core/metrics.ts';
 import { Rng } from '../core/rng.ts';
 import type { LoadedData } from '../data/api.ts';
 import { assembleBatch } from '../data/batch.ts';
-import type { Model } from '../model/api.ts';
+import type { Model, StepOptionsBase } from '../model/api.ts';
 import { Sgd, type SgdState } from '../model/optimizer.ts';
 import { evaluateModel } from './evaluate.ts';
 
@@ -50,11 +50,19 @@ export class DivergenceError extends Error {
 /**
  * Sums a buffer across all ranks in place (the ring allreduce; the identity for one rank). The
  * tag's `bf16Elements` says how many leading values are gradients, the only part a ring with
- * bf16 wire compression may round (`distributed.compressBf16`).
+ * bf16 wire compression may round (`distributed.compressBf16`). With overlap
+ * (`distributed.overlapSegmentBytes`) a step's buffer is reduced in pieces, each tagged with its
+ * `span` in the step's buffer; several may be in flight at once, and they are handed over in the
+ * order the ring must reduce them (the same on every rank).
  */
 export type Reducer = (
   data: Float32Array,
-  tag: { epoch: number; step: number; bf16Elements?: number },
+  tag: {
+    epoch: number;
+    step: number;
+    bf16Elements?: number;
+    span?: { readonly offset: number; readonly total: number };
+  },
 ) => Promise<void>;
 
 /** Where this rank sits in the world. */
@@ -73,6 +81,7 @@ export interface StepReport {
   readonly alpha: number | null;
   readonly lr: number;
   readonly computeSeconds: number;
+  /** The wait for the step's allreduce after its compute (with overlap: what the backward did not hide). */
   readonly reduceSeconds: number;
 }
 
@@ -201,6 +210,7 @@ export class Trainer {
     const buf = new Float32Array(n + Trainer.EXTRA + nb);
     const grads = buf.subarray(0, n);
     const buffers = buf.subarray(n + Trainer.EXTRA);
+    const segmentElements = this.rank.worldSize > 1 ? this.cfg.distributed.overlapSegmentBytes >> 2 : 0;
     let { lossSum, accSum, steps: done } = opts.partial ?? { lossSum: 0, accSum: 0, steps: 0 };
     let skipped = opts.partial?.skipped ?? 0;
     let step = opts.fromStep ?? 0;
@@ -209,7 +219,25 @@ export class Trainer {
       const t0 = performance.now();
       const rows = await rowsOf(step);
       const alpha = this.stepAlpha(epoch, step, epochAlpha);
-      const result = await this.computeStep(epoch, step, policy, rows, alpha, grads);
+      // With overlap, each gradient segment goes to the ring as soon as the backward pass finished
+      // it; the sums and BN buffers follow after the step. Awaited after the step: a failure
+      // meanwhile must not count as an unhandled rejection.
+      const pieces: Promise<void>[] = [];
+      const reducePiece = (lo: number, hi: number, bf16Elements: number) => {
+        const p = this.reduce(buf.subarray(lo, hi), {
+          epoch,
+          step,
+          bf16Elements,
+          span: { offset: lo, total: buf.length },
+        });
+        p.catch(() => {});
+        pieces.push(p);
+      };
+      const segments =
+        segmentElements > 0
+          ? { elements: segmentElements, onSegment: (lo: number, hi: number) => reducePiece(lo, hi, hi - lo) }
+          : undefined;
+      const result = await this.computeStep(epoch, step, policy, rows, alpha, grads, segments);
       buf[n] = result.normalizer;
       buf[n + 1] = result.lossSum;
       buf[n + 2] = result.correct;
@@ -219,7 +247,12 @@ export class Trainer {
         else buffers.fill(0);
       }
       const t1 = performance.now();
-      await this.reduce(buf, { epoch, step, bf16Elements: n });
+      if (segments) {
+        reducePiece(n, buf.length, 0);
+        await Promise.all(pieces);
+      } else {
+        await this.reduce(buf, { epoch, step, bf16Elements: n });
+      }
       const t2 = performance.now();
       if (nb > 0) this.model.setBuffers(buffers); // copied into the variables
       const norm = buf[n];
@@ -334,6 +367,7 @@ export class Trainer {
     rows: StepRows,
     alpha: number | null,
     out: Float32Array,
+    segments: StepOptionsBase['segments'],
   ): Promise<{ normalizer: number; lossSum: number; correct: number; count: number }> {
     const { train, augment } = this.data;
     const weights = policy.classWeights ?? undefined;
@@ -355,6 +389,7 @@ export class Trainer {
         normalizer: 1,
         trainable: policy.trainable,
         out,
+        segments,
       });
       return { normalizer: count, lossSum: res.loss, correct: res.correct, count };
     }
@@ -366,7 +401,7 @@ export class Trainer {
     });
     const res = this.model.step(
       { x: b.x, y: b.y },
-      { normalizer: 1, classWeights: weights, trainable: policy.trainable, out },
+      { normalizer: 1, classWeights: weights, trainable: policy.trainable, out, segments },
     );
     let normalizer = count;
     if (weights) {

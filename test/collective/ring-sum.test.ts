@@ -85,6 +85,51 @@ describe('ring allreduce - sums (W ranks in one process)', () => {
     }
   });
 
+  it('an array reduced piece by piece with spans gives the whole-array sum bit for bit at W=3 and 4, and without spans it would not', {
+    timeout: 60_000,
+  }, async (t) => {
+    // The pieces a gradient is reduced in during the backward pass: from the end of the array
+    // down, of uneven sizes, one inside a single segment, one across a segment boundary.
+    for (const W of [3, 4]) {
+      const n = 50_021;
+      const cuts = [0, 3, 17_000, 17_001, 33_500, 49_990, n];
+      for (const transport of ['tcp', 'grpc'] as const) {
+        const ring = await startLocalRing(W, { chunkBytes: 4096, transport });
+        try {
+          const inputs = ring.rings.map((_, r) => rankData(`span-${W}`, r, n));
+          const pieced = (span: boolean) => async () => {
+            const outputs = inputs.map((x) => Float32Array.from(x));
+            for (let k = cuts.length - 2; k >= 0; k--) {
+              const [lo, hi] = [cuts[k], cuts[k + 1]];
+              const results = await allreduceAll(
+                ring.rings,
+                outputs.map((o) => o.subarray(lo, hi)),
+                { epoch: 0, step: k, span: span ? { offset: lo, total: n } : undefined },
+              );
+              assert.ok(
+                results.every((r) => r.ok),
+                `piece [${lo}, ${hi})`,
+              );
+            }
+            return outputs;
+          };
+          const exact = ringOrderSum(inputs);
+          const withSpans = await pieced(true)();
+          for (let r = 0; r < W; r++) {
+            const at = firstBitDifference(withSpans[r], exact);
+            assert.equal(at, -1, `W=${W} ${transport} rank ${r}: element ${at}`);
+          }
+          // The same pieces cut by their own W-way partition sum in other rank orders.
+          const differs = firstBitDifference((await pieced(false)())[0], exact);
+          assert.notEqual(differs, -1, `W=${W}: pieces without spans happened to match`);
+          t.diagnostic(`W=${W} ${transport}: without spans element ${differs} differs first`);
+        } finally {
+          await ring.close();
+        }
+      }
+    }
+  });
+
   it('bf16 wire compression: ring-order sum with bf16 hops, measured error against float64', {
     timeout: 30_000,
   }, async (t) => {
@@ -208,6 +253,10 @@ describe('ring allreduce - sums (W ranks in one process)', () => {
       await assert.rejects(
         r0.allreduce(new Float32Array(3), { epoch: -1, step: 0 }),
         /allreduce\(tag\).*"epoch":-1/,
+      );
+      await assert.rejects(
+        r0.allreduce(new Float32Array(3), { epoch: 0, step: 0, span: { offset: 8, total: 10 } }),
+        /allreduce\(tag\)\.span \(\{"offset":8,"total":10\}\).*offset \+ data.length \(3\) <= total/,
       );
       const { outputs } = await sumOnce(ring.rings, 10, 'after-bad-args', 0);
       assert.equal(outputs[0].length, 10);

@@ -52,6 +52,40 @@ describe('ring schedule', () => {
     }
   });
 
+  it('cuts a piece at a span along the segments of the logical array: each element keeps its segment', () => {
+    for (const [total, W, ce] of [
+      [1009, 3, 7],
+      [50_021, 4, 1024],
+      [10, 4, 3],
+    ]) {
+      const owner = new Int32Array(total);
+      for (let s = 0; s < W; s++) owner.fill(s, segmentStart(total, W, s), segmentStart(total, W, s + 1));
+      for (const [lo, hi] of [
+        [0, total],
+        [0, 1],
+        [total - 1, total],
+        [Math.floor(total / 3), Math.floor((2 * total) / 3)],
+        [5, 5],
+      ]) {
+        const span = { offset: lo, total };
+        const seen = new Int32Array(hi - lo).fill(-1);
+        for (let s = 0; s < W; s++) {
+          for (let c = 0; c < chunksInSegment(hi - lo, W, s, ce, span); c++) {
+            const r = chunkRange(hi - lo, W, s, c, ce, span);
+            assert.ok(r.length >= 1 && r.length <= ce);
+            for (let i = r.offset; i < r.offset + r.length; i++) {
+              assert.equal(seen[i], -1, `element ${lo + i} twice`);
+              seen[i] = s;
+            }
+          }
+        }
+        for (let i = 0; i < hi - lo; i++) {
+          assert.equal(seen[i], owner[lo + i], `total=${total} W=${W} [${lo}, ${hi}): element ${lo + i}`);
+        }
+      }
+    }
+  });
+
   it('sends at step t what the downstream neighbour receives at step t', () => {
     for (let W = 2; W <= 6; W++) {
       for (let r = 0; r < W; r++) {

@@ -1,12 +1,11 @@
 /**
  * The compute thread of a worker rank (src/worker/process/compute-thread.ts), driven directly by
- * the test as `runWorker` drives it: rows from the locally computed plan, the identity allreduce of
- * a world of one. Checks what crosses the thread boundary and that every path ends the thread with
+ * the test as a rank's main thread drives it: the identity allreduce of a world of one. Checks what crosses the thread boundary and that every path ends the thread with
  * no tensor left alive.
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { epochPolicy, planFor, shardOf } from '../../src/core/index.ts';
+import { epochPolicy, planFor } from '../../src/core/index.ts';
 import { loadData } from '../../src/data/load.ts';
 import { readCheckpoint } from '../../src/worker/checkpoint.ts';
 import { ComputeThread, type EpochHandlers } from '../../src/worker/process/compute-thread.ts';
@@ -34,7 +33,7 @@ describe('compute thread', () => {
     });
   });
 
-  it('trains on rows and allreduces served by the main thread; errors on either side reach the caller; close frees every tensor', async () => {
+  it('trains with allreduces served by the main thread; errors on either side reach the caller; close frees every tensor', async () => {
     const cfg = tinyConfig();
     const data = await loadData(cfg.dataset);
     const { thread, ready } = await ComputeThread.open({ cfg, outDir: tempDir() });
@@ -67,13 +66,8 @@ describe('compute thread', () => {
         data.train.numClasses,
       );
       const reports: StepReport[] = [];
-      const digests: (Uint8Array | undefined)[] = [];
       let wires = 0;
       const handlers = (overrides: Partial<EpochHandlers> = {}): EpochHandlers => ({
-        rows: async (step) => {
-          const s = shardOf(plan, step, 0, 1);
-          return { uniform: s.uniform, reversed: s.reversed };
-        },
         reduce: async (wire) => {
           // The gradient plus the four trainer sums plus the stop vote, handed over whole.
           assert.equal(wire.byteOffset, 0);
@@ -81,14 +75,10 @@ describe('compute thread', () => {
           wire[wire.length - 1] = 0;
           wires++;
         },
-        step: (r, digest) => {
-          reports.push(r);
-          digests.push(digest);
-        },
+        step: (r) => reports.push(r),
         ...overrides,
       });
-      // One digest per epoch, after its last step: the weights a checkpoint then holds.
-      const args = { epoch: 1, steps: plan.steps, fromStep: 0, offset: 0, checksumEverySteps: plan.steps };
+      const args = { epoch: 1, steps: plan.steps, fromStep: 0 };
       const result = await thread.trainEpoch(args, handlers());
       assert.equal(result.complete, true);
       assert.equal(result.stepsDone, plan.steps);
@@ -97,12 +87,9 @@ describe('compute thread', () => {
         reports.map((r) => r.step),
         Array.from({ length: plan.steps }, (_, i) => i + 1),
       );
-      assert.deepEqual(
-        digests.map((d) => d !== undefined),
-        reports.map((r) => r.step === plan.steps),
-      );
+      // The digest command hashes the weights a checkpoint then holds.
       const saved = readCheckpoint(await thread.saveCheckpoint({ epoch: 1, step: 0 }));
-      assert.deepEqual(digests.at(-1), new Uint8Array(paramsDigest(saved.sections.params)));
+      assert.equal(await thread.digest(), Buffer.from(paramsDigest(saved.sections.params)).toString('hex'));
 
       // The stop vote: set on the first step, the epoch ends after it, incomplete.
       const stopped = await thread.trainEpoch(
@@ -116,14 +103,14 @@ describe('compute thread', () => {
       assert.deepEqual([stopped.complete, stopped.stepsDone], [false, 1]);
 
       // A main-side handler error: the epoch fails with that very error.
-      const refused = new WorkerError('no rows for step 1');
+      const refused = new WorkerError('ring lost at step 2');
       await assert.rejects(
         thread.trainEpoch(
           { ...args, epoch: 3 },
           handlers({
-            rows: async (step) => {
-              if (step === 1) throw refused;
-              return (handlers().rows as NonNullable<EpochHandlers['rows']>)(step);
+            reduce: async (wire, tag) => {
+              if (tag.step === 1) throw refused;
+              wire[wire.length - 1] = 0;
             },
           }),
         ),
@@ -135,7 +122,7 @@ describe('compute thread', () => {
       const pending = thread.trainEpoch(
         { ...args, epoch: 3 },
         handlers({
-          rows: () => {
+          reduce: () => {
             thread.fail(aborted);
             return new Promise(() => {}); // never answered: the thread stays waiting
           },
@@ -144,7 +131,7 @@ describe('compute thread', () => {
       await assert.rejects(pending, (err: Error) => err === aborted);
       await assert.rejects(thread.finishRun({ seconds: 1, backend: 'x' }), (err: Error) => err === aborted);
     } finally {
-      // The thread still waits for its rows; close frees its model all the same.
+      // The thread still waits for its allreduce; close frees its model all the same.
       assert.equal(await thread.close(), 0);
     }
   });

@@ -10,12 +10,8 @@ import { loadLatestGood } from '../../src/worker/checkpoint.ts';
 import { runPaths } from '../../src/worker/run-dir.ts';
 import { tinyRun } from '../helpers/tiny.ts';
 
-/** The shared tiny problem (test/helpers/tiny.ts), 3 epochs, replica checksums every 2 steps. */
-export const TINY = tinyRun({
-  name: 'tiny-dist',
-  train: { epochs: 3 },
-  distributed: { checksumEverySteps: 2 },
-});
+/** The shared tiny problem (test/helpers/tiny.ts), 3 epochs. */
+export const TINY = tinyRun({ name: 'tiny-dist', train: { epochs: 3 } });
 
 /** The tiny config, parsed. */
 export function tinyConfig(): RunConfig {

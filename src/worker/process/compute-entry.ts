@@ -2,8 +2,8 @@
  * The compute thread of a worker rank (started by compute-thread.ts): it selects the backend,
  * loads the data, builds the model, trains on `Trainer` and, on rank 0, records the run directory.
  * Everything that blocks for a step's length happens here, so the main thread's event loop stays
- * free for gRPC. The thread asks the main thread for each step's shard rows and for the ring
- * allreduce of each step's gradient (protocol: compute-protocol.ts).
+ * free for gRPC. The thread asks the main thread for the ring allreduce of each step's gradient,
+ * whole or by segment during the backward pass (protocol: compute-protocol.ts).
  */
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
@@ -52,13 +52,6 @@ class MainLink {
     this.port.postMessage(msg, transfer);
   }
 
-  /** This rank's rows of `step`, which the main thread reads from the coordinator's shard stream. */
-  async rows(step: number): Promise<{ uniform: Int32Array; reversed: Int32Array }> {
-    const m = await this.request((id) => this.post({ type: 'rows', id, step }));
-    if (m.type !== 'rows') throw new Error(`compute thread: answer '${m.type}' to a rows request`);
-    return { uniform: m.uniform, reversed: m.reversed };
-  }
-
   /** Hands `wire` over (transferred, zero copy) for the ring allreduce and returns the reduced buffer. */
   async reduce(wire: Float32Array, tag: ReduceTag): Promise<Float32Array> {
     const m = await this.request((id) =>
@@ -77,7 +70,7 @@ class MainLink {
   }
 
   /** Settles the request an answer belongs to. */
-  answer(msg: Extract<MainMessage, { id: number; type: 'rows' | 'reduced' | 'refused' }>): void {
+  answer(msg: Extract<MainMessage, { id: number; type: 'reduced' | 'refused' }>): void {
     const w = this.waiting.get(msg.id);
     if (!w) return;
     this.waiting.delete(msg.id);
@@ -103,8 +96,8 @@ class ComputeSession implements Handlers {
   private recorder?: RunRecorder;
   /** The world's agreed stop vote, from the last allreduce of the running epoch. */
   private agreedStop = false;
-  /** The gradient plus one slot (the stop vote); detached while the main thread holds it. */
-  private wire: Float32Array = new Float32Array(0);
+  /** Wire buffers by length, reused step after step (each is detached while the main thread holds it). */
+  private readonly wires = new Map<number, Float32Array[]>();
   /** The model of the current `start` (rebuilt from the seed by every later `start`). */
   private model: Model;
   private started = false;
@@ -183,19 +176,31 @@ class ComputeSession implements Handlers {
     return { steps: plan.steps, digest: planDigest(plan) };
   }
 
-  /** The trainer's reducer: the gradient crosses to the main thread and back without a copy. */
+  /**
+   * The trainer's reducer: the step's buffer, or a piece of it (`tag.span`), is copied into a wire
+   * buffer that crosses to the main thread and back (transferred, not copied). The step's wire is
+   * the buffer plus one slot, the stop vote, so a piece's span is re-based on the wire's length
+   * (the same ring partition as the whole wire's: bit-identical sums); the piece that ends the
+   * buffer carries the vote.
+   */
   private async reduce(buf: Float32Array, tag: ReduceTag): Promise<void> {
-    if (this.wire.length !== buf.length + 1) this.wire = new Float32Array(buf.length + 1);
-    this.wire.set(buf);
-    const wire = this.wire;
-    this.wire = new Float32Array(0); // detached by the transfer; replaced by the answer
-    this.wire = await this.link.reduce(wire, tag);
-    buf.set(this.wire.subarray(0, buf.length));
-    this.agreedStop = this.wire[buf.length] > 0;
+    const offset = tag.span?.offset ?? 0;
+    const total = (tag.span?.total ?? buf.length) + 1;
+    const votes = offset + buf.length === total - 1;
+    const length = buf.length + (votes ? 1 : 0);
+    const wire = this.wires.get(length)?.pop() ?? new Float32Array(length);
+    wire.set(buf);
+    const span = tag.span ? { offset, total } : undefined;
+    const back = await this.link.reduce(wire, { ...tag, span });
+    buf.set(back.subarray(0, buf.length));
+    if (votes) this.agreedStop = back[buf.length] > 0;
+    const free = this.wires.get(length) ?? [];
+    free.push(back);
+    this.wires.set(length, free);
   }
 
   trainEpoch(args: Commands['trainEpoch']['args']): Promise<Commands['trainEpoch']['result']> {
-    const { epoch, steps, fromStep, offset, checksumEverySteps } = args;
+    const { epoch, steps, fromStep } = args;
     const partial = fromStep > 0 ? this.resumePartial : undefined;
     this.resumePartial = undefined;
     this.agreedStop = false;
@@ -217,16 +222,9 @@ class ComputeSession implements Handlers {
       partial,
       steps,
       shouldStop: () => this.agreedStop,
-      rowsOf:
-        offset === undefined ? undefined : async (step) => ({ offset, ...(await this.link.rows(step)) }),
       onStep: (report) => {
-        // Hashed here, not on the main thread: hashing a large model takes a step's share of time.
-        const digest =
-          report.step % checksumEverySteps === 0
-            ? new Uint8Array(paramsDigest(this.model.getParams()))
-            : undefined;
         if (this.rank === 0) this.theRecorder.step(report);
-        this.link.post({ type: 'step', report, digest });
+        this.link.post({ type: 'step', report });
       },
     });
   }

@@ -4,10 +4,13 @@
  *
  * Two kinds of exchange, both with ids:
  * - commands, main → thread (`call`), answered by `done` or `failed`; one at a time;
- * - requests the thread makes while it trains an epoch (`rows`, `reduce`), answered by `rows`,
- *   `reduced` or `refused`. The gradient travels as a transferred ArrayBuffer both ways.
+ * - requests the thread makes while it trains an epoch (`reduce`), answered by `reduced` or
+ *   `refused`. The gradient travels as a transferred ArrayBuffer both ways: whole after the step,
+ *   or, with `distributed.overlapSegmentBytes`, by segment while the backward pass goes on (then
+ *   several are outstanding; the main thread reduces them one at a time, in order).
  * `step` is a one-way report after every step. Everything here is structured-clone data.
  */
+import type { AllreduceTag } from '../../collective/index.ts';
 import type { RunConfig } from '../../core/config.ts';
 import type { BackendPreference } from '../../model/backend.ts';
 import type { EpochMetrics, RunSummary } from '../run-dir.ts';
@@ -56,13 +59,6 @@ export interface TrainEpochArgs {
   /** Steps of the epoch; default: the rank's own plan's. */
   readonly steps?: number;
   readonly fromStep: number;
-  /**
-   * This rank's first row in the global batch when the main thread streams the rows (coordinator
-   * mode); absent: the thread takes its shard of the plan it derives from the seed itself.
-   */
-  readonly offset?: number;
-  /** Digest the parameters every this many steps (the replica check). */
-  readonly checksumEverySteps: number;
 }
 
 /** The commands, their arguments and their results. */
@@ -97,8 +93,10 @@ export interface ErrorInfo {
 /** Messages the main thread posts. */
 export type MainMessage =
   | { [K in CommandName]: { type: 'call'; id: number; op: K; args: Commands[K]['args'] } }[CommandName]
-  | { type: 'rows'; id: number; uniform: Int32Array; reversed: Int32Array }
-  /** The reduced gradient (transferred back), its last slot the number of ranks that want to stop. */
+  /**
+   * The reduced buffer (transferred back); the piece that ends the step's wire (all of it, without
+   * overlap) has one more slot, the number of ranks that want to stop.
+   */
   | { type: 'reduced'; id: number; wire: Float32Array }
   | { type: 'refused'; id: number; error: ErrorInfo };
 
@@ -109,11 +107,21 @@ export type ThreadMessage =
   | { type: 'setupFailed'; error: ErrorInfo }
   | { type: 'done'; id: number; value: unknown }
   | { type: 'failed'; id: number; error: ErrorInfo }
-  | { type: 'rows'; id: number; step: number }
-  /** The gradient buffer (transferred), one extra slot at the end for the stop vote. */
+  /**
+   * The step's wire (the gradient, the trainer's sums and one slot for the stop vote), or one piece
+   * of it (`span`), transferred.
+   */
   | ({ type: 'reduce'; id: number; wire: Float32Array } & ReduceTag)
-  /** After each step; `digest` (SHA-256 of the parameters) every `checksumEverySteps` steps. */
-  | { type: 'step'; report: StepReport; digest?: Uint8Array };
+  /** After each step. */
+  | { type: 'step'; report: StepReport };
+
+/**
+ * Whether a reduce request's buffer ends the step's wire, whose last slot is the stop vote (the
+ * whole wire without overlap; with overlap, the last piece).
+ */
+export function carriesStopVote(wire: Float32Array, tag: ReduceTag): boolean {
+  return !tag.span || tag.span.offset + wire.length === tag.span.total;
+}
 
 /** An error as plain data. */
 export function errorInfo(err: unknown): ErrorInfo {
@@ -121,9 +129,8 @@ export function errorInfo(err: unknown): ErrorInfo {
   return { name: 'Error', message: String(err) };
 }
 
-/** What a gradient's allreduce is of: its step, and how many leading values are gradients (bf16 on the wire when the ring compresses). */
-export interface ReduceTag {
-  readonly epoch: number;
-  readonly step: number;
-  readonly bf16Elements?: number;
-}
+/**
+ * What an allreduce is of: its step; how many leading values are gradients (bf16 on the wire when
+ * the ring compresses); and, for a piece of the step's wire, where it lies in it (`Span`).
+ */
+export type ReduceTag = AllreduceTag;

@@ -1,6 +1,7 @@
 /**
  * The main thread's handle on a rank's compute thread (compute-entry.ts): starts it, sends it
- * commands one at a time, serves its requests for shard rows and allreduces while it trains, and
+ * commands one at a time, serves its allreduce requests while it trains (one at a time, in the
+ * order asked: with overlap several pieces of a step are outstanding at once), and
  * ends it on every path. A failure of the thread (a thrown error, a crash, an unexpected exit)
  * becomes a `WorkerError` with the thread's message; after `fail()` every pending and later
  * command rejects at once, so a rank aborted mid-step does not wait for the step to end.
@@ -28,12 +29,14 @@ import { WorkerError } from './errors.ts';
 
 /** What the main thread does for the compute thread while it trains an epoch. */
 export interface EpochHandlers {
-  /** This rank's rows of `step` (asked only when the epoch's args give an `offset`). */
-  rows?(step: number): Promise<{ uniform: Int32Array; reversed: Int32Array }>;
-  /** Sums `wire` across the ranks in place; its last slot is the stop vote, which the handler sets. */
+  /**
+   * Sums `wire` (the step's wire, or the piece of it at `tag.span`) across the ranks in place;
+   * called once at a time. Where `carriesStopVote(wire, tag)`, its last slot is the stop vote,
+   * which the handler sets first.
+   */
   reduce(wire: Float32Array, tag: AllreduceTag): Promise<void>;
-  /** After each step; `digest` is the parameters' SHA-256 every `checksumEverySteps` steps. */
-  step(report: StepReport, digest: Uint8Array | undefined): void;
+  /** After each step. */
+  step(report: StepReport): void;
 }
 
 /** What the thread reported once its backend, data and model were up. */
@@ -94,6 +97,8 @@ export class ComputeThread {
   private broken?: Error;
   /** The first error a request handler of the running epoch raised: the epoch's command fails with it. */
   private relayed?: Error;
+  /** The allreduce requests of the running epoch, chained: the ring takes one at a time, in order. */
+  private reduces: Promise<void> = Promise.resolve();
   private exited = false;
   private closing = false;
   private readonly exitedPromise: Promise<void>;
@@ -157,25 +162,23 @@ export class ComputeThread {
         else call.reject(this.relayed ?? toWorkerError(msg.error));
         return;
       }
-      case 'rows':
-        this.serve(msg.id, async (h) => {
-          if (!h.rows) throw new Error('compute thread: rows asked of an epoch without streamed rows');
-          const r = await h.rows(msg.step);
-          this.post({ type: 'rows', id: msg.id, ...r });
+      case 'reduce': {
+        const { wire, epoch, step, bf16Elements, span } = msg;
+        this.serve(msg.id, (h) => {
+          const reduced = this.reduces.then(async () => {
+            // A piece after a failed one is refused with that failure, not sent to a broken ring.
+            if (this.relayed) throw this.relayed;
+            await h.reduce(wire, { epoch, step, bf16Elements, span });
+            this.post({ type: 'reduced', id: msg.id, wire }, [wire.buffer as ArrayBuffer]);
+          });
+          this.reduces = reduced.catch(() => {});
+          return reduced;
         });
         return;
-      case 'reduce':
-        this.serve(msg.id, (h) =>
-          h
-            .reduce(msg.wire, { epoch: msg.epoch, step: msg.step, bf16Elements: msg.bf16Elements })
-            .then(() =>
-              this.post({ type: 'reduced', id: msg.id, wire: msg.wire }, [msg.wire.buffer as ArrayBuffer]),
-            ),
-        );
-        return;
+      }
       case 'step':
         try {
-          this.handlers?.step(msg.report, msg.digest);
+          this.handlers?.step(msg.report);
         } catch (err) {
           this.fail(err as Error);
         }
@@ -222,6 +225,7 @@ export class ComputeThread {
   async trainEpoch(args: TrainEpochArgs, handlers: EpochHandlers): Promise<EpochResult> {
     this.handlers = handlers;
     this.relayed = undefined;
+    this.reduces = Promise.resolve();
     try {
       return await this.call('trainEpoch', args);
     } finally {
