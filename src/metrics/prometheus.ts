@@ -56,7 +56,10 @@ export class TrainingMetrics {
       registers,
     });
     const gauge = (name: string, help: string) => new Gauge({ name, help, labelNames: LABELS, registers });
-    this.allreduceBytes = gauge('bbn_allreduce_bytes', "Bytes this rank sent in the last step's allreduce (all its pieces, with overlap)");
+    this.allreduceBytes = gauge(
+      'bbn_allreduce_bytes',
+      "Bytes this rank sent in the last step's allreduce (all its pieces, with overlap)",
+    );
     this.samplesPerSecond = gauge('bbn_samples_per_second', 'Training samples per second on this rank');
     const ageOf = () => this.heartbeatAge?.();
     const labelsOf = () => this.labels;
