@@ -188,10 +188,12 @@ const distributedSchema = z
     /** Allreduce chunk size in bytes (grpc-js rejects messages over 4 MiB by default). */
     chunkBytes: positiveInt.default(1 << 20),
     /**
-     * Ignored: replicas are compared once per epoch (the workflow's digest check). Still accepted,
-     * because the resolved config of every run directory written before holds it.
+     * With W > 1, every this many steps (and at each epoch's first) the ranks compare digests of
+     * their weights inside the step's allreduce; a difference stops the run before the step is
+     * applied, naming the ranks (src/worker/replica-check.ts). 0: off. The workflow also compares
+     * them after every epoch either way.
      */
-    checksumEverySteps: positiveInt.default(50),
+    checksumEverySteps: z.number().int().nonnegative().default(50),
     /**
      * Overlap the allreduce with the backward pass: with W > 1 and a value > 0, each rank hands its
      * gradient to the ring by segments of at least this many bytes as the backward pass finishes

@@ -101,6 +101,7 @@ const NOT_RETRIED = new Set([
 function asFailure(err: unknown): unknown {
   type Named = { name?: string; message?: string; cause?: Named } | undefined;
   for (const e of [err as Named, (err as Named)?.cause]) {
+    if (e?.name === 'ReplicasDivergedError') return fail(FAILURE_TYPES.diverged, e.message ?? String(err));
     if (e?.name && NOT_RETRIED.has(e.name)) return fail(FAILURE_TYPES.config, e.message ?? String(err));
   }
   return err;

@@ -7,7 +7,8 @@
  *   2. read and augment them; row r of the global batch is augmented by an Rng derived from
  *      (seed, epoch, global slot), so the data does not depend on the world size;
  *   3. compute the gradient of the SUM of the per-sample losses (nothing is applied);
- *   4. allreduce [gradient | Σ loss weights | Σ loss | Σ correct | rows] across ranks;
+ *   4. allreduce [gradient | Σ loss weights | Σ loss | Σ correct | rows] across ranks (with W > 1
+ *      also rank 0's BatchNorm buffers and the replica check's slots, replica-check.ts);
  *   5. divide by the global loss normaliser (the global batch, or Σ w_y with class weights) and
  *      apply the same SGD update (Nesterov, weight decay on all parameters) as every other rank.
  * With one rank, step 4 is the identity and this is exactly PyTorch's mean-loss step.
@@ -32,6 +33,7 @@ import { assembleBatch } from '../data/batch.ts';
 import type { Model, StepOptionsBase } from '../model/api.ts';
 import { Sgd, type SgdState } from '../model/optimizer.ts';
 import { evaluateModel } from './evaluate.ts';
+import { divergedRanks, ReplicasDivergedError, replicaSlots, writeReplicaDigest } from './replica-check.ts';
 
 /** Training diverged: a step's loss, gradient or update was NaN or infinite. */
 export class DivergenceError extends Error {
@@ -207,9 +209,11 @@ export class Trainer {
     // ranks), so every rank ends each step with rank 0's, as DDP's broadcast_buffers does: ranks
     // never drift apart in what eval-mode BN (a frozen backbone, a checkpoint) uses.
     const nb = this.rank.worldSize > 1 ? this.model.numBuffers : 0;
-    const buf = new Float32Array(n + Trainer.EXTRA + nb);
+    const buf = new Float32Array(n + Trainer.EXTRA + nb + replicaSlots(this.rank.worldSize));
     const grads = buf.subarray(0, n);
-    const buffers = buf.subarray(n + Trainer.EXTRA);
+    const buffers = buf.subarray(n + Trainer.EXTRA, n + Trainer.EXTRA + nb);
+    const checks = buf.subarray(n + Trainer.EXTRA + nb);
+    const checkEvery = this.rank.worldSize > 1 ? this.cfg.distributed.checksumEverySteps : 0;
     const segmentElements = this.rank.worldSize > 1 ? this.cfg.distributed.overlapSegmentBytes >> 2 : 0;
     let { lossSum, accSum, steps: done } = opts.partial ?? { lossSum: 0, accSum: 0, steps: 0 };
     let skipped = opts.partial?.skipped ?? 0;
@@ -246,6 +250,9 @@ export class Trainer {
         if (this.rank.rank === 0) buffers.set(this.model.getBuffers());
         else buffers.fill(0);
       }
+      // The weights this step started from (unchanged until the update below).
+      const checking = checkEvery > 0 && step % checkEvery === 0;
+      writeReplicaDigest(checks, this.rank.rank, this.params, checking);
       const t1 = performance.now();
       if (segments) {
         reducePiece(n, buf.length, 0);
@@ -254,6 +261,16 @@ export class Trainer {
         await this.reduce(buf, { epoch, step, bf16Elements: n });
       }
       const t2 = performance.now();
+      const diverged = checking ? divergedRanks(checks) : [];
+      if (diverged.length > 0) {
+        throw new ReplicasDivergedError(
+          `replicas diverged at epoch ${epoch} step ${step + 1}: the weights of rank ${diverged.join(', ')} differ from rank 0's ` +
+            `(checked every ${checkEvery} steps, distributed.checksumEverySteps); the step was not applied`,
+          epoch,
+          step + 1,
+          diverged,
+        );
+      }
       if (nb > 0) this.model.setBuffers(buffers); // copied into the variables
       const norm = buf[n];
       if (!(norm > 0) || buf[n + 3] !== B) {
