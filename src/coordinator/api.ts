@@ -43,6 +43,8 @@ export interface RankBeat {
   /** Host or pod name. */
   readonly host: string;
   readonly pid: number;
+  /** Random id of the process's heartbeat link: another one means another process, whatever its pid and host. */
+  readonly incarnation: string;
   /** Milliseconds since the rank's compute thread last made progress. */
   readonly progressAgeMs: number;
 }
@@ -52,7 +54,7 @@ export interface RankVerdict {
   readonly rank: number;
   /**
    * `silent`: no heartbeat for the timeout (from the coordinator's seat a frozen, dead or
-   * unreachable rank look alike). `exited`: another process (another pid or host) heartbeats as
+   * unreachable rank look alike). `exited`: another process (another incarnation) heartbeats as
    * the rank, so the generation's process is gone: its replacement, restarted at once by a
    * kubelet, would otherwise keep the rank from ever looking silent.
    */

@@ -49,7 +49,7 @@ export class RankBoard {
     const w = this.watching;
     if (!w || !was || beat.rank >= w.world || w.reported.has(beat.rank)) return;
     // Heard in this watch from one process, now from another: the generation's process is gone.
-    if (was.at >= w.since && (was.beat.pid !== beat.pid || was.beat.host !== beat.host)) {
+    if (was.at >= w.since && was.beat.incarnation !== beat.incarnation) {
       if (!w.replaced.has(beat.rank)) w.replaced.set(beat.rank, { was: was.beat, now: beat });
     }
   }
@@ -97,7 +97,7 @@ export class RankBoard {
         rank,
         cause: 'exited',
         silentForMs: 0,
-        detail: `exited: pid ${is.pid} on ${is.host} now heartbeats as rank ${rank}, which was pid ${was.pid} on ${was.host} (last heard ${was.phase} at epoch ${was.epoch} step ${was.step})`,
+        detail: `exited: another process (pid ${is.pid} on ${is.host}) now heartbeats as rank ${rank}, which was pid ${was.pid} on ${was.host} (last heard ${was.phase} at epoch ${was.epoch} step ${was.step})`,
       });
     }
     w.replaced.clear();

@@ -4,6 +4,7 @@
  * server listens. A coordinator that does not answer is retried on the next beat; the outage and
  * the recovery are each said once, not every second.
  */
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import * as grpc from '@grpc/grpc-js';
 import type { RunToken } from '../auth/run-token.ts';
@@ -17,7 +18,7 @@ export interface HeartbeatLinkOptions {
   readonly runId: string;
   readonly rank: number;
   /** What the rank is doing now (read at every beat). */
-  readonly beat: () => Omit<RankBeat, 'rank' | 'host' | 'pid'>;
+  readonly beat: () => Omit<RankBeat, 'rank' | 'host' | 'pid' | 'incarnation'>;
   /** Lines for people (outage, recovery). */
   readonly say?: (line: string) => void;
   /** Default 1 s. */
@@ -33,6 +34,7 @@ export function startHeartbeats(o: HeartbeatLinkOptions): { close(): void } {
   const client = new CoordinatorServiceClient(o.address, grpc.credentials.createInsecure());
   const interval = o.intervalMs ?? DEFAULT_TIMINGS.heartbeatIntervalMs;
   const host = hostname();
+  const incarnation = randomBytes(8).toString('hex');
   const metadata = o.token?.metadata() ?? new grpc.Metadata();
   let down: string | null = null;
   let inFlight = false;
@@ -50,6 +52,7 @@ export function startHeartbeats(o: HeartbeatLinkOptions): { close(): void } {
         ringAddress: b.ringAddress,
         host,
         pid: process.pid,
+        incarnation,
         progressAgeMs: b.progressAgeMs,
       },
       metadata,

@@ -70,6 +70,9 @@ export function beatOf(req: bbn.v1.HeartbeatRequest): RankBeat | string {
   if (!Number.isFinite(req.progressAgeMs) || req.progressAgeMs < 0) {
     return `progress_age_ms (${req.progressAgeMs}) must be a finite number >= 0`;
   }
+  if (!/^[0-9a-f]{8,64}$/.test(req.incarnation)) {
+    return `incarnation (${JSON.stringify(req.incarnation.slice(0, 80))}) must be 8-64 hex digits`;
+  }
   return {
     rank: req.rank,
     phase,
@@ -78,6 +81,7 @@ export function beatOf(req: bbn.v1.HeartbeatRequest): RankBeat | string {
     ringAddress: req.ringAddress,
     host: req.host.slice(0, 253),
     pid: req.pid,
+    incarnation: req.incarnation,
     progressAgeMs: req.progressAgeMs,
   };
 }

@@ -955,6 +955,12 @@ export namespace bbn {
             progressAgeMs: number;
 
             /**
+             * Random id the rank's heartbeat link chose when it started: a restarted process is another
+             * incarnation even with the same pid and host (a container's PID 1 in the same pod).
+             */
+            incarnation: string;
+
+            /**
              * Creates a new HeartbeatRequest instance using the specified properties.
              * @param [properties] Properties to set
              * @returns HeartbeatRequest instance
@@ -1033,6 +1039,12 @@ export namespace bbn {
 
                 /** Milliseconds since the rank's compute thread last made progress. */
                 progressAgeMs?: (number|null);
+
+                /**
+                 * Random id the rank's heartbeat link chose when it started: a restarted process is another
+                 * incarnation even with the same pid and host (a container's PID 1 in the same pod).
+                 */
+                incarnation?: (string|null);
 
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];

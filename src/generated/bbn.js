@@ -2664,6 +2664,8 @@ export const bbn = $root.bbn = (() => {
              * @property {string|null} [host] Host name or pod name, for status and error messages.
              * @property {number|null} [pid] Operating-system process id.
              * @property {number|null} [progressAgeMs] Milliseconds since the rank's compute thread last made progress.
+             * @property {string|null} [incarnation] Random id the rank's heartbeat link chose when it started: a restarted process is another
+             * incarnation even with the same pid and host (a container's PID 1 in the same pod).
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -2768,6 +2770,15 @@ export const bbn = $root.bbn = (() => {
             HeartbeatRequest.prototype.progressAgeMs = 0;
 
             /**
+             * Random id the rank's heartbeat link chose when it started: a restarted process is another
+             * incarnation even with the same pid and host (a container's PID 1 in the same pod).
+             * @member {string} incarnation
+             * @memberof bbn.v1.HeartbeatRequest
+             * @instance
+             */
+            HeartbeatRequest.prototype.incarnation = "";
+
+            /**
              * Creates a new HeartbeatRequest instance using the specified properties.
              * @function create
              * @memberof bbn.v1.HeartbeatRequest
@@ -2817,6 +2828,8 @@ export const bbn = $root.bbn = (() => {
                     writer.uint32(/* id 15, wireType 0 =*/120).uint32(message.pid);
                 if (message.progressAgeMs != null && $Object.hasOwnProperty.call(message, "progressAgeMs") && !$Object.is(message.progressAgeMs, 0))
                     writer.uint32(/* id 16, wireType 1 =*/129).double(message.progressAgeMs);
+                if (message.incarnation != null && $Object.hasOwnProperty.call(message, "incarnation") && message.incarnation !== "")
+                    writer.uint32(/* id 17, wireType 2 =*/138).string(message.incarnation);
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -2942,6 +2955,15 @@ export const bbn = $root.bbn = (() => {
                                 delete message.progressAgeMs;
                             continue;
                         }
+                    case 17: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.incarnation = value;
+                            else
+                                delete message.incarnation;
+                            continue;
+                        }
                     }
                     reader.skipType(wireType, _depth, tag);
                     if (!reader.discardUnknown) {
@@ -3031,6 +3053,9 @@ export const bbn = $root.bbn = (() => {
                 if (object.progressAgeMs != null)
                     if (!$Object.is($Number(object.progressAgeMs), 0))
                         message.progressAgeMs = $Number(object.progressAgeMs);
+                if (object.incarnation != null)
+                    if (typeof object.incarnation !== "string" || object.incarnation.length)
+                        message.incarnation = $String(object.incarnation);
                 return message;
             };
 
@@ -3061,6 +3086,7 @@ export const bbn = $root.bbn = (() => {
                     object.host = "";
                     object.pid = 0;
                     object.progressAgeMs = 0;
+                    object.incarnation = "";
                 }
                 if (message.runId != null && $Object.hasOwnProperty.call(message, "runId"))
                     object.runId = message.runId;
@@ -3080,6 +3106,8 @@ export const bbn = $root.bbn = (() => {
                     object.pid = message.pid;
                 if (message.progressAgeMs != null && $Object.hasOwnProperty.call(message, "progressAgeMs"))
                     object.progressAgeMs = options.json && !$isFinite(message.progressAgeMs) ? $String(message.progressAgeMs) : message.progressAgeMs;
+                if (message.incarnation != null && $Object.hasOwnProperty.call(message, "incarnation"))
+                    object.incarnation = message.incarnation;
                 return object;
             };
 

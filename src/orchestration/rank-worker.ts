@@ -35,7 +35,7 @@ export interface ServeRankOptions {
   /** The run's coordinator and what to tell it (heartbeats every second from start to exit). */
   readonly coordinator?: {
     readonly address: string;
-    readonly beat: () => Omit<RankBeat, 'rank' | 'host' | 'pid' | 'ringAddress'>;
+    readonly beat: () => Omit<RankBeat, 'rank' | 'host' | 'pid' | 'incarnation' | 'ringAddress'>;
     readonly say?: (line: string) => void;
     /** The run's token, sent with every heartbeat. */
     readonly token?: RunToken;

@@ -21,6 +21,7 @@ const beat = (rank: number, extra: Partial<RankBeat> = {}): RankBeat => ({
   ringAddress: `127.0.0.1:${7000 + rank}`,
   host: 'h',
   pid: 100 + rank,
+  incarnation: `a${rank}`,
   progressAgeMs: 0,
   ...extra,
 });
@@ -103,7 +104,7 @@ describe('RankBoard', () => {
     assert.deepEqual(board.judge(), [], 'the same processes: nothing to say');
     // Rank 1 is SIGKILLed and its pod restarted at once: the new process beats within the timeout.
     clock.advance(800);
-    board.record(beat(1, { pid: 4242 }));
+    board.record(beat(1, { pid: 4242, incarnation: 'b1' }));
     const verdicts = board.judge();
     assert.deepEqual(
       verdicts.map((v) => [v.rank, v.cause]),
@@ -111,15 +112,36 @@ describe('RankBoard', () => {
     );
     assert.match(
       verdicts[0].detail,
-      /^exited: pid 4242 on h now heartbeats as rank 1, which was pid 101 on h/,
+      /^exited: another process \(pid 4242 on h\) now heartbeats as rank 1, which was pid 101 on h/,
     );
-    board.record(beat(1, { pid: 4343 }));
+    board.record(beat(1, { pid: 4343, incarnation: 'c1' }));
     assert.deepEqual(board.judge(), [], 'reported once per watch');
     // A process replaced before the generation formed is simply its member (the roster took it).
-    board.record(beat(0, { pid: 555 }));
+    board.record(beat(0, { pid: 555, incarnation: 'b0' }));
     board.watch(2);
-    board.record(beat(0, { pid: 555 }));
-    board.record(beat(1, { pid: 4343 }));
+    board.record(beat(0, { pid: 555, incarnation: 'b0' }));
+    board.record(beat(1, { pid: 4343, incarnation: 'c1' }));
     assert.deepEqual(board.judge(), []);
+  });
+
+  it('a container restarted in place (the same pid 1 on the same host) is another incarnation: reported exited', () => {
+    const clock = fakeClock();
+    const board = new RankBoard(clock);
+    const pod = { pid: 1, host: 'bbn-rank-1' };
+    board.record(beat(0, { phase: 'training' }));
+    board.record(beat(1, { ...pod, phase: 'training', incarnation: 'f00d0001' }));
+    board.watch(2);
+    clock.advance(900);
+    board.record(beat(1, { ...pod, phase: 'starting', incarnation: 'f00d0002' }));
+    assert.deepEqual(
+      board.judge().map((v) => [v.rank, v.cause, v.detail]),
+      [
+        [
+          1,
+          'exited',
+          'exited: another process (pid 1 on bbn-rank-1) now heartbeats as rank 1, which was pid 1 on bbn-rank-1 (last heard training at epoch 0 step 0)',
+        ],
+      ],
+    );
   });
 });

@@ -77,7 +77,14 @@ describe('CoordinatorServer', () => {
     const server = new CoordinatorServer({ runId: 'run-b', tickMs: 0 });
     const address = await server.start({ host: '127.0.0.1', port: 0 });
     const client = new CoordinatorServiceClient(address, grpc.credentials.createInsecure());
-    const good = { runId: 'run-b', rank: 0, state: 3, ringAddress: 'h:1', progressAgeMs: 0 };
+    const good = {
+      runId: 'run-b',
+      rank: 0,
+      state: 3,
+      ringAddress: 'h:1',
+      incarnation: '0123abcd',
+      progressAgeMs: 0,
+    };
     try {
       const cases: [bbn.v1.HeartbeatRequest.$Properties, grpc.status, RegExp][] = [
         [
@@ -93,6 +100,11 @@ describe('CoordinatorServer', () => {
           /ring_address \("no port"\) must be host:port/,
         ],
         [{ ...good, progressAgeMs: Number.NaN }, grpc.status.INVALID_ARGUMENT, /progress_age_ms \(NaN\)/],
+        [
+          { ...good, incarnation: '' },
+          grpc.status.INVALID_ARGUMENT,
+          /incarnation \(""\) must be 8-64 hex digits/,
+        ],
       ];
       for (const [req, code, message] of cases) {
         await assert.rejects(call(client, req), (err: grpc.ServiceError) => {
@@ -140,7 +152,14 @@ describe('CoordinatorServer', () => {
     const server = new CoordinatorServer({ runId: 'run-t', tickMs: 0, token });
     const address = await server.start({ host: '127.0.0.1', port: 0 });
     const client = new CoordinatorServiceClient(address, grpc.credentials.createInsecure());
-    const req = { runId: 'run-t', rank: 0, state: 3, ringAddress: 'h:1', progressAgeMs: 0 };
+    const req = {
+      runId: 'run-t',
+      rank: 0,
+      state: 3,
+      ringAddress: 'h:1',
+      incarnation: '0123abcd',
+      progressAgeMs: 0,
+    };
     const send = (metadata: grpc.Metadata) =>
       new Promise<void>((resolve, reject) =>
         client.heartbeat(req, metadata, (err) => (err ? reject(err) : resolve())),
