@@ -130,6 +130,45 @@ describe('ring allreduce - sums (W ranks in one process)', () => {
     }
   });
 
+  it('with bf16 on the wire, pieces with spans (each with its share of the gradient prefix) give the whole allreduce bit for bit', {
+    timeout: 30_000,
+  }, async () => {
+    const W = 3;
+    const n = 30_011;
+    const prefix = 25_000; // the gradient; the rest rides float32
+    const cuts = [0, 9_000, 24_990, 25_000, n];
+    const ring = await startLocalRing(W, { chunkBytes: 4096, compress: 'bf16' });
+    try {
+      const inputs = ring.rings.map((_, r) => rankData('span-bf16', r, n));
+      const whole = inputs.map((x) => Float32Array.from(x));
+      assert.ok(
+        (await allreduceAll(ring.rings, whole, { epoch: 0, step: 0, bf16Elements: prefix })).every(
+          (r) => r.ok,
+        ),
+      );
+      const pieced = inputs.map((x) => Float32Array.from(x));
+      for (let k = cuts.length - 2; k >= 0; k--) {
+        const [lo, hi] = [cuts[k], cuts[k + 1]];
+        const tag = {
+          epoch: 0,
+          step: 1 + k,
+          bf16Elements: Math.max(0, Math.min(hi, prefix) - lo),
+          span: { offset: lo, total: n },
+        };
+        const results = await allreduceAll(
+          ring.rings,
+          pieced.map((o) => o.subarray(lo, hi)),
+          tag,
+        );
+        assert.ok(results.every((r) => r.ok));
+      }
+      for (let r = 0; r < W; r++) assert.equal(firstBitDifference(pieced[r], whole[r]), -1, `rank ${r}`);
+      assert.notEqual(firstBitDifference(whole[0], ringOrderSum(inputs)), -1, 'bf16 was used');
+    } finally {
+      await ring.close();
+    }
+  });
+
   it('bf16 wire compression: ring-order sum with bf16 hops, measured error against float64', {
     timeout: 30_000,
   }, async (t) => {
