@@ -105,8 +105,23 @@ export async function bbnTraining(input: TrainingInput): Promise<TrainingResult>
     if (loss.rank >= workers) return;
     if (!epochScope) {
       // Between epochs: no work is lost, but its replacement listens elsewhere (a new ring). A
-      // restart already under way forms a new generation anyway (a second report of its cause).
+      // restart already under way forms a new generation anyway.
       if (state !== 'restarting') lostBetweenEpochs = true;
+      // During that restart, it may be the report of its cause arriving after the survivors'
+      // failures (their ring broke when the supervisor killed the rank): the status names it, and
+      // the failure is put down to it, as when the report comes first.
+      else if (!restartingAfter.some((l) => l.rank === loss.rank)) {
+        restartingAfter = [...restartingAfter, loss];
+        const last = failures.at(-1);
+        if (last && last.cause === undefined && last.generation === generation - 1) {
+          failures[failures.length - 1] = {
+            ...last,
+            rank: loss.rank,
+            message: `rank ${loss.rank} ${loss.detail}`,
+            cause: loss.cause,
+          };
+        }
+      }
       return;
     }
     if (lost.has(loss.rank)) return;

@@ -24,6 +24,7 @@ import {
   cancelSignal,
   pauseSignal,
   progressQuery,
+  rankLostSignal,
   resumeSignal,
   scaleUpdate,
 } from '../../src/orchestration/messages.ts';
@@ -161,6 +162,53 @@ describe('bbnTraining workflow', () => {
     local.dispose();
     assert.equal(result.state, 'completed');
     assert.deepEqual(finalParams(inp.outDir), reference);
+  });
+
+  it("a rank's loss reported after the survivors' failure (during the restart) is named by the status and is the failure's cause", {
+    timeout: 90_000,
+  }, async () => {
+    // A restart that waits 10 minutes: the report surely lands in it, whatever the machine's load.
+    const inp = input({ restart: { initialBackoffMs: 600_000 } });
+    const local = createLocalDeps();
+    const handle = await start(inp);
+    const deps: TrainingDeps = {
+      ...local,
+      async trainEpochOnRank() {
+        // What a survivor reports when its supervisor killed the frozen neighbour.
+        throw new Error('rank 0: ring peer rank 1 lost (connection closed)');
+      },
+    };
+    const detail = 'frozen: no answer from its health endpoint for 3.0 s (pid 42); killed and replaced';
+    const progress = await withWorker(inp.runId, deps, async () => {
+      try {
+        await waitUntil(
+          'state restarting',
+          async () => (await handle.query(progressQuery)).state === 'restarting',
+          30_000,
+        );
+        const before = await handle.query(progressQuery);
+        assert.deepEqual(before.lost, []);
+        assert.equal(before.failures.at(-1)?.cause, undefined);
+        await handle.signal(rankLostSignal, { rank: 0, cause: 'frozen', detail });
+        await waitUntil(
+          'the rank named',
+          async () => ((await handle.query(progressQuery)).lost ?? []).length > 0,
+          30_000,
+        );
+        return await handle.query(progressQuery);
+      } finally {
+        // Ends the workflow's 10-minute restart on every path, so the worker can stop.
+        await handle.terminate('test done').catch(() => {});
+      }
+    }).finally(() => local.dispose());
+    assert.deepEqual(
+      progress.lost?.map((l) => [l.rank, l.cause]),
+      [[0, 'frozen']],
+    );
+    assert.deepEqual(
+      progress.failures.map((f) => ({ ...f })),
+      [{ epoch: 1, generation: 0, rank: 0, message: `rank 0 ${detail}`, cause: 'frozen' }],
+    );
   });
 
   it('a run whose one rank trains in the host process (maxWorkers 1) refuses scale with how to grow it', {
