@@ -19,7 +19,9 @@
  * times once alpha is taken off.
  * The prediction uses alpha and beta_sw = beta_cpu (one rank per dedicated core set, as on a GPU
  * node); beta_wall is printed beside it. Efficiency = t_step / (t_step + (1 - overlap) * T), with
- * overlap = 0 (not measured yet). bf16 halves the gradient bytes on the wire; its software cost
+ * overlap the fraction of T hidden behind the backward pass (default 0; `distributed.
+ * overlapSegmentBytes`, measured by bench/overlap.ts). It can never exceed t_backward / T: pass
+ * at most that for a network whose allreduce is longer than its backward pass. bf16 halves the gradient bytes on the wire; its software cost
  * per gradient element is taken from the bench's bf16 rows if present, else assumed equal to the
  * float32 one (stated in the output).
  */
