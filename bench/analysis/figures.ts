@@ -15,6 +15,7 @@ import { renderSvg, svgToPng } from '../../src/report/render.ts';
 import { EPOCHS, type JobResult, RESULTS, scheduleOf, sizeOf } from './jobs.ts';
 import { mean, meanSdCell, pctCell, sd, welch } from './stats.ts';
 import type { Study } from './studies.ts';
+import { trajectorySection } from './trajectory.ts';
 
 const DOC = 'docs/analysis.md';
 const PNG_DIR = 'docs/analysis';
@@ -313,6 +314,7 @@ function ordering(groups: readonly Group[], reference: string): string {
         ? `${g.label} ${w.diff >= 0 ? '+' : ''}${w.diff.toFixed(1)} (p ${Number.isNaN(w.p) ? '-' : w.p < 0.01 ? '< 0.01' : w.p.toFixed(2)})`
         : `${g.label}: too few runs`;
     });
+  if (tests.length === 0) return `Order by mean top-1: ${order}.`;
   return `Order by mean top-1: ${order}. ${reference} minus each (Welch two-sided p): ${tests.join('; ')}.`;
 }
 
@@ -384,22 +386,26 @@ function regimeSection(results: readonly JobResult[], epochs: number, reference:
   }
   const sort = methods.map((m) => (m === 'decouple' ? 'decoupling (cRT)' : LABEL[m]));
   const x = { field: 'method', type: 'nominal' as const, sort, title: null, axis: { labelAngle: -30 } };
-  const spec: TopLevelSpec = {
-    $schema: SCHEMA,
-    title: {
-      text: `MNIST-LT, ${epochs} epochs: BBN against the baselines`,
-      subtitle: 'bar: mean over seeds; whisker: ± sample sd; dots: seeds',
-    },
-    config: CHART_CONFIG,
-    data: { values },
-    facet: { column: { field: 'ir', type: 'nominal', title: null, sort: ['IR 100', 'IR 10'] } },
-    spec: {
-      width: 260,
-      height: 240,
-      layer: meanSdSeedLayers(x, 20),
-    },
+  const title = {
+    text: `MNIST-LT, ${epochs} epochs: BBN against the baselines`,
+    subtitle: 'bar: mean over seeds; whisker: ± sample sd; dots: seeds',
   };
-  return { spec, lines, rows };
+  const bars = {
+    data: { values },
+    facet: { column: { field: 'ir', type: 'nominal' as const, title: null, sort: ['IR 100', 'IR 10'] } },
+    spec: { width: 260, height: 240, layer: meanSdSeedLayers(x, 20) },
+  };
+  if (reference.length === 0) {
+    return { spec: { $schema: SCHEMA, title, config: CHART_CONFIG, ...bars } as TopLevelSpec, lines, rows };
+  }
+  // At another length: BBN's trajectory beside the reference (12-epoch) runs, under the bars.
+  const t = trajectorySection(results, reference);
+  const spec = {
+    $schema: SCHEMA,
+    config: CHART_CONFIG,
+    vconcat: [{ title, ...bars }, t.spec],
+  } as TopLevelSpec;
+  return { spec, lines: [...lines, ...t.lines], rows: [...rows, { trajectory: t.rows }] };
 }
 
 /** Writes the study's JSON, PNG and doc section from `results`; returns the section's markdown. */
