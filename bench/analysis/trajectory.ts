@@ -90,7 +90,8 @@ export function trajectorySection(results: readonly JobResult[], reference: read
     const tracks = [reference, results]
       .map((rs) => ({ bbn: track(rs, ir, 'bbn'), ce: track(rs, ir, 'ce') }))
       .filter((t): t is { bbn: Track; ce: Track | null } => t.bbn !== null);
-    if (tracks.length === 0) continue;
+    // Only where the runs of this length have BBN at this IR (the reference alone is in its own section).
+    if (track(results, ir, 'bbn') === null) continue;
     lines.push(
       `**BBN's trajectory, IR ${ir}** (mean over the runs; loss is the epoch's mean training loss, the α-weighted sum of both branches' cross-entropies)`,
       '',
