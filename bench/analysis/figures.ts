@@ -426,6 +426,11 @@ export async function renderStudy(
         : study === 'regime'
           ? regimeSection(results, epochs, reference)
           : ablationSection(results, study, epochs);
+  // A figure of another length says so in its title (the regime's title names its epochs already).
+  const t = 'title' in spec ? spec.title : undefined;
+  if (epochs !== EPOCHS && study !== 'regime' && t && typeof t === 'object' && 'text' in t) {
+    t.text = `${t.text}, ${epochs} epochs`;
+  }
   mkdirSync(PNG_DIR, { recursive: true });
   writeFileSync(join(PNG_DIR, `${name}.png`), await svgToPng(await renderSvg(spec)));
   const made = header(study, results, seeds, epochs);
