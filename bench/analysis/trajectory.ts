@@ -95,12 +95,14 @@ export function trajectorySection(results: readonly JobResult[], reference: read
     lines.push(
       `**BBN's trajectory, IR ${ir}** (mean over the runs; loss is the epoch's mean training loss, the α-weighted sum of both branches' cross-entropies)`,
       '',
-      '| epochs | BBN runs | re-balancing exposure Σ (lr/lr₀)(1−α) | conventional exposure Σ (lr/lr₀)α | first epoch with α ≤ 0.5 | BBN loss: epoch 1 / lowest (at epoch) / last full-lr epoch / first α ≤ 0.5 / last | its floor P(y_c≠y_r)·H(α) at those epochs | BBN loss above the floor: least (at epoch) / last | CE loss, last (runs) |',
+      '| epochs | BBN runs | re-balancing exposure Σ (lr/lr₀)(1−α) | conventional exposure Σ (lr/lr₀)α | first epoch with α ≤ 0.5 | BBN loss: epoch 1 / lowest at full lr (at epoch) / last full-lr epoch / first α ≤ 0.5 / last | its floor P(y_c≠y_r)·H(α) at those epochs | BBN loss above the floor: least (at epoch) / last | CE loss, last (runs) |',
       '|---|---|---|---|---|---|---|---|---|',
     );
     for (const { bbn, ce } of tracks) {
       const s = scheduleOf(bbn.epochs);
-      const low = bbn.loss.indexOf(Math.min(...bbn.loss));
+      // The lowest loss while the lr is full (before the first decay): the loss rises from it as α falls.
+      const full = bbn.loss.slice(0, s.milestones[0]);
+      const low = full.indexOf(Math.min(...full));
       const marks = [1, low + 1, s.milestones[0], s.alphaHalfEpoch, bbn.epochs];
       const excess = bbn.loss.map((l, e) => l - bbn.floor[e]);
       const least = excess.indexOf(Math.min(...excess));
