@@ -12,9 +12,10 @@ import type { TopLevelSpec } from 'vega-lite';
 import { ALPHA_SCHEDULES } from '../../src/core/config.ts';
 import { CHART_CONFIG, RUN_PALETTE } from '../../src/report/chart-api.ts';
 import { renderSvg, svgToPng } from '../../src/report/render.ts';
-import { EPOCHS, type JobResult, RESULTS, SIZE } from './jobs.ts';
+import { EPOCHS, type JobResult, RESULTS, scheduleOf, sizeOf } from './jobs.ts';
 import { mean, meanSdCell, pctCell, sd, welch } from './stats.ts';
 import type { Study } from './studies.ts';
+import { trajectorySection } from './trajectory.ts';
 
 const DOC = 'docs/analysis.md';
 const PNG_DIR = 'docs/analysis';
@@ -44,15 +45,20 @@ interface Group {
 
 const seedsOf = (rs: readonly JobResult[]) => [...new Set(rs.map((r) => r.job.seed))].sort((a, b) => a - b);
 
-function header(study: Study, results: readonly JobResult[], seeds: readonly number[]): string {
+function header(
+  study: Study,
+  results: readonly JobResult[],
+  seeds: readonly number[],
+  epochs: number,
+): string {
   const dates = results.map((r) => r.date.slice(0, 10)).sort();
   const wall = results.reduce((a, r) => a + r.wallSeconds, 0);
   const cpu = results.reduce((a, r) => a + r.cpuSeconds, 0);
   return [
-    `Made by \`npm run analysis:${study} -- --seeds ${seeds.join(',')}\` from the runs present (made ` +
+    `Made by \`npm run analysis:${study} -- --seeds ${seeds.join(',')}${epochs === EPOCHS ? '' : ` --epochs ${epochs}`}\` from the runs present (made ` +
       `${dates[0]}${dates.at(-1) !== dates[0] ? ` to ${dates.at(-1)}` : ''}): ${results.length} runs, seeds ` +
       `${seedsOf(results).join(', ')}; ${(wall / 60).toFixed(0)} min wall, ${(cpu / 60).toFixed(0)} min CPU in all. ` +
-      `Size: configs/mnist-lt.yaml with \`${SIZE.join(' ')}\`. Accuracies are last-epoch test top-1 (%); cells are mean ± sample sd over seeds (the value alone for one run).`,
+      `Size: configs/mnist-lt.yaml with \`${sizeOf(epochs).join(' ')}\`. Accuracies are last-epoch test top-1 (%); cells are mean ± sample sd over seeds (the value alone for one run).`,
   ].join('\n');
 }
 
@@ -308,10 +314,11 @@ function ordering(groups: readonly Group[], reference: string): string {
         ? `${g.label} ${w.diff >= 0 ? '+' : ''}${w.diff.toFixed(1)} (p ${Number.isNaN(w.p) ? '-' : w.p < 0.01 ? '< 0.01' : w.p.toFixed(2)})`
         : `${g.label}: too few runs`;
     });
+  if (tests.length === 0) return `Order by mean top-1: ${order}.`;
   return `Order by mean top-1: ${order}. ${reference} minus each (Welch two-sided p): ${tests.join('; ')}.`;
 }
 
-function ablationSection(results: readonly JobResult[], study: 'alpha' | 'sampler') {
+function ablationSection(results: readonly JobResult[], study: 'alpha' | 'sampler', epochs: number) {
   const groups =
     study === 'alpha'
       ? groupsBy(
@@ -329,7 +336,8 @@ function ablationSection(results: readonly JobResult[], study: 'alpha' | 'sample
   const first = study === 'alpha' ? 'α schedule (cumulative learning)' : 're-balancing branch sampler';
   const lines = [...shotTable(groups, first), '', ordering(groups, groups[0]?.label ?? '')];
   if (study === 'alpha') {
-    const at = [1, 7, 10, EPOCHS];
+    const sch = scheduleOf(epochs);
+    const at = [1, sch.milestones[0], sch.alphaHalfEpoch, epochs];
     lines.push('', `| schedule | α at epochs ${at.join(' / ')} |`, '|---|---|');
     for (const k of ALPHA_SCHEDULES) {
       const r = results.find((x) => x.job.alpha === k);
@@ -347,7 +355,7 @@ function ablationSection(results: readonly JobResult[], study: 'alpha' | 'sample
   return { spec, lines, rows: groups };
 }
 
-function regimeSection(results: readonly JobResult[]) {
+function regimeSection(results: readonly JobResult[], epochs: number, reference: readonly JobResult[]) {
   const methods = ['ce', 'rw', 'rs', 'drw', 'decouple', 'bbn'] as const;
   const lines: string[] = [];
   const rows: unknown[] = [];
@@ -378,22 +386,26 @@ function regimeSection(results: readonly JobResult[]) {
   }
   const sort = methods.map((m) => (m === 'decouple' ? 'decoupling (cRT)' : LABEL[m]));
   const x = { field: 'method', type: 'nominal' as const, sort, title: null, axis: { labelAngle: -30 } };
-  const spec: TopLevelSpec = {
-    $schema: SCHEMA,
-    title: {
-      text: `MNIST-LT, ${EPOCHS} epochs: BBN against the baselines`,
-      subtitle: 'bar: mean over seeds; whisker: ± sample sd; dots: seeds',
-    },
-    config: CHART_CONFIG,
-    data: { values },
-    facet: { column: { field: 'ir', type: 'nominal', title: null, sort: ['IR 100', 'IR 10'] } },
-    spec: {
-      width: 260,
-      height: 240,
-      layer: meanSdSeedLayers(x, 20),
-    },
+  const title = {
+    text: `MNIST-LT, ${epochs} epochs: BBN against the baselines`,
+    subtitle: 'bar: mean over seeds; whisker: ± sample sd; dots: seeds',
   };
-  return { spec, lines, rows };
+  const bars = {
+    data: { values },
+    facet: { column: { field: 'ir', type: 'nominal' as const, title: null, sort: ['IR 100', 'IR 10'] } },
+    spec: { width: 260, height: 240, layer: meanSdSeedLayers(x, 20) },
+  };
+  if (reference.length === 0) {
+    return { spec: { $schema: SCHEMA, title, config: CHART_CONFIG, ...bars } as TopLevelSpec, lines, rows };
+  }
+  // At another length: BBN's trajectory beside the reference (12-epoch) runs, under the bars.
+  const t = trajectorySection(results, reference);
+  const spec = {
+    $schema: SCHEMA,
+    config: CHART_CONFIG,
+    vconcat: [{ title, ...bars }, t.spec],
+  } as TopLevelSpec;
+  return { spec, lines: [...lines, ...t.lines], rows: [...rows, { trajectory: t.rows }] };
 }
 
 /** Writes the study's JSON, PNG and doc section from `results`; returns the section's markdown. */
@@ -401,32 +413,38 @@ export async function renderStudy(
   study: Study,
   results: readonly JobResult[],
   seeds: readonly number[] = seedsOf(results),
+  epochs: number = EPOCHS,
+  reference: readonly JobResult[] = [],
 ): Promise<string> {
-  if (results.length === 0) return `${study}: no results yet`;
+  const name = epochs === EPOCHS ? study : `${study}-e${epochs}`;
+  if (results.length === 0) return `${name}: no results yet`;
   const { spec, lines, rows } =
     study === 'norms'
       ? normsSection(results)
       : study === 'decouple'
         ? decoupleSection(results)
         : study === 'regime'
-          ? regimeSection(results)
-          : ablationSection(results, study);
-  mkdirSync(PNG_DIR, { recursive: true });
-  const png = join(PNG_DIR, `${study}.png`);
-  writeFileSync(png, await svgToPng(await renderSvg(spec)));
-  const made = header(study, results, seeds);
-  writeFileSync(
-    join(RESULTS, `${study}.json`),
-    `${JSON.stringify({ study, made, size: SIZE, rows, runs: results.map((r) => r.id) }, null, 1)}\n`,
-  );
-  const section = [made, '', `![${study}](analysis/${study}.png)`, '', ...lines].join('\n');
-  if (existsSync(DOC)) {
-    const doc = readFileSync(DOC, 'utf8');
-    const open = `<!-- analysis:${study} -->`;
-    const close = `<!-- /analysis:${study} -->`;
-    const a = doc.indexOf(open);
-    const b = doc.indexOf(close);
-    if (a >= 0 && b > a) writeFileSync(DOC, `${doc.slice(0, a + open.length)}\n${section}\n${doc.slice(b)}`);
+          ? regimeSection(results, epochs, reference)
+          : ablationSection(results, study, epochs);
+  // A figure of another length says so in its title (the regime's title names its epochs already).
+  const t = 'title' in spec ? spec.title : undefined;
+  if (epochs !== EPOCHS && study !== 'regime' && t && typeof t === 'object' && 'text' in t) {
+    t.text = `${t.text}, ${epochs} epochs`;
   }
+  mkdirSync(PNG_DIR, { recursive: true });
+  writeFileSync(join(PNG_DIR, `${name}.png`), await svgToPng(await renderSvg(spec)));
+  const made = header(study, results, seeds, epochs);
+  writeFileSync(
+    join(RESULTS, `${name}.json`),
+    `${JSON.stringify({ study: name, made, size: sizeOf(epochs), rows, runs: results.map((r) => r.id) }, null, 1)}\n`,
+  );
+  const section = [made, '', `![${name}](analysis/${name}.png)`, '', ...lines].join('\n');
+  const open = `<!-- analysis:${name} -->`;
+  const close = `<!-- /analysis:${name} -->`;
+  const doc = existsSync(DOC) ? readFileSync(DOC, 'utf8') : '';
+  const [i, j] = [doc.indexOf(open), doc.indexOf(close)];
+  if (i >= 0 && j > i) writeFileSync(DOC, `${doc.slice(0, i + open.length)}\n${section}\n${doc.slice(j)}`);
+  else
+    process.stderr.write(`${DOC} has no ${open} … ${close} section: add one to have ${name} written there\n`);
   return section;
 }

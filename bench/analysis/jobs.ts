@@ -32,29 +32,79 @@ export const RESULTS = 'bench/analysis/results';
 export const RUNS = join(RESULTS, 'runs');
 
 /**
- * The epochs of every job, in the paper's shape: one warm-up epoch, lr decays after 58 % and 83 %
- * of the epochs (the paper's 60 % and 80 %: 120 and 160 of 200), parabolic α with the divisor E,
- * so α first falls to 0.5 or below at epoch 10 of 12 (the paper's 143 of 200). What fits the
- * shared 2-core machine with three seeds of every job (docs/analysis.md).
+ * The default run length: 12 epochs, what fits the shared 2-core machine with three seeds of every
+ * job of every study (docs/analysis.md). `--epochs N` (run.ts) trains a study's jobs at N epochs
+ * in the same schedule shape instead (`scheduleOf`), under their own names (`job`).
  */
 export const EPOCHS = 12;
 
+/** The epoch-dependent settings of a run of `epochs` epochs, in the paper's shape (`scheduleOf`). */
+export interface Schedule {
+  readonly epochs: number;
+  /** Linear lr warm-up epochs: the paper's 5 of 200, at least 1. */
+  readonly warmupEpochs: number;
+  /** lr ×0.1 after these epochs: the paper's 120 and 160 of 200 (60 % and 80 %), rounded. */
+  readonly milestones: readonly [number, number];
+  /** DRW re-weights from this epoch: the first of the last lr stage (LDAM-DRW's 160 of 200). */
+  readonly drwStartEpoch: number;
+  /** The separated α stage's last α = 1 epoch: the first lr decay (the official 120 of 200). */
+  readonly separateEpoch: number;
+  /** Divisor of (epoch − 1) in the parabolic α: the epochs, so α(E) = 1 − ((E−1)/E)² > 0. */
+  readonly alphaDiv: number;
+  /** The first epoch whose parabolic α is ≤ 0.5 (the paper's 143 of 200, ~71 %). */
+  readonly alphaHalfEpoch: number;
+  /** Decoupling's classifier-retraining epochs: the paper's 10 for a 200-epoch representation, at least 3. */
+  readonly decoupleEpochs: number;
+}
+
 /**
- * The size every job trains at, on top of configs/mnist-lt.yaml: ResNet-8 width 4, 12 epochs,
- * lr ×0.1 after epochs 7 and 10, DRW from the last lr stage (epoch 11, as LDAM-DRW's 160 of
- * 200), 3 classifier-retraining epochs, the separated α stage switching after epoch 7 (the
- * official 120 of 200), one compute thread.
+ * The paper's CIFAR schedule (200 epochs: 5 warm-up, lr decays after 120 and 160, parabolic α with
+ * divisor 200, DRW from 160, cRT 10 epochs) scaled to `epochs`. At 12 epochs this is the table's
+ * original size: warm-up 1, decays after 7 and 10, DRW from 11, separated stage to 7, cRT 3.
  */
-export const SIZE = [
-  'model.depth=8',
-  'model.baseWidth=4',
-  `train.epochs=${EPOCHS}`,
-  'train.lrSchedule.milestones=[7,10]',
-  'train.drwStartEpoch=11',
-  'train.decoupleEpochs=3',
-  'train.alpha.separateEpoch=7',
-  'compute.threads=1',
-] as const;
+export function scheduleOf(epochs: number): Schedule {
+  if (!Number.isInteger(epochs) || epochs < 5) throw new RangeError(`epochs ${epochs}: want an integer >= 5`);
+  const m1 = Math.round(0.6 * epochs);
+  const m2 = Math.round(0.8 * epochs);
+  // 1 − ((e − 1)/E)² ≤ 0.5 ⇔ e − 1 ≥ E/√2.
+  return {
+    epochs,
+    warmupEpochs: Math.max(1, Math.round(epochs / 40)),
+    milestones: [m1, m2],
+    drwStartEpoch: m2 + 1,
+    separateEpoch: m1,
+    alphaDiv: epochs,
+    alphaHalfEpoch: Math.ceil(epochs / Math.SQRT2) + 1,
+    decoupleEpochs: Math.max(3, Math.round(epochs / 20)),
+  };
+}
+
+/**
+ * The size every job trains at, on top of configs/mnist-lt.yaml: ResNet-8 width 4, one compute
+ * thread, and the schedule of `epochs` epochs (`scheduleOf`; at 12: lr ×0.1 after epochs 7 and 10,
+ * DRW from the last lr stage (epoch 11, as LDAM-DRW's 160 of 200), 3 classifier-retraining epochs,
+ * the separated α stage switching after epoch 7 (the official 120 of 200)).
+ */
+export function sizeOf(epochs: number): string[] {
+  const s = scheduleOf(epochs);
+  return [
+    'model.depth=8',
+    'model.baseWidth=4',
+    `train.epochs=${epochs}`,
+    `train.lrSchedule.milestones=[${s.milestones.join(',')}]`,
+    `train.drwStartEpoch=${s.drwStartEpoch}`,
+    `train.decoupleEpochs=${s.decoupleEpochs}`,
+    `train.alpha.separateEpoch=${s.separateEpoch}`,
+    // configs/mnist-lt.yaml's warm-up (1) and α divisor (auto: the epochs) already, at 12 epochs.
+    ...(epochs === EPOCHS
+      ? []
+      : [`train.lrSchedule.warmupEpochs=${s.warmupEpochs}`, `train.alpha.divEpoch=${s.alphaDiv}`]),
+    'compute.threads=1',
+  ];
+}
+
+/** The size of the default 12-epoch jobs, exactly as their result files record it. */
+export const SIZE = sizeOf(EPOCHS);
 
 export type JobMethod = 'ce' | 'rw' | 'rs' | 'drw' | 'bbn';
 export type Sampler = RunConfig['train']['rebalanceSampler'];
@@ -62,6 +112,8 @@ export type Sampler = RunConfig['train']['rebalanceSampler'];
 /** One training run. */
 export interface Job {
   readonly id: string;
+  /** Run length; absent in result files written before `--epochs` existed (then `EPOCHS`). */
+  readonly epochs?: number;
   readonly ir: number;
   readonly method: JobMethod;
   readonly seed: number;
@@ -76,8 +128,9 @@ export function job(
   ir: number,
   method: JobMethod,
   seed: number,
-  opts: { alpha?: AlphaScheduleName; sampler?: Sampler } = {},
+  opts: { alpha?: AlphaScheduleName; sampler?: Sampler; epochs?: number } = {},
 ): Job {
+  const epochs = opts.epochs ?? EPOCHS;
   const alpha = opts.alpha ?? 'parabolic_decay';
   const sampler = opts.sampler ?? 'reversed';
   const tags = [
@@ -92,13 +145,27 @@ export function job(
           ? ['rs']
           : []
       : [];
-  return { id: `ir${ir}-${method}${tags}-s${seed}`, ir, method, seed, alpha, sampler, classifiers };
+  // 12-epoch jobs keep their original names; other lengths are prefixed (`e200-ir100-bbn-s0`).
+  const prefix = epochs === EPOCHS ? '' : `e${epochs}-`;
+  return {
+    id: `${prefix}ir${ir}-${method}${tags}-s${seed}`,
+    epochs,
+    ir,
+    method,
+    seed,
+    alpha,
+    sampler,
+    classifiers,
+  };
 }
+
+/** A job's run length (`EPOCHS` for result files written before `--epochs` existed). */
+export const epochsOf = (j: Job): number => j.epochs ?? EPOCHS;
 
 /** The config overrides of a job (the size, then what the job varies). */
 export function overridesOf(j: Job): string[] {
   return [
-    ...SIZE,
+    ...sizeOf(epochsOf(j)),
     `method=${j.method}`,
     `seed=${j.seed}`,
     `dataset.imbalanceRatio=${j.ir}`,

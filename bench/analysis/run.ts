@@ -2,7 +2,7 @@
  * The paper's analysis figures and the long-schedule table on MNIST-LT, one command each
  * (docs/analysis.md):
  *
- *   node --import tsx bench/analysis/run.ts STUDY [--seeds 0,1,2] [--shard I/N] [--render-only]
+ *   node --import tsx bench/analysis/run.ts STUDY [--seeds 0,1,2] [--epochs N] [--shard I/N] [--render-only]
  *
  * STUDY is `norms` (classifier weight norms per class, the paper's Fig. 4), `decouple` (the
  * representation × classifier grid, Fig. 2), `alpha` (the α schedules, Table 4), `sampler` (the
@@ -12,12 +12,19 @@
  * so N processes share the work and an interrupted study resumes), then from the results present
  * writes `bench/analysis/results/STUDY.json`, the PNG under `docs/analysis/` and the study's
  * section of docs/analysis.md (between its `<!-- analysis:STUDY -->` markers).
+ *
+ * `--epochs N` (default 12) trains and renders the study at N epochs in the same schedule shape
+ * (`scheduleOf` in jobs.ts: the paper's 200-epoch schedule scaled), as separate jobs
+ * (`eN-ir100-bbn-s0`) and artefacts (`STUDY-eN.json`, `STUDY-eN.png`, the `analysis:STUDY-eN`
+ * section), so the 12-epoch results stay. The regime study at N epochs also compares BBN's
+ * training trajectory with its 12-epoch runs of the same seeds. A regime sweep runs all seeds of
+ * IR 100 before IR 10.
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { selectBackend } from '../../src/model/backend.ts';
-import { RUNS, runJob } from './jobs.ts';
+import { EPOCHS, RUNS, runJob } from './jobs.ts';
 import { jobsOf, resultsOf, STUDIES, type Study } from './studies.ts';
 
 function fail(message: string): never {
@@ -31,6 +38,7 @@ async function main(): Promise<void> {
     options: {
       seeds: { type: 'string', default: '0,1,2' },
       shard: { type: 'string', default: '0/1' },
+      epochs: { type: 'string', default: String(EPOCHS) },
       'render-only': { type: 'boolean', default: false },
     },
   });
@@ -40,6 +48,8 @@ async function main(): Promise<void> {
   }
   const seeds = values.seeds.split(',').map(Number);
   if (seeds.some((s) => !Number.isInteger(s) || s < 0)) fail(`--seeds ${values.seeds}: want e.g. 0,1,2`);
+  const epochs = Number(values.epochs);
+  if (!Number.isInteger(epochs) || epochs < 5) fail(`--epochs ${values.epochs}: want an integer >= 5`);
   const m = /^(\d+)\/(\d+)$/.exec(values.shard);
   const [index, count] = m ? [Number(m[1]), Number(m[2])] : [-1, 0];
   if (!m || count < 1 || index >= count) fail(`--shard ${values.shard}: want I/N with 0 <= I < N`);
@@ -59,7 +69,10 @@ async function main(): Promise<void> {
           ),
         ]
       : seeds.map((seed): [Study, number] => [study as Study, seed]);
-  const jobs = order.flatMap(([s, seed]) => jobsOf(s, seed)).filter((j) => !seen.has(j.id) && seen.add(j.id));
+  const jobs = order
+    .flatMap(([s, seed]) => jobsOf(s, seed, epochs))
+    .sort((a, b) => (study === 'regime' ? b.ir - a.ir : 0))
+    .filter((j) => !seen.has(j.id) && seen.add(j.id));
   if (!values['render-only']) {
     mkdirSync(RUNS, { recursive: true });
     const backend = await selectBackend('auto', { threads: 1 });
@@ -79,8 +92,11 @@ async function main(): Promise<void> {
   }
   const { renderStudy } = await import('./figures.ts');
   for (const s of studies) {
-    const results = resultsOf(seeds.flatMap((seed) => jobsOf(s, seed)));
-    process.stdout.write(`${await renderStudy(s, results, seeds)}\n`);
+    const results = resultsOf(seeds.flatMap((seed) => jobsOf(s, seed, epochs)));
+    // At other lengths the regime section sets BBN's and CE's trajectories beside the 12-epoch runs.
+    const reference =
+      s === 'regime' && epochs !== EPOCHS ? resultsOf(seeds.flatMap((seed) => jobsOf(s, seed, EPOCHS))) : [];
+    process.stdout.write(`${await renderStudy(s, results, seeds, epochs, reference)}\n`);
   }
 }
 

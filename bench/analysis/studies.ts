@@ -2,13 +2,18 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ALPHA_SCHEDULES } from '../../src/core/config.ts';
-import { type Job, type JobResult, job, RUNS } from './jobs.ts';
+import { EPOCHS, type Job, type JobMethod, type JobResult, job as jobOf, RUNS } from './jobs.ts';
 
 export const STUDIES = ['norms', 'decouple', 'alpha', 'sampler', 'regime'] as const;
 export type Study = (typeof STUDIES)[number];
 
-/** The jobs of a study for one seed. */
-export function jobsOf(study: Study, seed: number): Job[] {
+/**
+ * The jobs of a study for one seed at `epochs` epochs. The regime's list is BBN, CE and RS first
+ * (the paper's method and its two main foils), so a sweep stopped early has those.
+ */
+export function jobsOf(study: Study, seed: number, epochs = EPOCHS): Job[] {
+  const job = (ir: number, method: JobMethod, s: number, opts: Parameters<typeof jobOf>[3] = {}) =>
+    jobOf(ir, method, s, { ...opts, epochs });
   switch (study) {
     case 'norms':
       return (['ce', 'rw', 'rs', 'bbn'] as const).map((m) => job(100, m, seed));
@@ -22,7 +27,7 @@ export function jobsOf(study: Study, seed: number): Job[] {
       );
     case 'regime':
       return [100, 10].flatMap((ir) =>
-        (['ce', 'rw', 'rs', 'drw', 'bbn'] as const).map((m) => job(ir, m, seed)),
+        (['bbn', 'ce', 'rs', 'rw', 'drw'] as const).map((m) => job(ir, m, seed)),
       );
   }
 }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { incompleteBeta, pctCell, sd, tTwoSided, welch } from '../../bench/analysis/stats.ts';
+import { lossFloor, pDiffer } from '../../bench/analysis/trajectory.ts';
 
 const close = (a: number, b: number, tol: number) => assert.ok(Math.abs(a - b) < tol, `${a} vs ${b}`);
 
@@ -29,5 +30,15 @@ describe('analysis statistics', () => {
     assert.equal(pctCell([0.5, null, 0.7]), '60.0 ± 14.1');
     assert.equal(pctCell([null]), '-');
     assert.equal(pctCell([0.25, null]), '25.0');
+  });
+
+  it("BBN's loss floor: P(y_c != y_r) of the uniform and reversed samplers times H(alpha)", () => {
+    // Two equal classes: both samplers draw each with 1/2, so the labels differ half the time.
+    close(pDiffer([5, 5]), 0.5, 1e-15);
+    // 3:1 — uniform draws class 0 with 3/4, reversed with 1/4: P(same) = 3/16 + 3/16.
+    close(pDiffer([3, 1]), 1 - 6 / 16, 1e-15);
+    close(lossFloor(0.5, 1), Math.LN2, 1e-15);
+    close(lossFloor(0.25, 0.5), 0.5 * -(0.25 * Math.log(0.25) + 0.75 * Math.log(0.75)), 1e-15);
+    assert.equal(lossFloor(1, 1), 0);
   });
 });
