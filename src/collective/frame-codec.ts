@@ -246,9 +246,11 @@ function expectWire(field: string, wt: number, want: number): void {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
+/** Scratch for the unsigned fields of the chunk being decoded, in UINT_FIELDS order. */
+const chunkFields = new Array<number>(UINT_FIELDS.length).fill(0);
+
 function decodeChunk(r: Reader): DecodedChunk {
-  const h: Record<string, number> = {};
-  for (const key of UINT_FIELDS) h[key] = 0;
+  const v = chunkFields.fill(0);
   let runId = '';
   let payload: Uint8Array = new Uint8Array(0);
   while (r.pos < r.end) {
@@ -265,7 +267,7 @@ function decodeChunk(r: Reader): DecodedChunk {
       }
     } else if (field >= 2 && field <= 14) {
       expectWire(UINT_FIELDS[field - 2], wt, 0);
-      h[UINT_FIELDS[field - 2]] = r.uint32();
+      v[field - 2] = r.uint32();
     } else if (field === PAYLOAD_FIELD) {
       expectWire('payload', wt, 2);
       const [s, e] = r.bytes();
@@ -279,7 +281,25 @@ function decodeChunk(r: Reader): DecodedChunk {
       r.skip(wt, field);
     }
   }
-  return { ...(h as unknown as Omit<ChunkHeader, 'runId'>), runId, payload };
+  // One object literal of a fixed shape (a frame per chunk: keyed stores and a spread here cost
+  // hidden-class transitions on every frame).
+  return {
+    runId,
+    generation: v[0],
+    senderRank: v[1],
+    sequence: v[2],
+    epoch: v[3],
+    step: v[4],
+    phase: v[5],
+    phaseStep: v[6],
+    segment: v[7],
+    chunkIndex: v[8],
+    offset: v[9],
+    length: v[10],
+    totalLength: v[11],
+    dtype: v[12],
+    payload,
+  };
 }
 
 function decodeWith<T>(decode: (b: Uint8Array) => T, what: string, bytes: Uint8Array): T {

@@ -11,6 +11,10 @@
  * The module is a few dozen bytes written out below (no toolchain, nothing built at install time):
  * one imported memory and `add(dst, src, bytes)` over 16-byte vectors. Where WebAssembly SIMD is
  * missing the JavaScript loop is used.
+ *
+ * A receiver can read its messages straight into a kernel's memory (`kernelBuffer`): a payload
+ * there is added where it lies, so only the destination travels through the kernel (two copies
+ * per block instead of three).
  */
 
 /** Bytes per block copied through the kernel's memory (each operand). */
@@ -40,6 +44,7 @@ const MODULE = new Uint8Array([
 
 type Kernel = { add(dst: number, src: number, bytes: number): void; mem: Float32Array };
 
+let compiled: WebAssembly.Module | null | undefined;
 let kernel: Kernel | null | undefined;
 /** Benchmarks only: the JavaScript loop for every add (the before of the SIMD kernel). */
 let forceJs = false;
@@ -49,20 +54,42 @@ export function forceJsAdd(on: boolean): void {
   forceJs = on;
 }
 
-/** The instantiated kernel, or null where WebAssembly SIMD is not available. */
+/** A kernel over a memory of `bytes` bytes (at least one page), or null without WebAssembly SIMD. */
+function instantiate(bytes: number): { add: Kernel['add']; memory: WebAssembly.Memory } | null {
+  try {
+    compiled ??= new WebAssembly.Module(MODULE);
+    const pages = Math.max(1, Math.ceil(bytes / 65536));
+    // A fixed size: growing would detach the views handed out over this memory.
+    const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
+    const instance = new WebAssembly.Instance(compiled, { e: { m: memory } });
+    return { add: instance.exports.add as Kernel['add'], memory };
+  } catch {
+    compiled = null;
+    return null;
+  }
+}
+
+/** The shared kernel (two blocks of scratch), or null where WebAssembly SIMD is not available. */
 function load(): Kernel | null {
   if (kernel !== undefined) return kernel;
-  try {
-    const memory = new WebAssembly.Memory({ initial: 1 });
-    const instance = new WebAssembly.Instance(new WebAssembly.Module(MODULE), { e: { m: memory } });
-    kernel = {
-      add: instance.exports.add as Kernel['add'],
-      mem: new Float32Array(memory.buffer, 0, 2 * BLOCK),
-    };
-  } catch {
-    kernel = null;
-  }
+  const k = compiled === null ? null : instantiate(2 * BLOCK_BYTES);
+  kernel = k && { add: k.add, mem: new Float32Array(k.memory.buffer, 0, 2 * BLOCK) };
   return kernel;
+}
+
+/** Kernels whose memory holds a receive buffer (`kernelBuffer`), by that memory's ArrayBuffer. */
+const receiving = new WeakMap<ArrayBufferLike, Kernel>();
+
+/**
+ * A buffer of `bytes` bytes inside a kernel's own memory, behind one block of scratch. Float32
+ * values read into it are added by `addFloat32` without first being copied into a kernel. A plain
+ * buffer where WebAssembly SIMD is missing.
+ */
+export function kernelBuffer(bytes: number): Buffer {
+  const k = compiled === null ? null : instantiate(BLOCK_BYTES + bytes);
+  if (!k) return Buffer.allocUnsafeSlow(bytes);
+  receiving.set(k.memory.buffer, { add: k.add, mem: new Float32Array(k.memory.buffer, 0, BLOCK) });
+  return Buffer.from(k.memory.buffer, BLOCK_BYTES, bytes);
 }
 
 /** Whether the SIMD kernel runs here (false: the JavaScript loop does all adds). */
@@ -90,21 +117,24 @@ export function addFloat32Js(dst: Float32Array, src: Float32Array): void {
 
 /** `dst[i] += src[i]` for the length of `dst`: the SIMD kernel in blocks, the loop for the tail. */
 export function addFloat32(dst: Float32Array, src: Float32Array): void {
-  const k = load();
   const n = dst.length;
+  const own = receiving.get(src.buffer);
+  const k = own ?? load();
   if (!k || forceJs || n < 64) {
     addFloat32Js(dst, src);
     return;
   }
+  // The destination goes through the scratch block at 0; the source is read where it lies when it
+  // is in the kernel's memory, else it is copied into the second block.
   const a = k.mem.subarray(0, BLOCK);
-  const b = k.mem.subarray(BLOCK, 2 * BLOCK);
+  const b = own ? null : k.mem.subarray(BLOCK, 2 * BLOCK);
   const whole = n - (n % 4);
   for (let at = 0; at < whole; at += BLOCK) {
     const m = Math.min(BLOCK, whole - at);
     const d = dst.subarray(at, at + m);
     a.set(d);
-    b.set(src.subarray(at, at + m));
-    k.add(0, BLOCK_BYTES, m * 4);
+    if (b) b.set(src.subarray(at, at + m));
+    k.add(0, b ? BLOCK_BYTES : src.byteOffset + at * 4, m * 4);
     d.set(m === BLOCK ? a : a.subarray(0, m));
   }
   if (whole < n) addFloat32Js(dst.subarray(whole), src.subarray(whole, n));

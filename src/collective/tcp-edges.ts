@@ -12,8 +12,9 @@
  *
  * - `TcpDataIn`: the receiver's end (the rank that made the Ring call). It dials the upstream's
  *   data port and reads each message straight into one reused buffer (`onread` with a buffer
- *   function: no allocation and no extra copy per read); chunk payloads arrive 4-byte aligned
- *   and are added from there. It writes only aborts and the close marker.
+ *   function: no allocation and no extra copy per read). The buffer lives in the memory of a
+ *   SIMD reduce kernel (`kernelBuffer`), and chunk payloads arrive 4-byte aligned, so they are
+ *   added from there without another copy. It writes only aborts and the close marker.
  * - `TcpDataOut`: the sender's end, a ChunkSink. A float32 chunk leaves as a pooled header and a
  *   view of the caller's array (no copy); the schedule never changes a range before the
  *   neighbour received it, and `busy` holds the allreduce open until the last write was handed
@@ -33,6 +34,7 @@ import {
   planChunkFrame,
   writeChunkHeader,
 } from './frame-codec.ts';
+import { kernelBuffer } from './simd-add.ts';
 
 /** Bytes of the length prefix of every message. */
 export const PREFIX_BYTES = 5;
@@ -71,8 +73,9 @@ class MessageReader {
       bye(): void;
       bad(detail: string, oversize: boolean): void;
     },
+    allocate: (bytes: number) => Buffer = Buffer.allocUnsafeSlow,
   ) {
-    this.buf = Buffer.allocUnsafeSlow(PREFIX_BYTES + maxMessage);
+    this.buf = allocate(PREFIX_BYTES + maxMessage);
   }
 
   /** The region the next read fills (never past the current message). */
@@ -194,13 +197,17 @@ export class TcpDataIn extends TcpEdge {
     maxMessage: number,
   ): Promise<TcpDataIn> {
     let edge: TcpDataIn | null = null;
-    const reader = new MessageReader(maxMessage, {
-      message: (msg) => edge?.onMessage(msg),
-      bye: () => {
-        if (edge) edge.byeSeen = true;
+    const reader = new MessageReader(
+      maxMessage,
+      {
+        message: (msg) => edge?.onMessage(msg),
+        bye: () => {
+          if (edge) edge.byeSeen = true;
+        },
+        bad: (detail, oversize) => edge?.bad(detail, oversize),
       },
-      bad: (detail, oversize) => edge?.bad(detail, oversize),
-    });
+      kernelBuffer,
+    );
     return new Promise((resolve, reject) => {
       const socket = net.connect({
         host,

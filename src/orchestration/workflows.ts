@@ -61,6 +61,8 @@ import {
 
 /** Patch: a change of world size starts a new generation. */
 const PATCH_MEMBERSHIP_GENERATION = 'membership-generation';
+/** Patch: a loss reported after a restart's backoff, before its generation trained, belongs to that restart. */
+const PATCH_LATE_LOSS_AFTER_BACKOFF = 'late-loss-after-backoff';
 
 /** How many epoch summaries the workflow keeps in state (older ones live in metrics.jsonl). */
 const KEPT_SUMMARIES = 20;
@@ -90,6 +92,8 @@ export async function bbnTraining(input: TrainingInput): Promise<TrainingResult>
   let restartingAfter: RankLost[] = [];
   /** A rank was lost between epochs: the next epoch forms a new generation. */
   let lostBetweenEpochs = false;
+  /** A restart's generation has not trained yet (its backoff, a pause or its planning are under way). */
+  let restartUntrained = false;
 
   setHandler(pauseSignal, () => {
     pauseRequested = true;
@@ -105,8 +109,10 @@ export async function bbnTraining(input: TrainingInput): Promise<TrainingResult>
     if (loss.rank >= workers) return;
     if (!epochScope) {
       // Between epochs: no work is lost, but its replacement listens elsewhere (a new ring). A
-      // restart already under way forms a new generation anyway.
-      if (state !== 'restarting') lostBetweenEpochs = true;
+      // restart whose generation has not trained yet forms a new generation anyway.
+      const duringRestart =
+        state === 'restarting' || (restartUntrained && patched(PATCH_LATE_LOSS_AFTER_BACKOFF));
+      if (!duringRestart) lostBetweenEpochs = true;
       // During that restart, it may be the report of its cause arriving after the survivors'
       // failures (their ring broke when the supervisor killed the rank): the status names it, and
       // the failure is put down to it, as when the report comes first.
@@ -311,6 +317,7 @@ export async function bbnTraining(input: TrainingInput): Promise<TrainingResult>
             : await fresh();
         state = 'training';
         restartingAfter = [];
+        restartUntrained = false;
         const results = await trainAll(plan, workers);
         const digests = new Set(results.map((r) => r.paramsDigest));
         if (digests.size > 1) {
@@ -372,6 +379,7 @@ export async function bbnTraining(input: TrainingInput): Promise<TrainingResult>
         restartsUsed++;
         generation++;
         state = 'restarting';
+        restartUntrained = true;
         await sleep(restartBackoffMs(v.restart, restartsUsed));
       }
     }

@@ -211,6 +211,65 @@ describe('bbnTraining workflow', () => {
     );
   });
 
+  it("a rank's loss reported after the restart's backoff, before its generation trained, belongs to that restart", {
+    timeout: 120_000,
+  }, async () => {
+    // The shipped restart backoff; a pause, asked for while the failing epoch is in flight, holds
+    // the restarted run before its new generation trains, so the report surely lands there.
+    const inp = input({ restart: {} });
+    const local = createLocalDeps();
+    const handle = await start(inp);
+    const deps: TrainingDeps = {
+      ...local,
+      async trainEpochOnRank(req, ctl) {
+        if (req.generation > 0) return local.trainEpochOnRank(req, ctl);
+        await handle.signal(pauseSignal);
+        throw new Error('rank 0: ring peer rank 1 lost (connection closed)');
+      },
+    };
+    const detail =
+      'exited: another process (pid 43 on host-a) now heartbeats as rank 0, which was pid 42 on host-a';
+    const { result, progress } = await withWorker(inp.runId, deps, async () => {
+      try {
+        return await reportWhilePaused();
+      } catch (err) {
+        // A paused run would outlive the test: end it, so the worker can stop.
+        await handle.terminate('test failed').catch(() => {});
+        throw err;
+      }
+    }).finally(() => local.dispose());
+    async function reportWhilePaused() {
+      await waitUntil(
+        'paused after the restart',
+        async () => {
+          const p = await handle.query(progressQuery);
+          return p.state === 'paused' && p.failures.length === 1;
+        },
+        30_000,
+      );
+      await handle.signal(rankLostSignal, { rank: 0, cause: 'exited', detail });
+      await waitUntil(
+        'the rank named',
+        async () => ((await handle.query(progressQuery)).lost ?? []).length > 0,
+        20_000,
+      );
+      const progress = await handle.query(progressQuery);
+      await handle.signal(resumeSignal);
+      return { result: await handle.result(), progress };
+    }
+    assert.deepEqual(
+      progress.lost?.map((l) => [l.rank, l.cause]),
+      [[0, 'exited']],
+    );
+    assert.deepEqual(
+      progress.failures.map((f) => ({ ...f })),
+      [{ epoch: 1, generation: 0, rank: 0, message: `rank 0 ${detail}`, cause: 'exited' }],
+    );
+    assert.equal(result.state, 'completed');
+    // One loss, one restart: no second generation for the same loss at the next epoch.
+    assert.equal(result.generation, 1);
+  });
+
   it('a run whose one rank trains in the host process (maxWorkers 1) refuses scale with how to grow it', {
     timeout: 90_000,
   }, async () => {
