@@ -164,7 +164,7 @@ const eff = (step: number, T: number): number => step / (step + (1 - overlap) * 
 const pct = (x: number): string => `${(100 * x).toFixed(x < 0.1 ? 1 : 0)}%`;
 const gloo = fits.get('gloo');
 console.log(
-  `\nPredicted scaling efficiency t_step / (t_step + ${1 - overlap} * T_allreduce), overlap ${overlap}; ${bf16Note}.`,
+  `\nPredicted scaling efficiency t_step / (t_step + ${+(1 - overlap).toFixed(3)} * T_allreduce), overlap ${overlap}; ${bf16Note}.`,
 );
 console.log('Reference: Horovod, 90% (ResNet-101, 512 GPUs, published).');
 // alpha as fitted here is mostly waiting for a core on this loaded 2-core machine; the second
