@@ -73,7 +73,7 @@ export interface RingAllreduceOptions {
   readonly server?: CollectiveServer;
   /** Address for a ring-owned server (ignored when `server` is given). */
   readonly listen?: ListenAddress;
-  /** Maximum bytes of float32 data per frame (multiple of 4, 4 B .. 16 MiB); default 1 MiB. */
+  /** Maximum bytes of float32 data per frame (multiple of 4, 4 B .. 16 MiB); default 4 MiB. */
   readonly chunkBytes?: number;
   /**
    * Progress timeout of one allreduce: if no frame arrives or leaves for this long the

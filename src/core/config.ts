@@ -185,8 +185,11 @@ const computeSchema = z
 const distributedSchema = z
   .object({
     workers: positiveInt.default(1),
-    /** Allreduce chunk size in bytes (grpc-js rejects messages over 4 MiB by default). */
-    chunkBytes: positiveInt.default(1 << 20),
+    /**
+     * Allreduce chunk size in bytes; absent: the ring's default (`DEFAULT_CHUNK_BYTES` in
+     * src/collective/options.ts, 4 MiB). The ring sizes its message limits to fit.
+     */
+    chunkBytes: positiveInt.optional(),
     /**
      * With W > 1, every this many steps (and at each epoch's first) the ranks compare digests of
      * their weights inside the step's allreduce; a difference stops the run before the step is
