@@ -54,17 +54,31 @@ export function forceJsAdd(on: boolean): void {
   forceJs = on;
 }
 
-/** A kernel over a memory of `bytes` bytes (at least one page), or null without WebAssembly SIMD. */
-function instantiate(bytes: number): { add: Kernel['add']; memory: WebAssembly.Memory } | null {
+/** The compiled module, or null where WebAssembly SIMD is not available (compiled once). */
+function compile(): WebAssembly.Module | null {
+  if (compiled !== undefined) return compiled;
   try {
-    compiled ??= new WebAssembly.Module(MODULE);
+    compiled = new WebAssembly.Module(MODULE);
+  } catch {
+    compiled = null;
+  }
+  return compiled;
+}
+
+/**
+ * A kernel over a memory of `bytes` bytes (at least one page); null without WebAssembly SIMD, or
+ * when that memory cannot be had (the caller then uses plain memory).
+ */
+function instantiate(bytes: number): { add: Kernel['add']; memory: WebAssembly.Memory } | null {
+  const module = compile();
+  if (!module) return null;
+  try {
     const pages = Math.max(1, Math.ceil(bytes / 65536));
     // A fixed size: growing would detach the views handed out over this memory.
     const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
-    const instance = new WebAssembly.Instance(compiled, { e: { m: memory } });
+    const instance = new WebAssembly.Instance(module, { e: { m: memory } });
     return { add: instance.exports.add as Kernel['add'], memory };
   } catch {
-    compiled = null;
     return null;
   }
 }
@@ -72,7 +86,7 @@ function instantiate(bytes: number): { add: Kernel['add']; memory: WebAssembly.M
 /** The shared kernel (two blocks of scratch), or null where WebAssembly SIMD is not available. */
 function load(): Kernel | null {
   if (kernel !== undefined) return kernel;
-  const k = compiled === null ? null : instantiate(2 * BLOCK_BYTES);
+  const k = instantiate(2 * BLOCK_BYTES);
   kernel = k && { add: k.add, mem: new Float32Array(k.memory.buffer, 0, 2 * BLOCK) };
   return kernel;
 }
@@ -83,10 +97,10 @@ const receiving = new WeakMap<ArrayBufferLike, Kernel>();
 /**
  * A buffer of `bytes` bytes inside a kernel's own memory, behind one block of scratch. Float32
  * values read into it are added by `addFloat32` without first being copied into a kernel. A plain
- * buffer where WebAssembly SIMD is missing.
+ * buffer where WebAssembly SIMD or that memory is missing.
  */
 export function kernelBuffer(bytes: number): Buffer {
-  const k = compiled === null ? null : instantiate(BLOCK_BYTES + bytes);
+  const k = instantiate(BLOCK_BYTES + bytes);
   if (!k) return Buffer.allocUnsafeSlow(bytes);
   receiving.set(k.memory.buffer, { add: k.add, mem: new Float32Array(k.memory.buffer, 0, BLOCK) });
   return Buffer.from(k.memory.buffer, BLOCK_BYTES, bytes);
