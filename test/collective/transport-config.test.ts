@@ -1,9 +1,11 @@
 /**
  * The run config's ring data transport (`distributed.transport`): its values, its default, and
- * the one line a bad value gets.
+ * the one line a bad value gets; and its chunk size (`distributed.chunkBytes`), whose default is
+ * the ring's own.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { DEFAULT_CHUNK_BYTES, resolveOptions } from '../../src/collective/options.ts';
 import { applyOverrides, ConfigError, parseRunConfig } from '../../src/core/config.ts';
 
 const BASE = { dataset: { kind: 'mnist' } };
@@ -32,5 +34,22 @@ describe('config - distributed.transport', () => {
         return true;
       },
     );
+  });
+});
+
+describe('config - distributed.chunkBytes', () => {
+  const ring = (chunkBytes: number | undefined) =>
+    resolveOptions({ runId: 'r', generation: 0, rank: 0, worldSize: 1, peers: ['127.0.0.1:1'], chunkBytes });
+
+  it('leaves the chunk size to the ring by default: 4 MiB frames', () => {
+    const cfg = parseRunConfig(BASE);
+    assert.equal(cfg.distributed.chunkBytes, undefined);
+    assert.equal(DEFAULT_CHUNK_BYTES, 4 * 1024 * 1024);
+    assert.equal(ring(cfg.distributed.chunkBytes).chunkElements, DEFAULT_CHUNK_BYTES / 4);
+  });
+
+  it('passes a configured size through to the ring', () => {
+    const cfg = parseRunConfig(applyOverrides(BASE, ['distributed.chunkBytes=1048576']));
+    assert.equal(ring(cfg.distributed.chunkBytes).chunkElements, 1048576 / 4);
   });
 });
