@@ -24,7 +24,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { selectBackend } from '../../src/model/backend.ts';
-import { EPOCHS, RUNS, runJob } from './jobs.ts';
+import { EPOCHS, RUNS, runJob, scheduleOf } from './jobs.ts';
 import { jobsOf, resultsOf, STUDIES, type Study } from './studies.ts';
 
 function fail(message: string): never {
@@ -49,7 +49,11 @@ async function main(): Promise<void> {
   const seeds = values.seeds.split(',').map(Number);
   if (seeds.some((s) => !Number.isInteger(s) || s < 0)) fail(`--seeds ${values.seeds}: want e.g. 0,1,2`);
   const epochs = Number(values.epochs);
-  if (!Number.isInteger(epochs) || epochs < 5) fail(`--epochs ${values.epochs}: want an integer >= 5`);
+  try {
+    scheduleOf(epochs); // the one rule for a run length
+  } catch (err) {
+    fail(`--epochs: ${(err as Error).message}`);
+  }
   const m = /^(\d+)\/(\d+)$/.exec(values.shard);
   const [index, count] = m ? [Number(m[1]), Number(m[2])] : [-1, 0];
   if (!m || count < 1 || index >= count) fail(`--shard ${values.shard}: want I/N with 0 <= I < N`);

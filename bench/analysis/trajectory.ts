@@ -87,11 +87,13 @@ export function trajectorySection(results: readonly JobResult[], reference: read
   const rows: unknown[] = [];
   const values: { series: string; fraction: number; epoch: number; loss: number }[] = [];
   for (const ir of [100, 10]) {
-    const tracks = [reference, results]
-      .map((rs) => ({ bbn: track(rs, ir, 'bbn'), ce: track(rs, ir, 'ce') }))
-      .filter((t): t is { bbn: Track; ce: Track | null } => t.bbn !== null);
+    const tracksOf = (rs: readonly JobResult[]) => ({ bbn: track(rs, ir, 'bbn'), ce: track(rs, ir, 'ce') });
+    const here = tracksOf(results);
     // Only where the runs of this length have BBN at this IR (the reference alone is in its own section).
-    if (track(results, ir, 'bbn') === null) continue;
+    if (here.bbn === null) continue;
+    const tracks = [tracksOf(reference), here].filter(
+      (t): t is { bbn: Track; ce: Track | null } => t.bbn !== null,
+    );
     lines.push(
       `**BBN's trajectory, IR ${ir}** (mean over the runs; loss is the epoch's mean training loss, the α-weighted sum of both branches' cross-entropies)`,
       '',
