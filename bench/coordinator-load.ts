@@ -78,7 +78,7 @@ for (let rank = 0; rank < N; rank++) {
 }
 
 const formedAt = performance.now();
-const peers = await server.formGeneration(N, 60_000);
+const peers = await server.formGeneration(N, 0, 60_000);
 const formMs = performance.now() - formedAt;
 await new Promise((r) => setTimeout(r, SECONDS * 1_000));
 

@@ -188,7 +188,7 @@ async function hostRun(
       runId,
       workflows,
       bind: inProcess ? null : { host: o.coordinator?.host ?? '127.0.0.1', port: o.coordinator?.port ?? 0 },
-      onLost: (v) => reportLoss({ rank: v.rank, cause: v.cause, detail: v.detail }),
+      onLost: (v) => reportLoss({ rank: v.rank, cause: v.cause, detail: v.detail, generation: v.generation }),
       onPlan: coordTelemetry?.plan,
       token: runTokenFromEnv(),
     });
@@ -208,7 +208,7 @@ async function hostRun(
           .then((p) => {
             progress = p;
             // A coordinator started again mid-epoch watches the generation its predecessor formed.
-            if (p.state === 'training' && coordinator.server?.adopt(p.workers)) {
+            if (p.state === 'training' && coordinator.server?.adopt(p.workers, p.generation)) {
               say(`run ${runId}: coordinator watching the ${p.workers} ranks of generation ${p.generation}`);
             }
             hostTelemetry.observe(p);
@@ -252,7 +252,14 @@ async function hostRun(
       onSpawn: o.onSpawn,
       onRetired: (rank, remaining) => hostTelemetry.rankLeft(rank, remaining),
       restartDelayMs: o.rankRestartDelayMs,
-      onLost: (loss) => reportLoss({ rank: loss.rank, cause: loss.cause, detail: loss.detail }),
+      // The process belonged to the generation the coordinator watches now (none while one forms).
+      onLost: (loss) =>
+        reportLoss({
+          rank: loss.rank,
+          cause: loss.cause,
+          detail: loss.detail,
+          generation: coordinator.server?.watchedGeneration() ?? undefined,
+        }),
     });
     const supervised = ranks;
     cleanups.push(() => supervised.close());

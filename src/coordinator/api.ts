@@ -59,6 +59,8 @@ export interface RankVerdict {
    * kubelet, would otherwise keep the rank from ever looking silent.
    */
   readonly cause: 'silent' | 'exited';
+  /** The generation the rank was lost from (the watched one). */
+  readonly generation: number;
   /** For people: how long, and what the rank last said. */
   readonly detail: string;
   /** Milliseconds since its last heartbeat (or since the generation formed, if never heard). */

@@ -23,6 +23,8 @@ export class RankBoard {
   private readonly heard = new Map<number, Heard>();
   private watching: {
     world: number;
+    /** The workflow's number for the watched generation; every verdict carries it. */
+    generation: number;
     since: number;
     reported: Set<number>;
     /** Ranks another process took over since the watch began: what it was and what it is. */
@@ -70,14 +72,17 @@ export class RankBoard {
     return missing.length > 0 ? { missing } : { peers };
   }
 
-  /** Starts judging ranks 0..world-1 (a generation formed); each is reported at most once per watch. */
-  watch(world: number): void {
-    this.watching = { world, since: this.clock.now(), reported: new Set(), replaced: new Map() };
+  /**
+   * Starts judging ranks 0..world-1 of generation `generation` (it formed); each is reported at
+   * most once per watch.
+   */
+  watch(world: number, generation: number): void {
+    this.watching = { world, generation, since: this.clock.now(), reported: new Set(), replaced: new Map() };
   }
 
-  /** Whether a generation is being judged. */
-  isWatching(): boolean {
-    return this.watching !== null;
+  /** The generation being judged, or null (none formed yet, or a new one is forming). */
+  watchedGeneration(): number | null {
+    return this.watching?.generation ?? null;
   }
 
   /** Stops judging (a new generation is forming: its ranks are not yet all there). */
@@ -96,6 +101,7 @@ export class RankBoard {
       verdicts.push({
         rank,
         cause: 'exited',
+        generation: w.generation,
         silentForMs: 0,
         detail: `exited: another process (pid ${is.pid} on ${is.host}) now heartbeats as rank ${rank}, which was pid ${was.pid} on ${was.host} (last heard ${was.phase} at epoch ${was.epoch} step ${was.step})`,
       });
@@ -114,6 +120,7 @@ export class RankBoard {
       verdicts.push({
         rank,
         cause: 'silent',
+        generation: w.generation,
         silentForMs,
         detail: `silent: no heartbeat for ${(silentForMs / 1000).toFixed(1)} s${said}`,
       });

@@ -164,12 +164,17 @@ export class CoordinatorServer {
   }
 
   /**
-   * The rendezvous of a generation of `world` ranks: resolves with every rank's ring address once
-   * each has heartbeated since the call (about a second: only living processes count), and from
-   * then on watches them. Rejects with
-   * RendezvousTimeoutError (naming the missing ranks) after `timeoutMs`, or when `signal` aborts.
+   * The rendezvous of generation `generation` of `world` ranks: resolves with every rank's ring
+   * address once each has heartbeated since the call (about a second: only living processes
+   * count), and from then on watches them. Rejects with RendezvousTimeoutError (naming the missing
+   * ranks) after `timeoutMs`, or when `signal` aborts.
    */
-  formGeneration(world: number, timeoutMs: number, signal?: AbortSignal): Promise<string[]> {
+  formGeneration(
+    world: number,
+    generation: number,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<string[]> {
     return new Promise((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       const done = (settle: () => void) => {
@@ -186,7 +191,7 @@ export class CoordinatorServer {
         const r = this.board.roster(world, since);
         this.missing = 'missing' in r ? r.missing : [];
         if ('peers' in r) {
-          this.board.watch(world);
+          this.board.watch(world, generation);
           done(() => resolve(r.peers));
         }
       };
@@ -207,16 +212,24 @@ export class CoordinatorServer {
    * Takes over the watch of a generation a previous coordinator process formed: this process was
    * started again (a SIGKILLed coordinator pod) while that generation trains, so no rendezvous here
    * set the watch, and without it a rank that freezes would be left to the 10 s activity
-   * heartbeat timeout. Judges ranks 0..world-1 from now, as `formGeneration` would have; only when
+   * heartbeat timeout. Judges ranks 0..world-1 of `generation` from now, as `formGeneration` would have; only when
    * nothing is watched, no rendezvous is in progress, and a rank of the world says it trains (a
    * generation is formed, not forming). Returns whether it took the watch.
    */
-  adopt(world: number): boolean {
-    if (this.closed || this.board.isWatching() || this.waiters.size > 0) return false;
+  adopt(world: number, generation: number): boolean {
+    if (this.closed || this.board.watchedGeneration() !== null || this.waiters.size > 0) return false;
     const training = this.board.snapshot().some((h) => h.beat.rank < world && h.beat.phase === 'training');
     if (!training) return false;
-    this.board.watch(world);
+    this.board.watch(world, generation);
     return true;
+  }
+
+  /**
+   * The generation whose ranks are watched now, or null while none is (before the first
+   * rendezvous, and while a new generation forms). A loss seen now was a rank of that generation.
+   */
+  watchedGeneration(): number | null {
+    return this.board.watchedGeneration();
   }
 
   /** The ranks a rendezvous in progress still waits for (none when no rendezvous is). */

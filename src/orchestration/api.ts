@@ -88,6 +88,8 @@ export interface CarriedState {
   readonly checkpoint: string | null;
   readonly workers: number;
   readonly paused: boolean;
+  /** A restart's generation had not trained yet (absent: false). */
+  readonly restartUntrained?: boolean;
 }
 
 /** Input of the `bbnTraining` workflow. */
@@ -169,6 +171,12 @@ export interface RankLost {
   readonly cause: 'frozen' | 'exited' | 'silent';
   /** For people, e.g. "frozen: no answer from its health endpoint for 3.0 s (pid 42); killed and replaced". */
   readonly detail: string;
+  /**
+   * The generation the rank was lost from, when the reporter knows it (the coordinator's watched
+   * generation). A report of a generation older than the running one came late: the restart it
+   * caused has already happened, so it only names that restart's cause.
+   */
+  readonly generation?: number;
 }
 
 /** Answer of the `progress` query. */

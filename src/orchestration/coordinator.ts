@@ -65,7 +65,7 @@ export function createCoordinatorDeps(o: CoordinatorDepsOptions = {}): Coordinat
         );
       }
       try {
-        return await o.server.formGeneration(req.world, req.timeoutMs, signal);
+        return await o.server.formGeneration(req.world, req.generation, req.timeoutMs, signal);
       } catch (err) {
         if (err instanceof RendezvousTimeoutError) {
           throw ApplicationFailure.retryable(`run ${req.runId} generation ${req.generation}: ${err.message}`);

@@ -93,7 +93,7 @@ export async function bbnTraining(input: TrainingInput): Promise<TrainingResult>
   /** A rank was lost between epochs: the next epoch forms a new generation. */
   let lostBetweenEpochs = false;
   /** A restart's generation has not trained yet (its backoff, a pause or its planning are under way). */
-  let restartUntrained = false;
+  let restartUntrained = carried?.restartUntrained ?? false;
 
   setHandler(pauseSignal, () => {
     pauseRequested = true;
@@ -105,29 +105,43 @@ export async function bbnTraining(input: TrainingInput): Promise<TrainingResult>
     cancelRequested = true;
     epochScope?.cancel();
   });
+  /**
+   * A report of the loss that caused a restart, arriving after the survivors' failures (their
+   * ring broke when the rank died): the failure of that generation is put down to it, as when the
+   * report comes first, and while the restart is under way the status names it.
+   */
+  const causedRestart = (loss: RankLost, lostFrom: number) => {
+    const duringRestart = state === 'restarting' || restartUntrained;
+    if (duringRestart && !restartingAfter.some((l) => l.rank === loss.rank)) {
+      restartingAfter = [...restartingAfter, loss];
+    }
+    let at = failures.length - 1;
+    while (at >= 0 && failures[at].generation !== lostFrom) at--;
+    const failure = failures[at];
+    if (failure && failure.cause === undefined) {
+      failures[at] = {
+        ...failure,
+        rank: loss.rank,
+        message: `rank ${loss.rank} ${loss.detail}`,
+        cause: loss.cause,
+      };
+    }
+  };
   setHandler(rankLostSignal, (loss) => {
     if (loss.rank >= workers) return;
+    // Lost from an older generation: that generation already failed and was replaced by one
+    // formed from living processes only, so nothing running needs to stop.
+    if (loss.generation !== undefined && loss.generation < generation) {
+      causedRestart(loss, loss.generation);
+      return;
+    }
     if (!epochScope) {
       // Between epochs: no work is lost, but its replacement listens elsewhere (a new ring). A
       // restart whose generation has not trained yet forms a new generation anyway.
       const duringRestart =
         state === 'restarting' || (restartUntrained && patched(PATCH_LATE_LOSS_AFTER_BACKOFF));
       if (!duringRestart) lostBetweenEpochs = true;
-      // During that restart, it may be the report of its cause arriving after the survivors'
-      // failures (their ring broke when the supervisor killed the rank): the status names it, and
-      // the failure is put down to it, as when the report comes first.
-      else if (!restartingAfter.some((l) => l.rank === loss.rank)) {
-        restartingAfter = [...restartingAfter, loss];
-        const last = failures.at(-1);
-        if (last && last.cause === undefined && last.generation === generation - 1) {
-          failures[failures.length - 1] = {
-            ...last,
-            rank: loss.rank,
-            message: `rank ${loss.rank} ${loss.detail}`,
-            cause: loss.cause,
-          };
-        }
-      }
+      else causedRestart(loss, generation - 1);
       return;
     }
     if (lost.has(loss.rank)) return;
@@ -298,6 +312,7 @@ export async function bbnTraining(input: TrainingInput): Promise<TrainingResult>
           checkpoint,
           workers,
           paused: pauseRequested,
+          restartUntrained,
         };
         if (!cancelRequested) await continueAsNew<typeof bbnTraining>({ ...input, carried: next });
       }

@@ -48,7 +48,7 @@ describe('RankBoard', () => {
     assert.deepEqual(board.judge(), [], 'nothing is judged before a generation is watched');
     board.record(beat(0));
     board.record(beat(1, { phase: 'training', epoch: 2, step: 7 }));
-    board.watch(2);
+    board.watch(2, 0);
     clock.advance(4_000);
     board.record(beat(0));
     clock.advance(1_000);
@@ -58,6 +58,7 @@ describe('RankBoard', () => {
     assert.deepEqual(rest, []);
     assert.equal(v.rank, 1);
     assert.equal(v.cause, 'silent');
+    assert.equal(v.generation, 0);
     assert.equal(v.silentForMs, 5_001);
     assert.match(v.detail, /no heartbeat for 5\.0 s; last heard training at epoch 2 step 7 \(pid 101 on h\)/);
     clock.advance(10_000);
@@ -69,11 +70,15 @@ describe('RankBoard', () => {
     board.unwatch(); // a new generation forming: nobody is judged meanwhile
     clock.advance(60_000);
     assert.deepEqual(board.judge(), []);
-    board.watch(2); // the new generation formed: judged afresh, silence counted from its formation
+    board.watch(2, 1); // the new generation formed: judged afresh, silence counted from its formation
     clock.advance(5_001);
     assert.deepEqual(
-      board.judge().map((x) => x.rank),
-      [0, 1],
+      board.judge().map((x) => [x.rank, x.generation]),
+      [
+        [0, 1],
+        [1, 1],
+      ],
+      'each verdict names the generation it was lost from',
     );
   });
 
@@ -81,7 +86,7 @@ describe('RankBoard', () => {
     const clock = fakeClock();
     const board = new RankBoard(clock, { heartbeatTimeoutMs: 5_000 });
     board.record(beat(0));
-    board.watch(2);
+    board.watch(2, 0);
     clock.advance(5_001);
     assert.deepEqual(
       board.judge().map((v) => [v.rank, v.detail]),
@@ -97,7 +102,7 @@ describe('RankBoard', () => {
     const board = new RankBoard(clock);
     board.record(beat(0, { phase: 'training' }));
     board.record(beat(1, { phase: 'training' }));
-    board.watch(2);
+    board.watch(2, 0);
     clock.advance(500);
     board.record(beat(0, { phase: 'training', step: 3 }));
     board.record(beat(1, { phase: 'training', step: 3 }));
@@ -118,7 +123,7 @@ describe('RankBoard', () => {
     assert.deepEqual(board.judge(), [], 'reported once per watch');
     // A process replaced before the generation formed is simply its member (the roster took it).
     board.record(beat(0, { pid: 555, incarnation: 'b0' }));
-    board.watch(2);
+    board.watch(2, 0);
     board.record(beat(0, { pid: 555, incarnation: 'b0' }));
     board.record(beat(1, { pid: 4343, incarnation: 'c1' }));
     assert.deepEqual(board.judge(), []);
@@ -130,7 +135,7 @@ describe('RankBoard', () => {
     const pod = { pid: 1, host: 'bbn-rank-1' };
     board.record(beat(0, { phase: 'training' }));
     board.record(beat(1, { ...pod, phase: 'training', incarnation: 'f00d0001' }));
-    board.watch(2);
+    board.watch(2, 0);
     clock.advance(900);
     board.record(beat(1, { ...pod, phase: 'starting', incarnation: 'f00d0002' }));
     assert.deepEqual(

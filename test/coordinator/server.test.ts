@@ -41,8 +41,10 @@ describe('CoordinatorServer', () => {
     const address = await server.start({ host: '127.0.0.1', port: 0 });
     const links = [0, 1].map((rank) => startHeartbeats({ address, runId: 'run-a', rank, beat: idle(rank) }));
     try {
-      const peers = await server.formGeneration(2, 10_000);
+      assert.equal(server.watchedGeneration(), null, 'nothing formed yet');
+      const peers = await server.formGeneration(2, 4, 10_000);
       assert.deepEqual(peers, ['127.0.0.1:7100', '127.0.0.1:7101']);
+      assert.equal(server.watchedGeneration(), 4);
       links[1].close(); // rank 1 goes silent (as a frozen or dead process would)
       const stopped = performance.now();
       while (lost.length === 0 && performance.now() - stopped < 15_000)
@@ -51,6 +53,7 @@ describe('CoordinatorServer', () => {
       const { verdict, at } = lost[0];
       assert.equal(verdict.rank, 1);
       assert.equal(verdict.cause, 'silent');
+      assert.equal(verdict.generation, 4, 'lost from the generation formed');
       const afterMs = at - stopped;
       // Its last beat was at most one interval before the stop; the judge ticks every second.
       assert.ok(
@@ -179,7 +182,7 @@ describe('CoordinatorServer', () => {
       const link = startHeartbeats({ address, runId: 'run-t', rank: 0, beat: idle(0), token });
       try {
         assert.deepEqual(
-          await server.formGeneration(1, 10_000),
+          await server.formGeneration(1, 0, 10_000),
           ['127.0.0.1:7100'],
           'the token holder is heard',
         );
@@ -197,7 +200,7 @@ describe('CoordinatorServer', () => {
     const address = await server.start({ host: '127.0.0.1', port: 0 });
     const link = startHeartbeats({ address, runId: 'run-c', rank: 0, beat: idle(0) });
     try {
-      const forming = assert.rejects(server.formGeneration(3, 3_000), (err: Error) => {
+      const forming = assert.rejects(server.formGeneration(3, 0, 3_000), (err: Error) => {
         assert.ok(err instanceof RendezvousTimeoutError);
         assert.deepEqual(err.missing, [1, 2]);
         assert.match(err.message, /ranks 1, 2 sent no heartbeat within 3 s/);
@@ -211,7 +214,7 @@ describe('CoordinatorServer', () => {
       assert.deepEqual(server.waitingFor(), [1, 2]);
       await forming;
       assert.deepEqual(server.waitingFor(), [], 'no rendezvous, nobody waited for');
-      const pending = assert.rejects(server.formGeneration(2, 60_000), /the coordinator closed/);
+      const pending = assert.rejects(server.formGeneration(2, 0, 60_000), /the coordinator closed/);
       await server.close();
       await pending;
     } finally {
@@ -234,13 +237,13 @@ describe('CoordinatorServer', () => {
     let link = startHeartbeats({ address, runId: 'run-e', rank: 0, beat: idle(0) });
     try {
       while (server.board.snapshot().length === 0) await new Promise((r) => setTimeout(r, 20));
-      assert.equal(server.adopt(2), false, 'no rank trains: a generation may still be forming');
+      assert.equal(server.adopt(2, 0), false, 'no rank trains: a generation may still be forming');
       link.close();
       link = startHeartbeats({ address, runId: 'run-e', rank: 0, beat: training });
       while (!server.board.snapshot().some((h) => h.beat.phase === 'training'))
         await new Promise((r) => setTimeout(r, 20));
-      const forming = server.formGeneration(2, 60_000).catch((err: Error) => err.message);
-      assert.equal(server.adopt(2), false, 'a rendezvous in progress keeps its own watch');
+      const forming = server.formGeneration(2, 0, 60_000).catch((err: Error) => err.message);
+      assert.equal(server.adopt(2, 0), false, 'a rendezvous in progress keeps its own watch');
       await server.close();
       assert.equal(await forming, 'the coordinator closed');
     } finally {
@@ -256,14 +259,16 @@ describe('CoordinatorServer', () => {
     try {
       while (!again.board.snapshot().some((h) => h.beat.phase === 'training'))
         await new Promise((r) => setTimeout(r, 20));
-      assert.equal(again.adopt(2), true);
+      assert.equal(again.watchedGeneration(), null);
+      assert.equal(again.adopt(2, 3), true);
       const adopted = performance.now();
-      assert.equal(again.adopt(2), false, 'taken once');
+      assert.equal(again.adopt(2, 3), false, 'taken once');
+      assert.equal(again.watchedGeneration(), 3);
       while (lost.length === 0 && performance.now() - adopted < 15_000)
         await new Promise((r) => setTimeout(r, 50));
       assert.deepEqual(
-        lost.map((l) => [l.verdict.rank, l.verdict.cause]),
-        [[1, 'silent']],
+        lost.map((l) => [l.verdict.rank, l.verdict.cause, l.verdict.generation]),
+        [[1, 'silent', 3]],
       );
       const afterMs = lost[0].at - adopted;
       assert.ok(

@@ -14,6 +14,7 @@ import { selectBackend } from '../../src/model/backend.ts';
 import type { TrainingDeps } from '../../src/orchestration/activities.ts';
 import {
   coordinatorTaskQueue,
+  type RunProgress,
   runWorkflowId,
   TRAINING_WORKFLOW,
   type TrainingInput,
@@ -268,6 +269,48 @@ describe('bbnTraining workflow', () => {
     assert.equal(result.state, 'completed');
     // One loss, one restart: no second generation for the same loss at the next epoch.
     assert.equal(result.generation, 1);
+  });
+
+  it("a loss reported from an older generation while the new one trains names that restart's cause and stops nothing", {
+    timeout: 120_000,
+  }, async () => {
+    const inp = input();
+    const local = createLocalDeps();
+    const handle = await start(inp);
+    const detail = 'frozen: no answer from its health endpoint for 3.0 s (pid 42); killed and replaced';
+    let seen: RunProgress | undefined;
+    const deps: TrainingDeps = {
+      ...local,
+      async trainEpochOnRank(req, ctl) {
+        if (req.generation === 0) throw new Error('rank 0: ring peer rank 1 lost (connection closed)');
+        if (!seen) {
+          // Generation 1 trains: the report of the loss from generation 0 lands only now.
+          await handle.signal(rankLostSignal, { rank: 0, cause: 'frozen', detail, generation: 0 });
+          await waitUntil(
+            'the report handled',
+            async () => {
+              const p = await handle.query(progressQuery);
+              seen = p;
+              return p.failures[0]?.cause !== undefined || (p.lost ?? []).length > 0;
+            },
+            20_000,
+          );
+        }
+        return local.trainEpochOnRank(req, ctl);
+      },
+    };
+    const result = await withWorker(inp.runId, deps, () => handle.result()).finally(() => local.dispose());
+    assert.deepEqual(
+      seen?.failures.map((f) => ({ ...f })),
+      [{ epoch: 1, generation: 0, rank: 0, message: `rank 0 ${detail}`, cause: 'frozen' }],
+    );
+    assert.deepEqual(seen?.lost, [], 'the running generation lost nothing');
+    assert.equal(result.state, 'completed');
+    assert.equal(result.generation, 1, 'one loss, one restart');
+    assert.deepEqual(
+      result.epochs.map((e) => e.epoch),
+      [1, 2],
+    );
   });
 
   it('a run whose one rank trains in the host process (maxWorkers 1) refuses scale with how to grow it', {
