@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { type BnGammaInit, ModelError } from './api.ts';
 import type { ParamRegistry, ParamStore, TensorRef } from './params.ts';
-import { fusedBatchNormTrain, nativeTf, reluGrad } from './tf-native.ts';
+import { fusedBatchNormInfer, fusedBatchNormTrain, nativeTf, reluGrad } from './tf-native.ts';
 
 /** PyTorch BatchNorm epsilon (BBN-SPEC §8.4; TF.js defaults to 1e-3). */
 export const BN_EPS = 1e-5;
@@ -131,6 +131,12 @@ export class BatchNorm implements Module4D {
     const s = ctx.store;
     const gamma = s.use(this.gamma) as tf.Tensor1D;
     const beta = s.use(this.beta) as tf.Tensor1D;
+    const native = nativeTf();
+    if (!ctx.training && native) {
+      const mean = s.get(this.runningMean) as tf.Tensor1D;
+      const variance = s.get(this.runningVar) as tf.Tensor1D;
+      return fusedBatchNormInfer(native, x, gamma, beta, mean, variance, BN_EPS);
+    }
     if (!ctx.training) {
       // y = x·scale + shift with scale = γ/√(running_var + eps), shift = β − running_mean·scale.
       const scale = tf.mul(gamma, tf.rsqrt(tf.add(s.get(this.runningVar), BN_EPS)));
@@ -151,7 +157,6 @@ export class BatchNorm implements Module4D {
             varUnbiased: tf.keep(varUnbiased.clone()),
           })
       : null;
-    const native = nativeTf();
     return native
       ? fusedBatchNormTrain(native, x, gamma, beta, BN_EPS, record)
       : batchNormTrain(x, gamma, beta, n, record);

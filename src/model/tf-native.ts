@@ -36,15 +36,39 @@ export function nativeTf(): NativeTf | undefined {
   return typeof b.executeMultipleOutputs === 'function' && b.binding ? (b as NativeTf) : undefined;
 }
 
-function bnAttrs(t: NativeTf, epsilon: number): OpAttr[] {
+function bnAttrs(t: NativeTf, epsilon: number, training: boolean): OpAttr[] {
   const { binding: b } = t;
   return [
     { name: 'T', type: b.TF_ATTR_TYPE, value: b.TF_FLOAT },
     { name: 'U', type: b.TF_ATTR_TYPE, value: b.TF_FLOAT },
     { name: 'epsilon', type: b.TF_ATTR_FLOAT, value: epsilon },
     { name: 'data_format', type: b.TF_ATTR_STRING, value: 'NHWC' },
-    { name: 'is_training', type: b.TF_ATTR_BOOL, value: true },
+    { name: 'is_training', type: b.TF_ATTR_BOOL, value: training },
   ];
+}
+
+/**
+ * Eval-mode BatchNorm over the last axis of NHWC `x` with the running statistics, in one fused
+ * kernel (`x·scale + shift` as tfjs ops is two passes over the activations). Not differentiable:
+ * eval mode never runs under a gradient tape.
+ */
+export function fusedBatchNormInfer(
+  t: NativeTf,
+  x: tf.Tensor4D,
+  gamma: tf.Tensor1D,
+  beta: tf.Tensor1D,
+  mean: tf.Tensor1D,
+  variance: tf.Tensor1D,
+  epsilon: number,
+): tf.Tensor4D {
+  const outs = t.executeMultipleOutputs(
+    'FusedBatchNormV3',
+    bnAttrs(t, epsilon, false),
+    [x, gamma, beta, mean, variance],
+    6,
+  );
+  for (const extra of outs.slice(1)) extra.dispose();
+  return outs[0] as tf.Tensor4D;
 }
 
 /**
@@ -60,7 +84,7 @@ export function fusedBatchNormTrain(
   epsilon: number,
   record: ((mean: tf.Tensor1D, varUnbiased: tf.Tensor1D) => void) | null,
 ): tf.Tensor4D {
-  const attrs = bnAttrs(t, epsilon);
+  const attrs = bnAttrs(t, epsilon, true);
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [xi, g, b] = args as tf.Tensor[];
     const save = args[3] as tf.GradSaveFunc;

@@ -1,6 +1,6 @@
 /**
- * TensorFlow's fused train-mode BatchNorm and ReluGrad (src/model/tf-native.ts) against a float64
- * evaluation of the same functions: output, the recorded batch mean and unbiased variance, and
+ * TensorFlow's fused BatchNorm (train and eval mode) and ReluGrad (src/model/tf-native.ts) against
+ * a float64 evaluation of the same functions (eval mode: the output): output, the recorded batch mean and unbiased variance, and
  * the gradients of Σ y·dy with respect to x, γ and β. (The whole BBN step on TensorFlow against
  * the cpu backend's composite kernels is test/model/cross-backend.test.ts.)
  */
@@ -9,7 +9,7 @@ import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../../src/core/rng.ts';
 import { selectBackend } from '../../src/model/backend.ts';
-import { fusedBatchNormTrain, nativeTf, reluGrad } from '../../src/model/tf-native.ts';
+import { fusedBatchNormInfer, fusedBatchNormTrain, nativeTf, reluGrad } from '../../src/model/tf-native.ts';
 
 const [N, H, W, C] = [3, 4, 5, 6];
 const EPS = 1e-5;
@@ -92,6 +92,38 @@ describe('TensorFlow fused training kernels (tf-native.ts)', () => {
       dbeta: worstRel(db, ref.dbeta),
     };
     for (const [name, e] of Object.entries(errors)) assert.ok(e < 1e-5, `${name}: ${e}`);
+  });
+
+  it('the fused eval-mode BatchNorm is (x − running mean)/√(running var + eps)·γ + β within 1e-6', () => {
+    const t = nativeTf();
+    assert.ok(t);
+    const rng = Rng.fromSeed('tf-native-eval');
+    const rand = (len: number, scale: number, shift = 0) =>
+      Float32Array.from({ length: len }, () => shift + scale * rng.normal());
+    const x = rand(N * H * W * C, 3, 1.5);
+    const g = rand(C, 0.5, 1);
+    const b = rand(C, 0.5);
+    const mean = rand(C, 1);
+    const variance = Float32Array.from(rand(C, 1), (v) => 0.1 + v * v);
+    const before = tf.memory().numTensors;
+    const y = tf.tidy(() =>
+      fusedBatchNormInfer(
+        t,
+        tf.tensor4d(x, [N, H, W, C]),
+        tf.tensor1d(g),
+        tf.tensor1d(b),
+        tf.tensor1d(mean),
+        tf.tensor1d(variance),
+        EPS,
+      ).dataSync(),
+    );
+    assert.equal(tf.memory().numTensors, before, 'no tensor leaked');
+    const ref = Array.from(x, (v, i) => {
+      const c = i % C;
+      return ((v - mean[c]) / Math.sqrt(variance[c] + EPS)) * g[c] + b[c];
+    });
+    const e = worstRel(y, ref);
+    assert.ok(e < 1e-6, `worst relative error ${e}`);
   });
 
   it('ReluGrad is dy where the ReLU output is positive, ±0 elsewhere', () => {
