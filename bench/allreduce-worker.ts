@@ -219,11 +219,15 @@ function streamReceive(data: Float32Array, iters: number): Promise<{ times: numb
       s.write(ONE);
       c0 = process.cpuUsage();
       if (++round > iters) {
+        // Paused, not just unlistened: a flowing socket with no 'data' listener drops what
+        // arrives, and rank 0 may write the next round's array before this rank listens again.
         s.off('data', onData);
+        s.pause();
         resolve({ times: [], cpu });
       }
     };
     s.on('data', onData);
+    s.resume();
   });
 }
 const ONE = Buffer.from([1]);
