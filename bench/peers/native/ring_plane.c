@@ -55,6 +55,7 @@ typedef struct {
   napi_async_work work;
   napi_deferred deferred;
   napi_ref array_ref;
+  napi_ref plane_ref; /* the plane's external stays alive (no finalizer) while the op runs */
   float *data;
   size_t n;
   size_t chunk_elems;
@@ -558,6 +559,7 @@ static void op_complete(napi_env env, napi_status status, void *data) {
     napi_resolve_deferred(env, o->deferred, v);
   }
   napi_delete_reference(env, o->array_ref);
+  napi_delete_reference(env, o->plane_ref);
   napi_delete_async_work(env, o->work);
   free(o->recv_start);
   free(o);
@@ -593,6 +595,7 @@ static napi_value js_allreduce(napi_env env, napi_callback_info info) {
   napi_value promise, name;
   CHECK(env, napi_create_promise(env, &o->deferred, &promise));
   CHECK(env, napi_create_reference(env, argv[1], 1, &o->array_ref));
+  CHECK(env, napi_create_reference(env, argv[0], 1, &o->plane_ref));
   CHECK(env, napi_create_string_utf8(env, "ring_plane.allreduce", NAPI_AUTO_LENGTH, &name));
   CHECK(env, napi_create_async_work(env, NULL, name, op_execute, op_complete, o, &o->work));
   CHECK(env, napi_queue_async_work(env, o->work));
