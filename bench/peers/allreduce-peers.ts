@@ -80,6 +80,10 @@ if (kinds.includes('gloo')) {
   }
 }
 
+if (kinds.includes('native') && values.compress !== 'none') {
+  console.error('--kinds native: the native prototype sends float32 only (drop --compress or native)');
+  process.exit(2);
+}
 if (kinds.includes('native')) {
   const build = spawnSync('bash', [path.join(here, 'native', 'build.sh')], { encoding: 'utf8' });
   if (build.status !== 0) {
