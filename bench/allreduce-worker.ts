@@ -14,7 +14,8 @@
  * kind 'native' (only with a third argument "native"): the C prototype of a native data plane,
  * bench/peers/native/ring_plane.c, built beforehand by bench/peers/native/build.sh. It listens
  * before 'listening' (field `native`: its port) and connects after 'peers'. BENCH_NATIVE_MODE
- * (poll|threads) and BENCH_NATIVE_SOCKBUF (bytes, 0 = kernel default) pick its variant.
+ * (poll|threads) and BENCH_NATIVE_SOCKBUF (bytes, 0 = kernel default) pick its variant;
+ * BENCH_NATIVE_THP=1 asks for transparent huge pages for every kind's array (an experiment).
  */
 import { createRequire } from 'node:module';
 import net from 'node:net';
@@ -64,6 +65,7 @@ interface RingPlane {
   accept(plane: unknown): void;
   allreduce(plane: unknown, data: Float32Array, chunkBytes: number): Promise<void>;
   close(plane: unknown): void;
+  hugepages(data: Float32Array): number;
 }
 const ringPlane =
   process.argv[4] === 'native'
@@ -125,6 +127,8 @@ process.on('message', async (m: Msg) => {
       send({ type: 'result', times, cpu, ok: rank === 0 || data[0] === 1 });
     } else if (m.type === 'run') {
       const data = new Float32Array(m.n);
+      // BENCH_NATIVE_THP=1: the array asks for transparent huge pages before its first touch.
+      if (ringPlane && process.env.BENCH_NATIVE_THP === '1') ringPlane.hugepages(data);
       const times: number[] = [];
       const cpu: number[] = [];
       let ok = true;

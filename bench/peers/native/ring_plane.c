@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <fcntl.h>
@@ -603,6 +604,28 @@ static napi_value js_allreduce(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+/*
+ * hugepages(float32array) -> bytes advised: asks for transparent huge pages (MADV_HUGEPAGE) on the
+ * 2 MiB-aligned interior of a fresh, untouched array, so its first touch faults huge pages. An
+ * experiment (BENCH_NATIVE_THP): do TLB misses in the kernel's socket copies cost CPU?
+ */
+static napi_value js_hugepages(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  napi_typedarray_type type;
+  size_t len, off;
+  void *base;
+  napi_value ab, out;
+  CHECK(env, napi_get_typedarray_info(env, argv[0], &type, &len, &base, &ab, &off));
+  uintptr_t lo = ((uintptr_t)base + (2u << 20) - 1) & ~(uintptr_t)((2u << 20) - 1);
+  uintptr_t hi = ((uintptr_t)base + len * 4) & ~(uintptr_t)((2u << 20) - 1);
+  double advised = 0;
+  if (hi > lo && madvise((void *)lo, hi - lo, MADV_HUGEPAGE) == 0) advised = (double)(hi - lo);
+  CHECK(env, napi_create_double(env, advised, &out));
+  return out;
+}
+
 /* close(plane): closes its sockets now (the memory goes with the external's finalizer). */
 static napi_value js_close(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -624,6 +647,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"connect", NULL, js_connect, NULL, NULL, NULL, napi_default, NULL},
       {"accept", NULL, js_accept, NULL, NULL, NULL, napi_default, NULL},
       {"allreduce", NULL, js_allreduce, NULL, NULL, NULL, napi_default, NULL},
+      {"hugepages", NULL, js_hugepages, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof d / sizeof d[0], d);
