@@ -10,7 +10,14 @@
  * kind 'stream' is one raw TCP stream, the ceiling of one ring edge: rank 0 writes n float32s
  * (its array's own bytes, no copy) to rank 1, which copies them into its array and answers one
  * byte; times are rank 0's (first write to the answer), other ranks idle and report nothing.
+ *
+ * kind 'native' (only with a third argument "native"): the C prototype of a native data plane,
+ * bench/peers/native/ring_plane.c, built beforehand by bench/peers/native/build.sh. It listens
+ * before 'listening' (field `native`: its port) and connects after 'peers'. BENCH_NATIVE_MODE
+ * (poll|threads) and BENCH_NATIVE_SOCKBUF (bytes, 0 = kernel default) pick its variant;
+ * BENCH_NATIVE_THP=1 asks for transparent huge pages for every kind's array (an experiment).
  */
+import { createRequire } from 'node:module';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { CollectiveServer, RingAllreduce, type WireCompression } from '../src/collective/index.ts';
@@ -26,10 +33,16 @@ type Msg =
       grpc: string[];
       tcp: string[];
       stream?: string[];
+      native?: number[];
       chunkBytes: number;
       compress: WireCompression;
     }
-  | { type: 'run'; kind: 'grpc' | 'ringtcp' | 'ringtcpjs' | 'tcp' | 'stream'; n: number; iters: number }
+  | {
+      type: 'run';
+      kind: 'grpc' | 'ringtcp' | 'ringtcpjs' | 'tcp' | 'stream' | 'native';
+      n: number;
+      iters: number;
+    }
   | { type: 'exit' };
 
 const rank = Number(process.argv[2]);
@@ -45,6 +58,30 @@ const tcpPort = (tcpServer.address() as net.AddressInfo).port;
 const streamServer = net.createServer();
 await new Promise<void>((resolve) => streamServer.listen(0, '127.0.0.1', resolve));
 const streamPort = (streamServer.address() as net.AddressInfo).port;
+/** The native prototype's functions (bench/peers/native/ring_plane.c). */
+interface RingPlane {
+  listen(rank: number, worldSize: number, sockbufBytes: number, threads: number): [unknown, number];
+  connect(plane: unknown, port: number): void;
+  accept(plane: unknown): void;
+  allreduce(plane: unknown, data: Float32Array, chunkBytes: number): Promise<void>;
+  close(plane: unknown): void;
+  hugepages(data: Float32Array): number;
+}
+const ringPlane =
+  process.argv[4] === 'native'
+    ? (createRequire(import.meta.url)('./peers/native/build/ring_plane.node') as RingPlane)
+    : null;
+const nativeMode = process.env.BENCH_NATIVE_MODE ?? 'poll';
+if (nativeMode !== 'poll' && nativeMode !== 'threads') {
+  throw new Error(`BENCH_NATIVE_MODE: poll or threads, not ${JSON.stringify(nativeMode)}`);
+}
+const [nativePlane, nativePort] = ringPlane?.listen(
+  rank,
+  worldSize,
+  Number(process.env.BENCH_NATIVE_SOCKBUF ?? 0),
+  nativeMode === 'threads' ? 1 : 0,
+) ?? [null, 0];
+let nativeChunkBytes = 0;
 let ring: RingAllreduce | null = null;
 /** The same RingAllreduce with its chunk data on the raw-TCP data plane (transport 'tcp'). */
 let ringTcp: RingAllreduce | null = null;
@@ -55,6 +92,13 @@ let stream: net.Socket | null = null;
 process.on('message', async (m: Msg) => {
   try {
     if (m.type === 'peers') {
+      if (ringPlane && m.native) {
+        // Blocking, first thing, so no rank waits on another's event loop: every rank listened
+        // before 'listening', a loopback connect needs no accept, and each connects before it accepts.
+        ringPlane.connect(nativePlane, m.native[(rank + 1) % worldSize]);
+        ringPlane.accept(nativePlane);
+        nativeChunkBytes = m.chunkBytes;
+      }
       const streamReady = m.stream ? connectStream(m.stream) : Promise.resolve(null);
       const ringOf = (transport: 'grpc' | 'tcp') =>
         RingAllreduce.create({
@@ -83,6 +127,8 @@ process.on('message', async (m: Msg) => {
       send({ type: 'result', times, cpu, ok: rank === 0 || data[0] === 1 });
     } else if (m.type === 'run') {
       const data = new Float32Array(m.n);
+      // BENCH_NATIVE_THP=1: the array asks for transparent huge pages before its first touch.
+      if (ringPlane && process.env.BENCH_NATIVE_THP === '1') ringPlane.hugepages(data);
       const times: number[] = [];
       const cpu: number[] = [];
       let ok = true;
@@ -94,6 +140,7 @@ process.on('message', async (m: Msg) => {
         const tag = { epoch: 0, step: i, bf16Elements: m.n };
         if (m.kind === 'grpc') await ring!.allreduce(data, tag);
         else if (m.kind === 'ringtcp') await ringTcp!.allreduce(data, tag);
+        else if (m.kind === 'native') await ringPlane!.allreduce(nativePlane, data, nativeChunkBytes);
         else if (m.kind === 'ringtcpjs') {
           forceJsAdd(true);
           await ringTcp!.allreduce(data, tag).finally(() => forceJsAdd(process.env.BENCH_ADD === 'js'));
@@ -112,6 +159,7 @@ process.on('message', async (m: Msg) => {
       await ring?.close();
       await ringTcp?.close();
       tcp?.close();
+      if (ringPlane) ringPlane.close(nativePlane);
       stream?.destroy();
       await server.close();
       tcpServer.close();
@@ -175,11 +223,15 @@ function streamReceive(data: Float32Array, iters: number): Promise<{ times: numb
       s.write(ONE);
       c0 = process.cpuUsage();
       if (++round > iters) {
+        // Paused, not just unlistened: a flowing socket with no 'data' listener drops what
+        // arrives, and rank 0 may write the next round's array before this rank listens again.
         s.off('data', onData);
+        s.pause();
         resolve({ times: [], cpu });
       }
     };
     s.on('data', onData);
+    s.resume();
   });
 }
 const ONE = Buffer.from([1]);
@@ -189,4 +241,5 @@ send({
   grpc: server.address,
   tcp: `127.0.0.1:${tcpPort}`,
   stream: `127.0.0.1:${streamPort}`,
+  native: nativePort,
 });

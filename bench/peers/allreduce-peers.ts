@@ -7,7 +7,9 @@
  *
  *   npm run bench:peers -- [--worlds 2,4] [--sizes-mb 2,100,245] [--rounds 3] [--iters 10,3]
  *     [--kinds grpc,ringtcp,tcp,gloo,stream] [--chunk-kib 1024] [--compress none|bf16]
- *     (kind ringtcpjs: the tcp ring reducing with the JavaScript loop instead of the SIMD kernel)
+ *     (kind ringtcpjs: the tcp ring reducing with the JavaScript loop instead of the SIMD kernel;
+ *     kind native: the C prototype of a native data plane, bench/peers/native/ring_plane.c, built
+ *     here by bench/peers/native/build.sh; BENCH_NATIVE_MODE=poll|threads, BENCH_NATIVE_SOCKBUF)
  *     [--python python3]
  *
  * Per (W, size) and kind it prints wall ms per allreduce (slowest rank, median of a round),
@@ -41,7 +43,7 @@ const { values } = parseArgs({
   },
 });
 
-type Kind = 'grpc' | 'ringtcp' | 'ringtcpjs' | 'tcp' | 'gloo' | 'stream';
+type Kind = 'grpc' | 'ringtcp' | 'ringtcpjs' | 'tcp' | 'gloo' | 'stream' | 'native';
 const KIND_LABEL: Record<Kind, string> = {
   grpc: 'our ring, gRPC data (transport grpc)',
   ringtcp: 'our ring, TCP data plane (transport tcp)',
@@ -49,6 +51,7 @@ const KIND_LABEL: Record<Kind, string> = {
   tcp: 'bench TCP ring (no checks)',
   gloo: 'torch gloo',
   stream: 'one TCP stream',
+  native: 'native prototype (C addon, own thread)',
 };
 const worlds = values.worlds.split(',').map(Number);
 const sizesMb = values['sizes-mb'].split(',').map(Number);
@@ -58,7 +61,9 @@ const kinds = values.kinds.split(',') as Kind[];
 const chunkBytes = Number(values['chunk-kib']) * 1024;
 for (const k of kinds) {
   if (!(k in KIND_LABEL)) {
-    console.error(`--kinds: unknown kind ${JSON.stringify(k)} (grpc, ringtcp, ringtcpjs, tcp, gloo, stream)`);
+    console.error(
+      `--kinds: unknown kind ${JSON.stringify(k)} (grpc, ringtcp, ringtcpjs, tcp, gloo, stream, native)`,
+    );
     process.exit(2);
   }
 }
@@ -71,6 +76,19 @@ if (kinds.includes('gloo')) {
     console.error(
       `--python ${values.python}: cannot import torch with gloo (install torch in a venv and pass --python, or drop gloo from --kinds)`,
     );
+    process.exit(2);
+  }
+}
+
+if (kinds.includes('native') && values.compress !== 'none') {
+  console.error('--kinds native: the native prototype sends float32 only (drop --compress or native)');
+  process.exit(2);
+}
+if (kinds.includes('native')) {
+  const build = spawnSync('bash', [path.join(here, 'native', 'build.sh')], { encoding: 'utf8' });
+  if (build.status !== 0) {
+    const why = (build.stderr || build.error?.message || 'failed').trim().split('\n')[0];
+    console.error(`--kinds native: cannot build bench/peers/native/ring_plane.c: ${why}`);
     process.exit(2);
   }
 }
@@ -108,11 +126,15 @@ function nextMessage(child: ChildProcess, type: string): Promise<Record<string, 
 /** W Node ranks (bench/allreduce-worker.ts): the gRPC ring, the TCP ring and the stream. */
 async function nodeRanks(W: number): Promise<Ranks> {
   const children = Array.from({ length: W }, (_, r) =>
-    fork(path.join(here, '..', 'allreduce-worker.ts'), [String(r), String(W)], {
-      // BENCH_NODE_ARGS: extra node flags for the ranks, e.g. "--cpu-prof --cpu-prof-dir=DIR".
-      execArgv: ['--import', 'tsx', ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [])],
-      serialization: 'advanced',
-    }),
+    fork(
+      path.join(here, '..', 'allreduce-worker.ts'),
+      [String(r), String(W), kinds.includes('native') ? 'native' : ''],
+      {
+        // BENCH_NODE_ARGS: extra node flags for the ranks, e.g. "--cpu-prof --cpu-prof-dir=DIR".
+        execArgv: ['--import', 'tsx', ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [])],
+        serialization: 'advanced',
+      },
+    ),
   );
   const listening = await Promise.all(children.map((c) => nextMessage(c, 'listening')));
   const ready = children.map((c) => nextMessage(c, 'ready'));
@@ -122,6 +144,7 @@ async function nodeRanks(W: number): Promise<Ranks> {
       grpc: listening.map((l) => l.grpc),
       tcp: listening.map((l) => l.tcp),
       stream: listening.map((l) => l.stream),
+      native: kinds.includes('native') ? listening.map((l) => l.native) : undefined,
       chunkBytes,
       compress: values.compress,
     });
@@ -292,6 +315,11 @@ async function benchWorld(W: number): Promise<void> {
         ['CPU ring(tcp, SIMD add) / ring(tcp, JS add)', ratio('ringtcp', 'ringtcpjs', 'cpu')],
         ['CPU ring(tcp, JS add) / gloo', ratio('ringtcpjs', 'gloo', 'cpu')],
         ['busbw bench TCP ring / gloo', ratio('tcp', 'gloo', 'bw')],
+        ['busbw native / gloo', ratio('native', 'gloo', 'bw')],
+        ['CPU native / gloo', ratio('native', 'gloo', 'cpu')],
+        ['busbw native / ring(tcp)', ratio('native', 'ringtcp', 'bw')],
+        ['CPU native / ring(tcp)', ratio('native', 'ringtcp', 'cpu')],
+        ['busbw native / one TCP stream', ratio('native', 'stream', 'bw')],
       ].filter((l): l is [string, string] => l[1] !== null);
       console.log(`\n${lines.map(([k, v]) => `${k}: ${v}`).join('; ')}`);
     }

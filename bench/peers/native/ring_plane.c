@@ -1,0 +1,657 @@
+/*
+ * A native data plane for the ring allreduce, as a benchmark prototype (issue 16): socket I/O and
+ * the reduce in C, off the JavaScript thread, to measure whether it brings the ring's CPU per byte
+ * down to torch gloo's. Not part of src/ and not built in CI (bench/peers/native/build.sh).
+ *
+ * One plane per rank: a TCP connection to the downstream rank (r+1, sends) and one from the
+ * upstream rank (r-1, receives), kept open across allreduces. `allreduce(plane, f32, chunkBytes)`
+ * sums a Float32Array in place across the ring with src/collective/schedule.ts's schedule: at
+ * ring step t rank r sends segment (r-t) mod W and receives segment (r-1-t) mod W, segment s =
+ * [floor(s*n/W), floor((s+1)*n/W)), steps t < W-1 reduce and later ones copy; each segment is cut
+ * into chunks. It runs on a libuv pool thread (napi async work) and returns a Promise.
+ *
+ * Sending and receiving overlap, so the ring pipelines: chunk c of step t is sent as soon as
+ * chunk c of step t-1 has been received (and added). Two modes:
+ *   poll:    one thread, both sockets non-blocking, poll() on both.
+ *   threads: the pool thread sends (blocking), a second thread receives with MSG_WAITALL.
+ * Reduce-step chunks are received into a scratch buffer and added; all-gather chunks are received
+ * straight into the array. Every chunk carries a 16-byte header (magic, allreduce sequence,
+ * step, chunk index, byte length) that the receiver checks against its own schedule.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <node_api.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#define MAGIC 0x52494e47u /* "RING" */
+#define HDR 16
+#define PROGRESS_MS 60000
+
+typedef struct {
+  int rank, world;
+  int listen_fd, send_fd, recv_fd;
+  int sockbuf;      /* SO_SNDBUF/SO_RCVBUF in bytes, 0 = kernel default */
+  int threads_mode; /* 0 poll, 1 threads */
+  uint32_t seq;
+  int busy;
+  float *scratch;
+  size_t scratch_bytes;
+} Plane;
+
+typedef struct {
+  Plane *p;
+  napi_async_work work;
+  napi_deferred deferred;
+  napi_ref array_ref;
+  napi_ref plane_ref; /* the plane's external stays alive (no finalizer) while the op runs */
+  float *data;
+  size_t n;
+  size_t chunk_elems;
+  char err[200];
+  /* schedule */
+  int steps;
+  size_t *recv_start; /* frame index of the first chunk received at step t; [steps] = total */
+  /* threads mode: receiver progress */
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  size_t recv_done;
+  int recv_failed;
+} Op;
+
+static size_t seg_start(size_t n, int W, int s) { return (size_t)(((unsigned __int128)s * n) / W); }
+static int modi(int a, int m) { return ((a % m) + m) % m; }
+static size_t nchunks(size_t n, int W, int s, size_t ce) {
+  size_t len = seg_start(n, W, s + 1) - seg_start(n, W, s);
+  return (len + ce - 1) / ce;
+}
+
+static void add_into(float *restrict a, const float *restrict b, size_t k) {
+  for (size_t i = 0; i < k; i++) a[i] += b[i];
+}
+
+static void set_opts(Plane *p, int fd) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (p->sockbuf > 0) {
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &p->sockbuf, sizeof p->sockbuf);
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &p->sockbuf, sizeof p->sockbuf);
+  }
+}
+
+static void set_nonblock(int fd, int on) {
+  int fl = fcntl(fd, F_GETFL, 0);
+  fcntl(fd, F_SETFL, on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK));
+}
+
+/* ---- the ring, shared by both modes ---- */
+
+/* Where chunk c of ring step t lives in the array (sender: send segment; receiver: recv segment). */
+static void chunk_at(Op *o, int seg, size_t c, float **ptr, size_t *len) {
+  size_t s0 = seg_start(o->n, o->p->world, seg), s1 = seg_start(o->n, o->p->world, seg + 1);
+  size_t off = s0 + c * o->chunk_elems;
+  size_t end = off + o->chunk_elems < s1 ? off + o->chunk_elems : s1;
+  *ptr = o->data + off;
+  *len = end - off;
+}
+
+/* Frame header: magic, allreduce sequence, (step << 20 | chunk), payload bytes. */
+static void hdr_of(uint32_t *h, uint32_t seq, int t, size_t c, size_t bytes) {
+  h[0] = MAGIC;
+  h[1] = seq;
+  h[2] = ((uint32_t)t << 20) | (uint32_t)c;
+  h[3] = (uint32_t)bytes;
+}
+
+static int check_hdr(Op *o, const uint32_t *h, int t, size_t c, size_t bytes) {
+  uint32_t want[4];
+  hdr_of(want, o->p->seq, t, c, bytes);
+  if (memcmp(h, want, HDR) != 0) {
+    snprintf(o->err, sizeof o->err,
+             "rank %d: frame from rank %d is (magic %08x, seq %u, step/chunk %08x, %u bytes); expected "
+             "(seq %u, step %d, chunk %zu, %zu bytes)",
+             o->p->rank, modi(o->p->rank - 1, o->p->world), h[0], h[1], h[2], h[3], o->p->seq, t, c,
+             bytes);
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- poll mode ---- */
+
+typedef struct {
+  int t;
+  size_t c, nc;    /* chunk index and chunk count of step t */
+  size_t frame;    /* flat frame index */
+  size_t at;       /* bytes of header + payload done */
+  float *ptr;
+  size_t bytes;
+  uint32_t hdr[4];
+  int have;        /* current frame set up */
+} Cursor;
+
+static void cursor_setup(Op *o, Cursor *k, int sending) {
+  int W = o->p->world, r = o->p->rank;
+  while (k->t < o->steps) {
+    int seg = sending ? modi(r - k->t, W) : modi(r - 1 - k->t, W);
+    k->nc = nchunks(o->n, W, seg, o->chunk_elems);
+    if (k->c < k->nc) {
+      size_t len;
+      chunk_at(o, seg, k->c, &k->ptr, &len);
+      k->bytes = len * 4;
+      k->at = 0;
+      k->have = 1;
+      if (sending) hdr_of(k->hdr, o->p->seq, k->t, k->c, k->bytes);
+      return;
+    }
+    k->t++;
+    k->c = 0;
+  }
+  k->have = 0;
+}
+
+static void cursor_next(Op *o, Cursor *k, int sending) {
+  k->c++;
+  k->frame++;
+  cursor_setup(o, k, sending);
+}
+
+static int run_poll(Op *o) {
+  Plane *p = o->p;
+  int W = p->world;
+  Cursor s = {0}, r = {0};
+  cursor_setup(o, &s, 1);
+  cursor_setup(o, &r, 0);
+  set_nonblock(p->send_fd, 1);
+  set_nonblock(p->recv_fd, 1);
+  int rc = 0;
+  while (s.have || r.have) {
+    /* The sender may go when its frame's data is final: step 0, or chunk c of step t-1 is in. */
+    int can_send = s.have && (s.t == 0 || r.frame > o->recv_start[s.t - 1] + s.c);
+    int did = 0;
+    if (can_send) {
+      for (;;) {
+        struct iovec iov[2];
+        int nv = 0;
+        if (s.at < HDR) iov[nv++] = (struct iovec){(char *)s.hdr + s.at, HDR - s.at};
+        size_t pay = s.at < HDR ? 0 : s.at - HDR;
+        iov[nv++] = (struct iovec){(char *)s.ptr + pay, s.bytes - pay};
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = nv};
+        ssize_t k = sendmsg(p->send_fd, &mh, MSG_NOSIGNAL);
+        if (k < 0) {
+          if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+          if (errno == EINTR) continue;
+          snprintf(o->err, sizeof o->err, "rank %d: send to rank %d: %s", p->rank, (p->rank + 1) % W,
+                   strerror(errno));
+          rc = -1;
+          goto out;
+        }
+        did = 1;
+        s.at += (size_t)k;
+        if (s.at == HDR + s.bytes) {
+          cursor_next(o, &s, 1);
+          if (!s.have || !(s.t == 0 || r.frame > o->recv_start[s.t - 1] + s.c)) break;
+        }
+      }
+    }
+    if (r.have) {
+      for (;;) {
+        int reduce = r.t < W - 1;
+        ssize_t k;
+        if (r.at < HDR) {
+          k = recv(p->recv_fd, (char *)r.hdr + r.at, HDR - r.at, 0);
+        } else {
+          size_t pay = r.at - HDR;
+          char *dst = reduce ? (char *)p->scratch + pay : (char *)r.ptr + pay;
+          k = recv(p->recv_fd, dst, r.bytes - pay, 0);
+        }
+        if (k < 0) {
+          if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+          if (errno == EINTR) continue;
+          snprintf(o->err, sizeof o->err, "rank %d: receive from rank %d: %s", p->rank,
+                   modi(p->rank - 1, W), strerror(errno));
+          rc = -1;
+          goto out;
+        }
+        if (k == 0) {
+          snprintf(o->err, sizeof o->err, "rank %d: rank %d closed the connection", p->rank,
+                   modi(p->rank - 1, W));
+          rc = -1;
+          goto out;
+        }
+        did = 1;
+        size_t before = r.at;
+        r.at += (size_t)k;
+        if (before < HDR && r.at == HDR && check_hdr(o, r.hdr, r.t, r.c, r.bytes) != 0) {
+          rc = -1;
+          goto out;
+        }
+        if (r.at == HDR + r.bytes) {
+          if (reduce) add_into(r.ptr, p->scratch, r.bytes / 4);
+          cursor_next(o, &r, 0);
+          if (!r.have) break;
+          /* a frame just in may let the sender go: leave the loop to send first */
+          if (s.have && s.at == 0 && s.t > 0 && r.frame == o->recv_start[s.t - 1] + s.c + 1) break;
+        }
+      }
+    }
+    if (did) continue;
+    struct pollfd fds[2];
+    int nf = 0;
+    int want_send = s.have && (s.t == 0 || r.frame > o->recv_start[s.t - 1] + s.c);
+    if (want_send) fds[nf++] = (struct pollfd){.fd = p->send_fd, .events = POLLOUT};
+    if (r.have) fds[nf++] = (struct pollfd){.fd = p->recv_fd, .events = POLLIN};
+    if (nf == 0) {
+      snprintf(o->err, sizeof o->err, "rank %d: schedule stuck (bug)", p->rank);
+      rc = -1;
+      goto out;
+    }
+    int pr = poll(fds, nf, PROGRESS_MS);
+    if (pr == 0) {
+      snprintf(o->err, sizeof o->err, "rank %d: no progress in %d ms", p->rank, PROGRESS_MS);
+      rc = -1;
+      goto out;
+    }
+    if (pr < 0 && errno != EINTR) {
+      snprintf(o->err, sizeof o->err, "rank %d: poll: %s", p->rank, strerror(errno));
+      rc = -1;
+      goto out;
+    }
+  }
+out:
+  set_nonblock(p->send_fd, 0);
+  set_nonblock(p->recv_fd, 0);
+  return rc;
+}
+
+/* ---- threads mode ---- */
+
+static int recv_all(int fd, void *buf, size_t len) {
+  char *b = buf;
+  while (len > 0) {
+    ssize_t k = recv(fd, b, len, MSG_WAITALL);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) return k == 0 ? -2 : -1;
+    b += k;
+    len -= (size_t)k;
+  }
+  return 0;
+}
+
+static void *receiver(void *arg) {
+  Op *o = arg;
+  Plane *p = o->p;
+  int W = p->world;
+  Cursor r = {0};
+  cursor_setup(o, &r, 0);
+  while (r.have) {
+    int reduce = r.t < W - 1;
+    int e = recv_all(p->recv_fd, r.hdr, HDR);
+    if (e == 0 && check_hdr(o, r.hdr, r.t, r.c, r.bytes) != 0) e = -3;
+    if (e == 0) e = recv_all(p->recv_fd, reduce ? p->scratch : r.ptr, r.bytes);
+    if (e != 0) {
+      if (e != -3)
+        snprintf(o->err, sizeof o->err, "rank %d: receive from rank %d: %s", p->rank,
+                 modi(p->rank - 1, W), e == -2 ? "connection closed" : strerror(errno));
+      pthread_mutex_lock(&o->mu);
+      o->recv_failed = 1;
+      pthread_cond_signal(&o->cv);
+      pthread_mutex_unlock(&o->mu);
+      return NULL;
+    }
+    if (reduce) add_into(r.ptr, p->scratch, r.bytes / 4);
+    cursor_next(o, &r, 0);
+    pthread_mutex_lock(&o->mu);
+    o->recv_done = r.frame;
+    pthread_cond_signal(&o->cv);
+    pthread_mutex_unlock(&o->mu);
+  }
+  return NULL;
+}
+
+static int run_threads(Op *o) {
+  Plane *p = o->p;
+  pthread_t th;
+  pthread_mutex_init(&o->mu, NULL);
+  pthread_cond_init(&o->cv, NULL);
+  o->recv_done = 0;
+  o->recv_failed = 0;
+  if (pthread_create(&th, NULL, receiver, o) != 0) {
+    snprintf(o->err, sizeof o->err, "rank %d: cannot start the receive thread", p->rank);
+    return -1;
+  }
+  Cursor s = {0};
+  cursor_setup(o, &s, 1);
+  int rc = 0;
+  while (s.have) {
+    if (s.t > 0) {
+      size_t need = o->recv_start[s.t - 1] + s.c + 1;
+      pthread_mutex_lock(&o->mu);
+      while (o->recv_done < need && !o->recv_failed) pthread_cond_wait(&o->cv, &o->mu);
+      int failed = o->recv_failed;
+      pthread_mutex_unlock(&o->mu);
+      if (failed) {
+        rc = -1;
+        break;
+      }
+    }
+    while (s.at < HDR + s.bytes) {
+      struct iovec iov[2];
+      int nv = 0;
+      if (s.at < HDR) iov[nv++] = (struct iovec){(char *)s.hdr + s.at, HDR - s.at};
+      size_t pay = s.at < HDR ? 0 : s.at - HDR;
+      iov[nv++] = (struct iovec){(char *)s.ptr + pay, s.bytes - pay};
+      struct msghdr mh = {.msg_iov = iov, .msg_iovlen = nv};
+      ssize_t k = sendmsg(p->send_fd, &mh, MSG_NOSIGNAL);
+      if (k < 0 && errno == EINTR) continue;
+      if (k < 0) {
+        snprintf(o->err, sizeof o->err, "rank %d: send to rank %d: %s", p->rank,
+                 (p->rank + 1) % p->world, strerror(errno));
+        rc = -1;
+        break;
+      }
+      s.at += (size_t)k;
+    }
+    if (rc) break;
+    cursor_next(o, &s, 1);
+  }
+  /* A send failure leaves the receiver blocked: shut the receiving side so it returns. */
+  if (rc) shutdown(p->recv_fd, SHUT_RDWR);
+  pthread_join(th, NULL);
+  if (o->recv_failed) rc = -1;
+  pthread_mutex_destroy(&o->mu);
+  pthread_cond_destroy(&o->cv);
+  return rc;
+}
+
+/* ---- N-API ---- */
+
+#define CHECK(env, call)                                                     \
+  do {                                                                       \
+    if ((call) != napi_ok) {                                                 \
+      napi_throw_error((env), NULL, "ring_plane: N-API call failed: " #call); \
+      return NULL;                                                           \
+    }                                                                        \
+  } while (0)
+
+static void plane_close_fds(Plane *p) {
+  if (p->listen_fd >= 0) close(p->listen_fd);
+  if (p->send_fd >= 0) close(p->send_fd);
+  if (p->recv_fd >= 0) close(p->recv_fd);
+  p->listen_fd = p->send_fd = p->recv_fd = -1;
+}
+
+static void plane_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  Plane *p = data;
+  plane_close_fds(p);
+  free(p->scratch);
+  free(p);
+}
+
+static Plane *get_plane(napi_env env, napi_value v) {
+  Plane *p = NULL;
+  if (napi_get_value_external(env, v, (void **)&p) != napi_ok || !p) {
+    napi_throw_type_error(env, NULL, "ring_plane: not a plane");
+    return NULL;
+  }
+  return p;
+}
+
+/* listen(rank, world, sockbufBytes, mode 0|1) -> [plane, port] */
+static napi_value js_listen(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t rank, world, sockbuf, mode;
+  CHECK(env, napi_get_value_int32(env, argv[0], &rank));
+  CHECK(env, napi_get_value_int32(env, argv[1], &world));
+  CHECK(env, napi_get_value_int32(env, argv[2], &sockbuf));
+  CHECK(env, napi_get_value_int32(env, argv[3], &mode));
+  Plane *p = calloc(1, sizeof *p);
+  p->rank = rank;
+  p->world = world;
+  p->sockbuf = sockbuf;
+  p->threads_mode = mode;
+  p->send_fd = p->recv_fd = -1;
+  p->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t al = sizeof a;
+  if (p->listen_fd < 0 || bind(p->listen_fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+      listen(p->listen_fd, 4) != 0 || getsockname(p->listen_fd, (struct sockaddr *)&a, &al) != 0) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "ring_plane: rank %d cannot listen: %s", rank, strerror(errno));
+    plane_finalize(env, p, NULL);
+    napi_throw_error(env, NULL, msg);
+    return NULL;
+  }
+  napi_value ext, port, out;
+  CHECK(env, napi_create_external(env, p, plane_finalize, NULL, &ext));
+  CHECK(env, napi_create_int32(env, ntohs(a.sin_port), &port));
+  CHECK(env, napi_create_array_with_length(env, 2, &out));
+  CHECK(env, napi_set_element(env, out, 0, ext));
+  CHECK(env, napi_set_element(env, out, 1, port));
+  return out;
+}
+
+/*
+ * connect(plane, downstreamPort): dials rank r+1 on loopback and sends its rank. Blocking, but a
+ * loopback connect completes into the peer's backlog without the peer's accept, so every rank can
+ * connect and then accept once all listen.
+ */
+static napi_value js_connect(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Plane *p = get_plane(env, argv[0]);
+  if (!p) return NULL;
+  int32_t port;
+  CHECK(env, napi_get_value_int32(env, argv[1], &port));
+  char msg[200] = "";
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  set_opts(p, fd); /* buffer sizes before connect, so the window scale follows them */
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+    snprintf(msg, sizeof msg, "ring_plane: rank %d cannot connect to port %d: %s", p->rank, port,
+             strerror(errno));
+    close(fd);
+    goto fail;
+  }
+  p->send_fd = fd;
+  int32_t me = p->rank;
+  if (send(fd, &me, 4, MSG_NOSIGNAL) != 4) {
+    snprintf(msg, sizeof msg, "ring_plane: rank %d: hello: %s", p->rank, strerror(errno));
+    goto fail;
+  }
+  return NULL;
+fail:
+  napi_throw_error(env, NULL, msg);
+  return NULL;
+}
+
+/* accept(plane): takes rank r-1's connection (30 s at most) and checks its hello. */
+static napi_value js_accept(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Plane *p = get_plane(env, argv[0]);
+  if (!p) return NULL;
+  char msg[200] = "";
+  if (p->sockbuf > 0) set_opts(p, p->listen_fd); /* accepted sockets inherit the listener's sizes */
+  struct pollfd pf = {.fd = p->listen_fd, .events = POLLIN};
+  if (poll(&pf, 1, 30000) != 1) {
+    snprintf(msg, sizeof msg, "ring_plane: rank %d: no connection from rank %d in 30 s", p->rank,
+             modi(p->rank - 1, p->world));
+    goto fail;
+  }
+  int rfd = accept(p->listen_fd, NULL, NULL);
+  if (rfd < 0) {
+    snprintf(msg, sizeof msg, "ring_plane: rank %d: accept: %s", p->rank, strerror(errno));
+    goto fail;
+  }
+  set_opts(p, rfd);
+  p->recv_fd = rfd;
+  int32_t up = -1;
+  if (recv_all(rfd, &up, 4) != 0 || up != modi(p->rank - 1, p->world)) {
+    snprintf(msg, sizeof msg, "ring_plane: rank %d: expected rank %d upstream, got %d", p->rank,
+             modi(p->rank - 1, p->world), up);
+    goto fail;
+  }
+  close(p->listen_fd);
+  p->listen_fd = -1;
+  return NULL;
+fail:
+  napi_throw_error(env, NULL, msg);
+  return NULL;
+}
+
+static void op_execute(napi_env env, void *data) {
+  (void)env;
+  Op *o = data;
+  Plane *p = o->p;
+  int W = p->world;
+  o->steps = 2 * (W - 1);
+  o->recv_start = calloc((size_t)o->steps + 1, sizeof(size_t));
+  for (int t = 0; t < o->steps; t++)
+    o->recv_start[t + 1] = o->recv_start[t] + nchunks(o->n, W, modi(p->rank - 1 - t, W), o->chunk_elems);
+  if (p->scratch_bytes < o->chunk_elems * 4) {
+    free(p->scratch);
+    p->scratch_bytes = o->chunk_elems * 4;
+    if (posix_memalign((void **)&p->scratch, 64, p->scratch_bytes) != 0) {
+      p->scratch = NULL;
+      p->scratch_bytes = 0;
+      snprintf(o->err, sizeof o->err, "rank %d: out of memory", p->rank);
+      return;
+    }
+  }
+  if (W == 1) return;
+  if (p->threads_mode) run_threads(o);
+  else run_poll(o);
+}
+
+static void op_complete(napi_env env, napi_status status, void *data) {
+  Op *o = data;
+  o->p->busy = 0;
+  o->p->seq++;
+  napi_value v;
+  if (status != napi_ok && !o->err[0]) snprintf(o->err, sizeof o->err, "ring_plane: cancelled");
+  if (o->err[0]) {
+    napi_value m;
+    napi_create_string_utf8(env, o->err, NAPI_AUTO_LENGTH, &m);
+    napi_create_error(env, NULL, m, &v);
+    napi_reject_deferred(env, o->deferred, v);
+  } else {
+    napi_get_undefined(env, &v);
+    napi_resolve_deferred(env, o->deferred, v);
+  }
+  napi_delete_reference(env, o->array_ref);
+  napi_delete_reference(env, o->plane_ref);
+  napi_delete_async_work(env, o->work);
+  free(o->recv_start);
+  free(o);
+}
+
+/* allreduce(plane, float32array, chunkBytes) -> Promise<void> */
+static napi_value js_allreduce(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Plane *p = get_plane(env, argv[0]);
+  if (!p) return NULL;
+  napi_typedarray_type type;
+  size_t len, off;
+  void *base;
+  napi_value ab;
+  if (napi_get_typedarray_info(env, argv[1], &type, &len, &base, &ab, &off) != napi_ok ||
+      type != napi_float32_array) {
+    napi_throw_type_error(env, NULL, "ring_plane: allreduce wants a Float32Array");
+    return NULL;
+  }
+  int32_t chunk_bytes;
+  CHECK(env, napi_get_value_int32(env, argv[2], &chunk_bytes));
+  if (chunk_bytes < 4 || p->send_fd < 0 || p->recv_fd < 0 || p->busy) {
+    napi_throw_error(env, NULL, "ring_plane: bad chunk size, plane not connected, or an allreduce in flight");
+    return NULL;
+  }
+  Op *o = calloc(1, sizeof *o);
+  o->p = p;
+  o->data = base; /* napi_get_typedarray_info's data already includes the byte offset */
+  o->n = len;
+  o->chunk_elems = (size_t)chunk_bytes / 4;
+  napi_value promise, name;
+  CHECK(env, napi_create_promise(env, &o->deferred, &promise));
+  CHECK(env, napi_create_reference(env, argv[1], 1, &o->array_ref));
+  CHECK(env, napi_create_reference(env, argv[0], 1, &o->plane_ref));
+  CHECK(env, napi_create_string_utf8(env, "ring_plane.allreduce", NAPI_AUTO_LENGTH, &name));
+  CHECK(env, napi_create_async_work(env, NULL, name, op_execute, op_complete, o, &o->work));
+  CHECK(env, napi_queue_async_work(env, o->work));
+  p->busy = 1;
+  return promise;
+}
+
+/*
+ * hugepages(float32array) -> bytes advised: asks for transparent huge pages (MADV_HUGEPAGE) on the
+ * 2 MiB-aligned interior of a fresh, untouched array, so its first touch faults huge pages. An
+ * experiment (BENCH_NATIVE_THP): do TLB misses in the kernel's socket copies cost CPU?
+ */
+static napi_value js_hugepages(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  napi_typedarray_type type;
+  size_t len, off;
+  void *base;
+  napi_value ab, out;
+  CHECK(env, napi_get_typedarray_info(env, argv[0], &type, &len, &base, &ab, &off));
+  uintptr_t lo = ((uintptr_t)base + (2u << 20) - 1) & ~(uintptr_t)((2u << 20) - 1);
+  uintptr_t hi = ((uintptr_t)base + len * 4) & ~(uintptr_t)((2u << 20) - 1);
+  double advised = 0;
+  if (hi > lo && madvise((void *)lo, hi - lo, MADV_HUGEPAGE) == 0) advised = (double)(hi - lo);
+  CHECK(env, napi_create_double(env, advised, &out));
+  return out;
+}
+
+/* close(plane): closes its sockets now (the memory goes with the external's finalizer). */
+static napi_value js_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Plane *p = get_plane(env, argv[0]);
+  if (!p) return NULL;
+  if (p->busy) {
+    napi_throw_error(env, NULL, "ring_plane: close during an allreduce");
+    return NULL;
+  }
+  plane_close_fds(p);
+  return NULL;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor d[] = {
+      {"listen", NULL, js_listen, NULL, NULL, NULL, napi_default, NULL},
+      {"connect", NULL, js_connect, NULL, NULL, NULL, napi_default, NULL},
+      {"accept", NULL, js_accept, NULL, NULL, NULL, napi_default, NULL},
+      {"allreduce", NULL, js_allreduce, NULL, NULL, NULL, napi_default, NULL},
+      {"hugepages", NULL, js_hugepages, NULL, NULL, NULL, napi_default, NULL},
+      {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, sizeof d / sizeof d[0], d);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)
