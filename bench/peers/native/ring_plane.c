@@ -641,6 +641,9 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* wire_napi.c: the chunk wire's test entry points (wire.c). */
+void wire_napi_define(napi_env env, napi_value exports);
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor d[] = {
       {"listen", NULL, js_listen, NULL, NULL, NULL, napi_default, NULL},
@@ -651,6 +654,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof d / sizeof d[0], d);
+  wire_napi_define(env, exports);
   return exports;
 }
 
