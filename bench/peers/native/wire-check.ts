@@ -48,10 +48,12 @@ const ENUMS = new Set<string>(['phase', 'dtype']);
 
 let failures = 0;
 const counts = new Map<string, number>();
+const failed = new Map<string, number>();
 function check(part: string, ok: boolean, what: () => string): void {
   counts.set(part, (counts.get(part) ?? 0) + 1);
   if (ok) return;
   failures++;
+  failed.set(part, (failed.get(part) ?? 0) + 1);
   if (failures <= 15) console.error(`MISMATCH [${part}] ${what()}`);
 }
 
@@ -420,7 +422,10 @@ for (let i = 0; i < 5000; i++) {
   agree('random bytes: other', randomBytes(rng.int(97)), h, 1 + rng.int(64), 'other');
 }
 
-for (const [part, n] of counts) console.log(`${String(n).padStart(7)}  ${part}`);
+for (const [part, n] of counts) {
+  const bad = failed.get(part);
+  console.log(`${String(n).padStart(7)}  ${part}${bad ? `  (${bad} FAIL)` : ''}`);
+}
 console.log(`(mutated messages still matching in both C and JS: ${mutatedMatches})`);
 const total = [...counts.values()].reduce((a, b) => a + b, 0);
 console.log(
