@@ -6,7 +6,7 @@
  * equals the expected one (the ring's checks in allreduce-op.ts), over canonical, re-ordered,
  * foreign, truncated, mutated and random messages. Seeded; prints the count of cases per part.
  * Bench only: `node --import tsx bench/peers/native/wire-check.ts` after build.sh; exit 1 on any
- * mismatch.
+ * mismatch. wire-check-asan.sh runs it against a build with AddressSanitizer and UBSan.
  */
 import { createRequire } from 'node:module';
 import {
@@ -27,7 +27,10 @@ interface Wire {
 }
 /** tcp-edges.ts's PREFIX_BYTES (importing that module alone trips an import cycle). */
 const PREFIX_BYTES = 5;
-const wire = createRequire(import.meta.url)('./build/ring_plane.node') as Wire;
+/** WIRE_CHECK_ADDON: another build of the addon (e.g. one with -fsanitize=address,undefined). */
+const wire = createRequire(import.meta.url)(
+  process.env.WIRE_CHECK_ADDON ?? './build/ring_plane.node',
+) as Wire;
 
 const FIELDS = [
   'generation',
@@ -128,7 +131,11 @@ function jsVerdict(msg: Buffer, h: ChunkHeader, payloadBytes: number): number {
 }
 
 /** C and JS agree on `msg`; returns the verdict ('match' or 'other'). */
-function agree(part: string, msg: Buffer, h: ChunkHeader, payloadBytes: number, want?: string): string {
+function agree(part: string, bytes: Buffer, h: ChunkHeader, payloadBytes: number, want?: string): string {
+  // A copy in its own allocation of exactly its size (not a view of a pool or of a longer
+  // message), so that a sanitizer build catches any read past its end.
+  const msg = Buffer.allocUnsafeSlow(bytes.length);
+  bytes.copy(msg);
   const verdict = wire.classify(msg, h, payloadBytes);
   const at = wire.payloadAt(msg, h, payloadBytes);
   const js = jsVerdict(msg, h, payloadBytes);
@@ -389,6 +396,38 @@ for (let i = 0; i < 4000; i++) {
     );
   }
   agree('empty message: other', Buffer.alloc(0), h, 8, 'other');
+  // Edge encodings, each right after the canonical chunk fields (`rest`), or around the chunk.
+  const edge = (part: string, inner: number[], want: string, outerTail: number[] = []) =>
+    agree(
+      `edge: ${part}`,
+      Buffer.from([...lenField(2, [...lenField(1, strBytes('run-ü')), ...rest, ...inner]), ...outerTail]),
+      h,
+      8,
+      want,
+    );
+  edge(
+    '10-byte varint field',
+    [...tag(2, 0), ...varint(h.generation, 10 - varint(h.generation).length)],
+    'match',
+  );
+  edge('11-byte varint', [...tag(2, 0), ...varint(h.generation, 11 - varint(h.generation).length)], 'other');
+  edge('bytes field claiming 2^32-1 bytes', [...tag(99, 2), ...varint(0xffffffff), 1, 2, 3], 'other');
+  edge('bytes field one byte too long', [...tag(99, 2), ...varint(4), 1, 2, 3], 'other');
+  edge('truncated fixed64', [...tag(99, 1), 1, 2, 3], 'other');
+  edge('truncated fixed32', [...tag(99, 5), 1, 2, 3], 'other');
+  edge('start group (wire type 3)', [...tag(99, 3)], 'other');
+  edge('end group (wire type 4)', [...tag(99, 4)], 'other');
+  edge('wire type 6', [...tag(99, 6)], 'other');
+  edge('field number 0', [...tag(0, 0), 1], 'other');
+  edge('known field, wrong wire type', [...tag(5, 2), 0], 'other');
+  edge('payload as a varint', [...tag(16, 0), 8], 'other');
+  edge('padding as a varint', [...tag(15, 0), 0], 'other');
+  edge('run id as a varint', [...tag(1, 0), 0], 'other');
+  edge('field number 2^29-1 skipped', [...tag(2 ** 29 - 1, 0), 7], 'match');
+  edge('outer field number 0', [], 'other', [0, 0]);
+  edge('outer accept after the chunk', [], 'other', lenField(1, []));
+  edge('outer chunk as a varint', [], 'other', [...tag(2, 0), 1]);
+  edge('outer unknown fixed64', [], 'match', [...tag(7, 1), 1, 2, 3, 4, 5, 6, 7, 8]);
 }
 
 // ---- 4. truncations, mutations and garbage: C and JS agree, nothing crashes ----
