@@ -15,8 +15,13 @@
  *   poll:    one thread, both sockets non-blocking, poll() on both.
  *   threads: the pool thread sends (blocking), a second thread receives with MSG_WAITALL.
  * Reduce-step chunks are received into a scratch buffer and added; all-gather chunks are received
- * straight into the array. Every chunk carries a 16-byte header (magic, allreduce sequence,
- * step, chunk index, byte length) that the receiver checks against its own schedule.
+ * straight into the array. Every chunk is a message of the ring's own data-connection wire
+ * (wire.c: the 5-byte prefix and a canonical RingResponse{chunk}, payload 4-byte aligned), with
+ * every field of src/collective's schedule (run id and generation from listen, epoch and step
+ * from allreduce). The receiver compares the expected prefix and header bytes, then receives the
+ * payload; a message that starts otherwise is read whole and classified (wire_classify): another
+ * encoding of the same chunk is used, anything else (an abort, a wrong chunk) fails the allreduce
+ * with the message's bytes on the error (`frame`), for JavaScript to decode.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -36,9 +41,13 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#define MAGIC 0x52494e47u /* "RING" */
-#define HDR 16
+#include "wire.h"
+
 #define PROGRESS_MS 60000
+#define RUN_ID_MAX 64
+#define HDR_CAP WIRE_HEADER_MAX(RUN_ID_MAX)
+/* Largest message other than the expected chunk that a receiver reads whole (aborts are small). */
+#define OTHER_EXTRA 65536
 
 typedef struct {
   int rank, world;
@@ -46,6 +55,9 @@ typedef struct {
   int sockbuf;      /* SO_SNDBUF/SO_RCVBUF in bytes, 0 = kernel default */
   int threads_mode; /* 0 poll, 1 threads */
   uint32_t seq;
+  uint8_t run_id[RUN_ID_MAX];
+  size_t run_id_len;
+  uint32_t generation;
   int busy;
   float *scratch;
   size_t scratch_bytes;
@@ -61,6 +73,9 @@ typedef struct {
   size_t n;
   size_t chunk_elems;
   char err[200];
+  uint32_t epoch, step; /* the caller's tag, on every chunk */
+  uint8_t *other;       /* a message that is not the expected chunk, handed to JavaScript */
+  size_t other_len;
   /* schedule */
   int steps;
   size_t *recv_start; /* frame index of the first chunk received at step t; [steps] = total */
@@ -107,26 +122,111 @@ static void chunk_at(Op *o, int seg, size_t c, float **ptr, size_t *len) {
   *len = end - off;
 }
 
-/* Frame header: magic, allreduce sequence, (step << 20 | chunk), payload bytes. */
-static void hdr_of(uint32_t *h, uint32_t seq, int t, size_t c, size_t bytes) {
-  h[0] = MAGIC;
-  h[1] = seq;
-  h[2] = ((uint32_t)t << 20) | (uint32_t)c;
-  h[3] = (uint32_t)bytes;
+/* Every field of chunk c of ring step t (segment seg, at ptr, len elements), sent by `sender`. */
+static void fields_of(Op *o, wire_chunk *h, int sender, int t, int seg, size_t c, const float *ptr,
+                      size_t len) {
+  int W = o->p->world;
+  uint32_t *v = h->v;
+  v[WIRE_GENERATION] = o->p->generation;
+  v[WIRE_SENDER_RANK] = (uint32_t)sender;
+  v[WIRE_SEQUENCE] = o->p->seq;
+  v[WIRE_EPOCH] = o->epoch;
+  v[WIRE_STEP] = o->step;
+  v[WIRE_PHASE] = t < W - 1 ? 1 : 2; /* RING_PHASE_REDUCE_SCATTER, RING_PHASE_ALL_GATHER */
+  v[WIRE_PHASE_STEP] = (uint32_t)(t < W - 1 ? t : t - (W - 1));
+  v[WIRE_SEGMENT] = (uint32_t)seg;
+  v[WIRE_CHUNK_INDEX] = (uint32_t)c;
+  v[WIRE_OFFSET] = (uint32_t)(ptr - o->data);
+  v[WIRE_LENGTH] = (uint32_t)len;
+  v[WIRE_TOTAL_LENGTH] = (uint32_t)o->n;
+  v[WIRE_DTYPE] = 1; /* WIRE_DTYPE_F32 */
 }
 
-static int check_hdr(Op *o, const uint32_t *h, int t, size_t c, size_t bytes) {
-  uint32_t want[4];
-  hdr_of(want, o->p->seq, t, c, bytes);
-  if (memcmp(h, want, HDR) != 0) {
-    snprintf(o->err, sizeof o->err,
-             "rank %d: frame from rank %d is (magic %08x, seq %u, step/chunk %08x, %u bytes); expected "
-             "(seq %u, step %d, chunk %zu, %zu bytes)",
-             o->p->rank, modi(o->p->rank - 1, o->p->world), h[0], h[1], h[2], h[3], o->p->seq, t, c,
-             bytes);
-    return -1;
+/* The chunk message's header (prefix included) for chunk c of ring step t, sent by `sender`. */
+static size_t header_of(Op *o, uint8_t *out, int sender, int t, int seg, size_t c, const float *ptr,
+                        size_t len) {
+  Plane *p = o->p;
+  wire_chunk h = {.run_id = p->run_id, .run_id_len = p->run_id_len};
+  fields_of(o, &h, sender, t, seg, c, ptr, len);
+  return wire_encode_header(&h, len * 4, out, HDR_CAP);
+}
+
+/* Receives exactly len bytes (the fd may be non-blocking), PROGRESS_MS at most per wait. */
+static int recv_exact(int fd, uint8_t *b, size_t len) {
+  while (len > 0) {
+    ssize_t k = recv(fd, b, len, 0);
+    if (k > 0) {
+      b += k;
+      len -= (size_t)k;
+      continue;
+    }
+    if (k == 0) return -2;
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
+    struct pollfd pf = {.fd = fd, .events = POLLIN};
+    if (poll(&pf, 1, PROGRESS_MS) == 0) return -4;
   }
   return 0;
+}
+
+/*
+ * The message did not start like the expected chunk: reads the rest of it (got holds its first
+ * `have` >= 5 bytes, prefix included) and classifies it. Another encoding of the expected chunk
+ * is applied (added or copied) and returns 0; anything else returns -1 with o->err set and the
+ * message's bytes in o->other (none for the orderly close).
+ */
+static int other_message(Op *o, const uint8_t *got, size_t have, int t, int seg, size_t c, float *ptr,
+                         size_t len) {
+  Plane *p = o->p;
+  int W = p->world, up = modi(p->rank - 1, W);
+  uint32_t mlen;
+  int kind = wire_prefix(got, &mlen);
+  if (kind <= 0) {
+    snprintf(o->err, sizeof o->err, "rank %d: rank %d %s at step %d, chunk %zu", p->rank, up,
+             kind == 0 ? "closed its data connection" : "sent a message with a nonzero flag", t, c);
+    return -1;
+  }
+  uint8_t exp[HDR_CAP];
+  size_t elen = header_of(o, exp, up, t, seg, c, ptr, len);
+  uint64_t limit = (uint64_t)(elen - WIRE_PREFIX) + len * 4 + OTHER_EXTRA;
+  if (mlen > limit || mlen < have - WIRE_PREFIX) {
+    snprintf(o->err, sizeof o->err, "rank %d: message of %u bytes from rank %d, limit %llu", p->rank,
+             mlen, up, (unsigned long long)limit);
+    return -1;
+  }
+  uint8_t *msg = malloc(mlen);
+  if (!msg) {
+    snprintf(o->err, sizeof o->err, "rank %d: out of memory", p->rank);
+    return -1;
+  }
+  memcpy(msg, got + WIRE_PREFIX, have - WIRE_PREFIX);
+  int e = recv_exact(p->recv_fd, msg + have - WIRE_PREFIX, mlen - (have - WIRE_PREFIX));
+  if (e != 0) {
+    snprintf(o->err, sizeof o->err, "rank %d: receive from rank %d: %s", p->rank, up,
+             e == -2 ? "connection closed" : e == -4 ? "no progress" : strerror(errno));
+    free(msg);
+    return -1;
+  }
+  wire_chunk h = {.run_id = p->run_id, .run_id_len = p->run_id_len};
+  fields_of(o, &h, up, t, seg, c, ptr, len);
+  size_t at;
+  if (wire_classify(msg, mlen, &h, len * 4, &at) == WIRE_MATCH) {
+    if (t < W - 1) {
+      memcpy(p->scratch, msg + at, len * 4); /* any alignment */
+      add_into(ptr, p->scratch, len);
+    } else {
+      memcpy(ptr, msg + at, len * 4);
+    }
+    free(msg);
+    return 0;
+  }
+  snprintf(o->err, sizeof o->err,
+           "rank %d: a message of %u bytes from rank %d is not the expected chunk (allreduce #%u, step %d, "
+           "chunk %zu); see error.frame",
+           p->rank, mlen, up, p->seq, t, c);
+  o->other = msg;
+  o->other_len = mlen;
+  return -1;
 }
 
 /* ---- poll mode ---- */
@@ -138,7 +238,10 @@ typedef struct {
   size_t at;       /* bytes of header + payload done */
   float *ptr;
   size_t bytes;
-  uint32_t hdr[4];
+  int seg;
+  uint8_t hdr[HDR_CAP]; /* the header sent, or the header expected */
+  size_t hlen;
+  uint8_t got[HDR_CAP]; /* receiver: the header bytes received */
   int have;        /* current frame set up */
 } Cursor;
 
@@ -153,7 +256,8 @@ static void cursor_setup(Op *o, Cursor *k, int sending) {
       k->bytes = len * 4;
       k->at = 0;
       k->have = 1;
-      if (sending) hdr_of(k->hdr, o->p->seq, k->t, k->c, k->bytes);
+      k->seg = seg;
+      k->hlen = header_of(o, k->hdr, sending ? r : modi(r - 1, W), k->t, seg, k->c, k->ptr, len);
       return;
     }
     k->t++;
@@ -185,8 +289,8 @@ static int run_poll(Op *o) {
       for (;;) {
         struct iovec iov[2];
         int nv = 0;
-        if (s.at < HDR) iov[nv++] = (struct iovec){(char *)s.hdr + s.at, HDR - s.at};
-        size_t pay = s.at < HDR ? 0 : s.at - HDR;
+        if (s.at < s.hlen) iov[nv++] = (struct iovec){(char *)s.hdr + s.at, s.hlen - s.at};
+        size_t pay = s.at < s.hlen ? 0 : s.at - s.hlen;
         iov[nv++] = (struct iovec){(char *)s.ptr + pay, s.bytes - pay};
         struct msghdr mh = {.msg_iov = iov, .msg_iovlen = nv};
         ssize_t k = sendmsg(p->send_fd, &mh, MSG_NOSIGNAL);
@@ -200,7 +304,7 @@ static int run_poll(Op *o) {
         }
         did = 1;
         s.at += (size_t)k;
-        if (s.at == HDR + s.bytes) {
+        if (s.at == s.hlen + s.bytes) {
           cursor_next(o, &s, 1);
           if (!s.have || !(s.t == 0 || r.frame > o->recv_start[s.t - 1] + s.c)) break;
         }
@@ -210,10 +314,12 @@ static int run_poll(Op *o) {
       for (;;) {
         int reduce = r.t < W - 1;
         ssize_t k;
-        if (r.at < HDR) {
-          k = recv(p->recv_fd, (char *)r.hdr + r.at, HDR - r.at, 0);
+        if (r.at < r.hlen) {
+          /* the prefix alone first: a shorter message (an abort) must not be read past */
+          size_t upto = r.at < WIRE_PREFIX ? WIRE_PREFIX : r.hlen;
+          k = recv(p->recv_fd, (char *)r.got + r.at, upto - r.at, 0);
         } else {
-          size_t pay = r.at - HDR;
+          size_t pay = r.at - r.hlen;
           char *dst = reduce ? (char *)p->scratch + pay : (char *)r.ptr + pay;
           k = recv(p->recv_fd, dst, r.bytes - pay, 0);
         }
@@ -232,13 +338,20 @@ static int run_poll(Op *o) {
           goto out;
         }
         did = 1;
-        size_t before = r.at;
         r.at += (size_t)k;
-        if (before < HDR && r.at == HDR && check_hdr(o, r.hdr, r.t, r.c, r.bytes) != 0) {
-          rc = -1;
-          goto out;
+        int other = 0;
+        if (r.at == WIRE_PREFIX && memcmp(r.got, r.hdr, WIRE_PREFIX) != 0) other = 1;
+        if (r.at == r.hlen && memcmp(r.got + WIRE_PREFIX, r.hdr + WIRE_PREFIX, r.hlen - WIRE_PREFIX) != 0)
+          other = 1;
+        if (other) {
+          if (other_message(o, r.got, r.at, r.t, r.seg, r.c, r.ptr, r.bytes / 4) != 0) {
+            rc = -1;
+            goto out;
+          }
+          r.at = r.hlen + r.bytes; /* applied */
+          reduce = 0;
         }
-        if (r.at == HDR + r.bytes) {
+        if (r.at == r.hlen + r.bytes) {
           if (reduce) add_into(r.ptr, p->scratch, r.bytes / 4);
           cursor_next(o, &r, 0);
           if (!r.have) break;
@@ -298,9 +411,18 @@ static void *receiver(void *arg) {
   cursor_setup(o, &r, 0);
   while (r.have) {
     int reduce = r.t < W - 1;
-    int e = recv_all(p->recv_fd, r.hdr, HDR);
-    if (e == 0 && check_hdr(o, r.hdr, r.t, r.c, r.bytes) != 0) e = -3;
-    if (e == 0) e = recv_all(p->recv_fd, reduce ? p->scratch : r.ptr, r.bytes);
+    int e = recv_all(p->recv_fd, r.got, WIRE_PREFIX), applied = 0;
+    size_t have = WIRE_PREFIX;
+    if (e == 0 && memcmp(r.got, r.hdr, WIRE_PREFIX) == 0) {
+      e = recv_all(p->recv_fd, r.got + WIRE_PREFIX, r.hlen - WIRE_PREFIX);
+      have = r.hlen;
+    }
+    if (e == 0 && memcmp(r.got, r.hdr, have) != 0) {
+      if (other_message(o, r.got, have, r.t, r.seg, r.c, r.ptr, r.bytes / 4) != 0) e = -3;
+      applied = 1;
+    }
+    if (e == 0 && !applied) e = recv_all(p->recv_fd, reduce ? p->scratch : r.ptr, r.bytes);
+    if (applied) reduce = 0;
     if (e != 0) {
       if (e != -3)
         snprintf(o->err, sizeof o->err, "rank %d: receive from rank %d: %s", p->rank,
@@ -347,11 +469,11 @@ static int run_threads(Op *o) {
         break;
       }
     }
-    while (s.at < HDR + s.bytes) {
+    while (s.at < s.hlen + s.bytes) {
       struct iovec iov[2];
       int nv = 0;
-      if (s.at < HDR) iov[nv++] = (struct iovec){(char *)s.hdr + s.at, HDR - s.at};
-      size_t pay = s.at < HDR ? 0 : s.at - HDR;
+      if (s.at < s.hlen) iov[nv++] = (struct iovec){(char *)s.hdr + s.at, s.hlen - s.at};
+      size_t pay = s.at < s.hlen ? 0 : s.at - s.hlen;
       iov[nv++] = (struct iovec){(char *)s.ptr + pay, s.bytes - pay};
       struct msghdr mh = {.msg_iov = iov, .msg_iovlen = nv};
       ssize_t k = sendmsg(p->send_fd, &mh, MSG_NOSIGNAL);
@@ -411,10 +533,13 @@ static Plane *get_plane(napi_env env, napi_value v) {
   return p;
 }
 
-/* listen(rank, world, sockbufBytes, mode 0|1) -> [plane, port] */
+/*
+ * listen(rank, world, sockbufBytes, mode 0|1, runId = 'bench-native', generation = 1) -> [plane, port]
+ * (run id and generation go on every chunk; the run id is at most 64 bytes of UTF-8).
+ */
 static napi_value js_listen(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
+  size_t argc = 6;
+  napi_value argv[6];
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t rank, world, sockbuf, mode;
   CHECK(env, napi_get_value_int32(env, argv[0], &rank));
@@ -427,6 +552,19 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
   p->sockbuf = sockbuf;
   p->threads_mode = mode;
   p->send_fd = p->recv_fd = -1;
+  memcpy(p->run_id, "bench-native", 12);
+  p->run_id_len = 12;
+  p->generation = 1;
+  napi_valuetype vt;
+  if (argc > 4 && napi_typeof(env, argv[4], &vt) == napi_ok && vt == napi_string) {
+    char id[RUN_ID_MAX + 1];
+    size_t n = 0;
+    CHECK(env, napi_get_value_string_utf8(env, argv[4], id, sizeof id, &n));
+    memcpy(p->run_id, id, n);
+    p->run_id_len = n;
+  }
+  if (argc > 5 && napi_typeof(env, argv[5], &vt) == napi_ok && vt == napi_number)
+    CHECK(env, napi_get_value_uint32(env, argv[5], &p->generation));
   p->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -554,6 +692,12 @@ static void op_complete(napi_env env, napi_status status, void *data) {
     napi_value m;
     napi_create_string_utf8(env, o->err, NAPI_AUTO_LENGTH, &m);
     napi_create_error(env, NULL, m, &v);
+    if (o->other) {
+      napi_value frame;
+      void *copy;
+      if (napi_create_buffer_copy(env, o->other_len, o->other, &copy, &frame) == napi_ok)
+        napi_set_named_property(env, v, "frame", frame);
+    }
     napi_reject_deferred(env, o->deferred, v);
   } else {
     napi_get_undefined(env, &v);
@@ -563,13 +707,17 @@ static void op_complete(napi_env env, napi_status status, void *data) {
   napi_delete_reference(env, o->plane_ref);
   napi_delete_async_work(env, o->work);
   free(o->recv_start);
+  free(o->other);
   free(o);
 }
 
-/* allreduce(plane, float32array, chunkBytes) -> Promise<void> */
+/*
+ * allreduce(plane, float32array, chunkBytes, epoch = 0, step = 0) -> Promise<void>; a rejection
+ * carries `frame` (a Buffer) when the upstream rank sent a message that is not the expected chunk.
+ */
 static napi_value js_allreduce(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 5;
+  napi_value argv[5];
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   Plane *p = get_plane(env, argv[0]);
   if (!p) return NULL;
@@ -584,7 +732,7 @@ static napi_value js_allreduce(napi_env env, napi_callback_info info) {
   }
   int32_t chunk_bytes;
   CHECK(env, napi_get_value_int32(env, argv[2], &chunk_bytes));
-  if (chunk_bytes < 4 || p->send_fd < 0 || p->recv_fd < 0 || p->busy) {
+  if (chunk_bytes < 4 || len > UINT32_MAX || p->send_fd < 0 || p->recv_fd < 0 || p->busy) {
     napi_throw_error(env, NULL, "ring_plane: bad chunk size, plane not connected, or an allreduce in flight");
     return NULL;
   }
@@ -593,6 +741,8 @@ static napi_value js_allreduce(napi_env env, napi_callback_info info) {
   o->data = base; /* napi_get_typedarray_info's data already includes the byte offset */
   o->n = len;
   o->chunk_elems = (size_t)chunk_bytes / 4;
+  if (argc > 3) napi_get_value_uint32(env, argv[3], &o->epoch);
+  if (argc > 4) napi_get_value_uint32(env, argv[4], &o->step);
   napi_value promise, name;
   CHECK(env, napi_create_promise(env, &o->deferred, &promise));
   CHECK(env, napi_create_reference(env, argv[1], 1, &o->array_ref));
