@@ -15,7 +15,9 @@ interface RingPlane {
   allreduce(plane: unknown, data: Float32Array, chunkBytes: number): Promise<void>;
   close(plane: unknown): void;
 }
-const rp = createRequire(import.meta.url)('./build/ring_plane.node') as RingPlane;
+const rp = createRequire(import.meta.url)(
+  process.env.WIRE_CHECK_ADDON ?? './build/ring_plane.node', // wire-check-asan.sh: a sanitizer build
+) as RingPlane;
 
 let failures = 0;
 for (const W of [2, 3, 4]) {

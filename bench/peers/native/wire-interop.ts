@@ -49,7 +49,9 @@ interface RingPlane {
   ): Promise<void>;
   close(plane: unknown): void;
 }
-const rp = createRequire(import.meta.url)('./build/ring_plane.node') as RingPlane;
+const rp = createRequire(import.meta.url)(
+  process.env.WIRE_CHECK_ADDON ?? './build/ring_plane.node', // wire-check-asan.sh: a sanitizer build
+) as RingPlane;
 
 const W = 2;
 const RUN = 'interop-ü';
