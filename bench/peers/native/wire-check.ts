@@ -203,6 +203,7 @@ check(
 }
 
 // ---- 2. encoder: byte-identical to the generated bbn.v1.RingResponse.encode ----
+const padsSeen = new Map<number, number>(); // padding bytes -> cases
 for (let i = 0; i < 3000; i++) {
   const h = randomHeader();
   const payload = randomBytes(1 + rng.int(300));
@@ -224,7 +225,15 @@ for (let i = 0; i < 3000; i++) {
     check('padding is the smallest that aligns', !aligned, () => `${k} < ${padding.length} aligns too`);
   }
   check('prefix length == message length', head.readUInt32BE(1) === message.length, () => JSON.stringify(h));
+  padsSeen.set(padding.length, (padsSeen.get(padding.length) ?? 0) + 1);
 }
+// Every alignment case came up: each of the four header sizes mod 4 needs its own padding.
+check(
+  'paddings 0, 1, 3 and 4 bytes all came up',
+  [0, 1, 3, 4].every((k) => padsSeen.has(k)),
+  () => JSON.stringify([...padsSeen]),
+);
+console.log(`padding bytes -> cases: ${JSON.stringify([...padsSeen].sort((a, b) => a[0] - b[0]))}`);
 
 // ---- 3. classifier on hand-built encodings ----
 /** A varint of v (a bigint may carry bits past 32), with `extra` redundant continuation bytes. */
