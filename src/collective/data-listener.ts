@@ -7,8 +7,11 @@
  */
 import net from 'node:net';
 import { CollectiveConfigError } from './api.ts';
-import { DATA_MAGIC, DATA_TOKEN_BYTES } from './tcp-edges.ts';
 
+/** First bytes the receiver writes on a data connection, before the edge's token. */
+export const DATA_MAGIC = Buffer.from('BBNT', 'latin1');
+/** Token bytes naming an edge on the data port. */
+export const DATA_TOKEN_BYTES = 16;
 /** Time a data connection has to name its edge. */
 const GREETING_TIMEOUT_MS = 10_000;
 const GREETING_BYTES = DATA_MAGIC.length + DATA_TOKEN_BYTES;

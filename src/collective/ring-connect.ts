@@ -16,11 +16,12 @@ import {
   RingTimeoutError,
 } from './api.ts';
 import type { DataListener } from './data-listener.ts';
+import { DATA_TOKEN_BYTES } from './data-listener.ts';
 import { DownstreamEdge, type PeerRef, UpstreamEdge, upstreamChannelOptions } from './edges.ts';
 import { dtypeValue } from './frame-codec.ts';
 import { FRAME_HEADER_ALLOWANCE, parseHostPort, type RingConfig } from './options.ts';
 import { CollectiveServer, EdgeRejection, type RawServerCall } from './peer-server.ts';
-import { DATA_TOKEN_BYTES, TcpDataIn, type TcpDataOut } from './tcp-edges.ts';
+import { TcpDataIn, type TcpDataOut } from './tcp-edges.ts';
 
 const TCP = bbn.v1.DataTransport.DATA_TRANSPORT_TCP;
 const ON_CALL = bbn.v1.DataTransport.DATA_TRANSPORT_UNSPECIFIED;

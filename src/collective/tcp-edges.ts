@@ -24,6 +24,7 @@ import net from 'node:net';
 import type { bbn } from '../generated/bbn.js';
 import type { ChunkSink } from './allreduce-op.ts';
 import { encodeMixed, mixedBytes, type Staging } from './bf16.ts';
+import { DATA_MAGIC } from './data-listener.ts';
 import { Edge, type PeerRef } from './edges.ts';
 import type { FaultInjector, FrameSite } from './faults.ts';
 import {
@@ -38,10 +39,6 @@ import { kernelBuffer } from './simd-add.ts';
 
 /** Bytes of the length prefix of every message. */
 export const PREFIX_BYTES = 5;
-/** First bytes the receiver writes on a data connection, before the edge's 16-byte token. */
-export const DATA_MAGIC = Buffer.from('BBNT', 'latin1');
-/** Token bytes naming an edge on the data port. */
-export const DATA_TOKEN_BYTES = 16;
 const BYE = Buffer.alloc(PREFIX_BYTES);
 
 /** Prefixes one message. */
