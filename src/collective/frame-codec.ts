@@ -60,7 +60,8 @@ export function dtypeValue(name: WireDtypeName): number {
   return name === 'f32' ? bbn.v1.WireDtype.WIRE_DTYPE_F32 : bbn.v1.WireDtype.WIRE_DTYPE_BF16;
 }
 
-const UINT_FIELDS = [
+/** The chunk header's integer fields, in field-number order (2..14). */
+export const UINT_FIELDS = [
   'generation',
   'senderRank',
   'sequence',

@@ -17,6 +17,7 @@ export {
   encodeResponse,
   FrameDecodeError,
   FramePool,
+  UINT_FIELDS,
 } from './frame-codec.ts';
 export { RAW_RING_METHOD, type RawClientCall, type RawServerCall } from './peer-server.ts';
 export * from './schedule.ts';

@@ -9,25 +9,10 @@ import {
   encodeRequest,
   FrameDecodeError,
   FramePool,
+  UINT_FIELDS,
 } from '../../src/collective/internal.ts';
 import { Rng } from '../../src/core/rng.ts';
 import { bbn } from '../../src/generated/bbn.js';
-
-const FIELDS = [
-  'generation',
-  'senderRank',
-  'sequence',
-  'epoch',
-  'step',
-  'phase',
-  'phaseStep',
-  'segment',
-  'chunkIndex',
-  'offset',
-  'length',
-  'totalLength',
-  'dtype',
-] as const;
 
 /** A header with a mix of zero, small and 32-bit-wide values. */
 function randomHeader(rng: Rng): ChunkHeader {
@@ -35,7 +20,7 @@ function randomHeader(rng: Rng): ChunkHeader {
   const h: Record<string, number | string> = {
     runId: ['', 'r', 'run-ü-✓', 'x'.repeat(rng.int(300))][rng.int(4)],
   };
-  for (const f of FIELDS) h[f] = pick();
+  for (const f of UINT_FIELDS) h[f] = pick();
   // Enums are int32 on the wire: only values below 2^31 encode the same as uint32.
   h.phase = rng.int(4);
   h.dtype = rng.int(4);
@@ -57,7 +42,7 @@ describe('ring frame codec', () => {
       const frame = frameWithPayload(h, payload);
       const viaGenerated = bbn.v1.RingResponse.decode(frame);
       const chunk = viaGenerated.chunk!;
-      for (const f of FIELDS) assert.equal(chunk[f], h[f], `field ${f}`);
+      for (const f of UINT_FIELDS) assert.equal(chunk[f], h[f], `field ${f}`);
       assert.equal(chunk.runId, h.runId);
       assert.deepEqual(Buffer.from(chunk.payload!), Buffer.from(payload));
       const padding = chunk.alignmentPadding ?? new Uint8Array(0);
@@ -88,7 +73,7 @@ describe('ring frame codec', () => {
       const a = decodeResponse(generated);
       assert.equal(a.kind, 'chunk');
       if (a.kind !== 'chunk') return;
-      for (const f of FIELDS) assert.equal(a.chunk[f], h[f]);
+      for (const f of UINT_FIELDS) assert.equal(a.chunk[f], h[f]);
       assert.equal(a.chunk.runId, h.runId);
       assert.deepEqual(Buffer.from(a.chunk.payload), Buffer.from(payload));
 
@@ -96,7 +81,7 @@ describe('ring frame codec', () => {
       const inner = protobuf.Writer.create();
       inner.uint32((16 << 3) | 2).bytes(payload);
       inner.uint32((99 << 3) | 0).uint64(12345);
-      for (let f = FIELDS.length - 1; f >= 0; f--) inner.uint32((f + 2) << 3).uint32(h[FIELDS[f]]);
+      for (let f = UINT_FIELDS.length - 1; f >= 0; f--) inner.uint32((f + 2) << 3).uint32(h[UINT_FIELDS[f]]);
       inner.uint32((100 << 3) | 1).fixed64(7);
       inner.uint32((101 << 3) | 5).fixed32(7);
       inner.uint32((1 << 3) | 2).string(h.runId);

@@ -13,6 +13,7 @@ import {
   type ChunkHeader,
   decodeResponse,
   planChunkFrame,
+  UINT_FIELDS,
   writeChunkHeader,
 } from '../../../src/collective/frame-codec.ts';
 import { Rng } from '../../../src/core/rng.ts';
@@ -32,21 +33,6 @@ const wire = createRequire(import.meta.url)(
   process.env.WIRE_CHECK_ADDON ?? './build/ring_plane.node',
 ) as Wire;
 
-const FIELDS = [
-  'generation',
-  'senderRank',
-  'sequence',
-  'epoch',
-  'step',
-  'phase',
-  'phaseStep',
-  'segment',
-  'chunkIndex',
-  'offset',
-  'length',
-  'totalLength',
-  'dtype',
-] as const; // field numbers 2..14
 const ENUMS = new Set<string>(['phase', 'dtype']);
 
 let failures = 0;
@@ -92,7 +78,7 @@ function randomUint(): number {
 
 function randomHeader(): ChunkHeader {
   const h: Record<string, number | string> = { runId: randomRunId() };
-  for (const f of FIELDS) h[f] = randomUint();
+  for (const f of UINT_FIELDS) h[f] = randomUint();
   // Enums are int32 on the wire: only values below 2^31 encode the same as uint32.
   for (const f of ENUMS) h[f] = rng.int(2) === 0 ? rng.int(4) : rng.int(0x80000000);
   return h as unknown as ChunkHeader;
@@ -126,7 +112,7 @@ function jsVerdict(msg: Buffer, h: ChunkHeader, payloadBytes: number): number {
   if (r instanceof Error || r.kind !== 'chunk') return -1;
   const c = r.chunk;
   if (c.runId !== h.runId || c.payload.length !== payloadBytes) return -1;
-  for (const f of FIELDS) if (c[f] !== h[f]) return -1;
+  for (const f of UINT_FIELDS) if (c[f] !== h[f]) return -1;
   return c.payload.byteOffset - msg.byteOffset;
 }
 
@@ -272,7 +258,7 @@ function reordered(h: ChunkHeader, payload: Buffer): Buffer {
   const runId = (rng.int(8) === 0 ? '\ufeff' : '') + h.runId; // TextDecoder drops one leading BOM
   if (h.runId.length > 0 || runId.length > 0 || rng.int(2) === 0) parts.push(lenField(1, strBytes(runId)));
   const written: number[] = [];
-  FIELDS.forEach((f, i) => {
+  UINT_FIELDS.forEach((f, i) => {
     const v = h[f];
     const how = rng.int(4);
     const enc =
@@ -316,7 +302,7 @@ for (let i = 0; i < 4000; i++) {
     () => 'at',
   );
   agree('classify re-ordered: match', reordered(h, payload), h, payload.length, 'match');
-  const f = FIELDS[rng.int(FIELDS.length)];
+  const f = UINT_FIELDS[rng.int(UINT_FIELDS.length)];
   const other = { ...h, [f]: ENUMS.has(f) ? (h[f] + 1) % 4 : (h[f] + 1 + rng.int(1000)) % 0x100000000 };
   agree(
     `classify another chunk (one field differs): other`,
