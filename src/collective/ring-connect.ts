@@ -15,8 +15,7 @@ import {
   type ListenAddress,
   RingTimeoutError,
 } from './api.ts';
-import type { DataListener } from './data-listener.ts';
-import { DATA_TOKEN_BYTES } from './data-listener.ts';
+import { DATA_TOKEN_BYTES, type DataListener } from './data-listener.ts';
 import { DownstreamEdge, type PeerRef, UpstreamEdge, upstreamChannelOptions } from './edges.ts';
 import { dtypeValue } from './frame-codec.ts';
 import { FRAME_HEADER_ALLOWANCE, parseHostPort, type RingConfig } from './options.ts';

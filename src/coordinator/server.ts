@@ -212,9 +212,9 @@ export class CoordinatorServer {
    * Takes over the watch of a generation a previous coordinator process formed: this process was
    * started again (a SIGKILLed coordinator pod) while that generation trains, so no rendezvous here
    * set the watch, and without it a rank that freezes would be left to the 10 s activity
-   * heartbeat timeout. Judges ranks 0..world-1 of `generation` from now, as `formGeneration` would have; only when
-   * nothing is watched, no rendezvous is in progress, and a rank of the world says it trains (a
-   * generation is formed, not forming). Returns whether it took the watch.
+   * heartbeat timeout. Judges ranks 0..world-1 of `generation` from now, as `formGeneration` would
+   * have; only when nothing is watched, no rendezvous is in progress, and a rank of the world says
+   * it trains (a generation is formed, not forming). Returns whether it took the watch.
    */
   adopt(world: number, generation: number): boolean {
     if (this.closed || this.board.watchedGeneration() !== null || this.waiters.size > 0) return false;
