@@ -11,7 +11,7 @@ mkdir -p "$here/build"
 out="$here/build/ring_plane-asan.node"
 "$cc" -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
   -shared -fPIC -I"$inc" -DNODE_GYP_MODULE_NAME=ring_plane -o "$out" \
-  "$here/ring_plane.c" "$here/wire.c" "$here/wire_napi.c" -lpthread
+  "$here/ring_plane.c" "$here/poll_loop.c" "$here/wire.c" "$here/wire_napi.c" -lpthread
 # Node itself is not instrumented: leaks at exit are V8's, not the addon's.
 export ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 WIRE_CHECK_ADDON="$out"
 preload="$("$cc" -print-file-name=libasan.so):$("$cc" -print-file-name=libubsan.so)"
