@@ -9,10 +9,11 @@
  * - Downstream: the send connection carries only aborts (RingRequest) and the zero-length close
  *   marker from the downstream neighbour (tcp-edges.ts). A whole message is read and fails the
  *   allreduce with its bytes (code 'frame', side 'downstream': inbound.ts fromDownstream names it);
- *   the close marker fails it ('closed') while frames remain to send, and otherwise stays unread
- *   (JavaScript, or the next allreduce, sees it: ring-allreduce.ts's "needed" rule); an end
- *   without the marker or a reset is 'lost'. A message is taken only once whole (MSG_PEEK), so
- *   nothing JavaScript may read later is torn.
+ *   the close marker is never taken (JavaScript reads it when it takes the socket back): it fails
+ *   the allreduce ('closed') while frames remain to send, and otherwise only stops the watch (the
+ *   next allreduce fails on it: ring-allreduce.ts's "needed" rule); an end without the marker or
+ *   a reset is 'lost'. A message is taken only once whole (MSG_PEEK), so nothing JavaScript may
+ *   read later is torn.
  * - cancel(): the loop stops at its next turn ('cancelled').
  * - Progress: no byte moved on either socket for timeoutMs fails with ring-allreduce.ts's
  *   RingTimeoutError text, naming the side waited on ('timeout').
@@ -97,10 +98,9 @@ static int watch_downstream(Op *o, int sending, int *watch, int *dead) {
     return op_fail(o, "protocol", "downstream", down,
                    "rank %d: downstream neighbour rank %d sent a bad data message (message flag %u)", p->rank,
                    down, pre[0]);
-  if (kind == 0) {
+  if (kind == 0) { /* never taken: JavaScript reads it when it takes the socket back */
     *watch = 0;
-    if (!sending) return 0; /* left for JavaScript; the next allreduce fails on it */
-    recv(p->send_fd, pre, WIRE_PREFIX, MSG_DONTWAIT);
+    if (!sending) return 0; /* the allreduce no longer needs the edge; the next one fails on it */
     return op_fail(o, "closed", "downstream", down,
                    "rank %d: downstream neighbour rank %d closed its ring edge (orderly close) during "
                    "allreduce #%u, with frames left to send",
