@@ -13,6 +13,8 @@
  *   - cancel() while waiting at a frame boundary: 'cancelled', sendBroken false (abort and close
  *     written and read as above); while a 16 MiB frame is half sent to a rank that stopped
  *     reading: 'cancelled' within the settle grace, sendBroken true (JavaScript must destroy);
+ *     the same with rank 1 reading on after the cancel: the frame is finished first (settled,
+ *     sendBroken false), and rank 1 reads it whole, then the abort and the close;
  *     cancel() with nothing in flight: false, and the next allreduce is not cancelled;
  *   - timeoutMs: nothing from upstream rejects 'timeout' naming the frame and rank waited on,
  *     as RingTimeoutError's text does; everything received but nothing taken by downstream
@@ -157,15 +159,15 @@ function messagesIn(socket: net.Socket, got: Received, count: number): Promise<v
 /** After a failure at a frame boundary: rank 0's JavaScript writes abort + close on both sockets. */
 async function abortAndClose(r: Awaited<ReturnType<typeof ring>>, rank1Got: Received, what: string) {
   const fromUp = readMessages(r.out1); // rank 1 reads what rank 0 writes upstream
-  const chunks = rank1Got.messages.length;
   const ended = new Promise<void>((resolve) => r.in1.once('end', resolve));
   r.out0.end(Buffer.concat([prefixed(encodeResponse({ abort: abortOf(0, 'native rank failed') })), BYE]));
   r.in0.end(Buffer.concat([prefixed(encodeRequest({ abort: abortOf(0, 'native rank failed') })), BYE]));
   const up = await fromUp.ended;
   await ended;
+  const chunks = rank1Got.messages.length - 1;
   const downOk =
+    chunks >= 0 &&
     rank1Got.messages.slice(0, chunks).every((m) => decodeResponse(m).kind === 'chunk') &&
-    rank1Got.messages.length === chunks + 1 &&
     decodeResponse(rank1Got.messages[chunks]).kind === 'abort' &&
     rank1Got.byes === 1 &&
     rank1Got.rest === 0;
@@ -331,6 +333,38 @@ for (const how of ['end', 'reset'] as const) {
   console.log(
     `cancel mid-frame (rank 1 took ${taken} B of 16 MiB): ${e?.code} after ${ms.toFixed(0)} ms (settle grace 1000 ms), sendBroken ${e?.sendBroken}`,
   );
+  await r.close();
+}
+
+// 6b. The same, but rank 1 reads on after the cancel: the frame in progress is finished (settled).
+{
+  const r = await ring();
+  const rank1 = readMessages(r.in1).got;
+  let taken = 0;
+  const stopped = new Promise<void>((resolve) => {
+    const count = (b: Buffer): void => {
+      taken += b.length;
+      if (taken >= 1 << 20) {
+        r.in1.off('data', count);
+        r.in1.pause();
+        resolve();
+      }
+    };
+    r.in1.on('data', count);
+  });
+  const p = rp.allreduce(r.plane, new Float32Array(BIG_N), BIG_CHUNK);
+  await stopped;
+  rp.cancel(r.plane);
+  r.in1.resume();
+  const e = await outcome(p);
+  check(
+    e?.code === 'cancelled' && e.sendBroken === false,
+    `cancel mid-frame, settled: ${e?.code} ${e?.message}`,
+  );
+  console.log(
+    `cancel mid-frame (rank 1 took ${taken} B of 16 MiB, then read on): ${e?.code}, the frame finished, sendBroken ${e?.sendBroken}`,
+  );
+  await abortAndClose(r, rank1, 'cancel mid-frame, settled');
   await r.close();
 }
 

@@ -15,7 +15,7 @@
  * Bench only.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import { DATA_MAGIC, DataListener } from '../../../src/collective/data-listener.ts';
@@ -132,8 +132,12 @@ export function handOver(socket: net.Socket): number {
   return handle.fd;
 }
 
-/** The descriptor's file status flags (/proc/self/fdinfo, Linux), octal as the kernel prints them. */
+/**
+ * The descriptor's file status flags (/proc/self/fdinfo, Linux), octal as the kernel prints them;
+ * 'closed' when the descriptor is not open.
+ */
 export function fdFlags(fd: number): string {
+  if (!existsSync(`/proc/self/fdinfo/${fd}`)) return 'closed';
   const m = /^flags:\s*(\d+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'));
   if (!m) throw new Error(`no flags for descriptor ${fd}`);
   return m[1];
@@ -146,6 +150,8 @@ export interface Received {
   /** Bytes after the last whole message. */
   rest: number;
   ended: boolean;
+  /** The socket's error, if it failed. */
+  error?: string;
 }
 
 /**
@@ -166,6 +172,9 @@ export function takeBack(socket: net.Socket): void {
 /** Takes `socket` back (after the plane) and splits what arrives into prefixed messages. */
 export function readMessages(socket: net.Socket): { got: Received; ended: Promise<Received> } {
   const got: Received = { messages: [], byes: 0, rest: 0, ended: false };
+  socket.on('error', (err) => {
+    got.error = err.message;
+  });
   let buf = Buffer.alloc(0);
   socket.on('data', (chunk: Buffer) => {
     buf = Buffer.concat([buf, chunk]);

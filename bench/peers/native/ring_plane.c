@@ -22,6 +22,16 @@
  * payload; a message that starts otherwise is read whole and classified (wire_classify): another
  * encoding of the same chunk is used, anything else (an abort, a wrong chunk) fails the allreduce
  * with the message's bytes on the error (`frame`), for JavaScript to decode.
+ *
+ * Two ways to get the sockets: `listen` + `connect` + `accept` (the plane makes and owns them; the
+ * benchmark kind), or `create` + `adopt(plane, recvFd, sendFd)`: JavaScript makes the data
+ * connections as src/collective does (BBNT + token), stops reading them and lends their
+ * descriptors; the plane never closes them and never changes their flags (js-sockets.ts,
+ * handover-check.ts). In poll mode (poll_loop.c) the plane also watches the downstream neighbour
+ * on the send socket (aborts, the close marker, loss), stops on `cancel(plane)` and fails after
+ * `timeoutMs` without progress; every rejection carries `code`, `side`, `peerRank`, `sendBroken`
+ * and `recvBroken` (downstream-check.ts). Threads mode (a measured variant) has neither the
+ * downstream watch nor cancel, and adopted planes always run in poll mode.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -631,8 +641,11 @@ static void op_complete(napi_env env, napi_status status, void *data) {
 }
 
 /*
- * allreduce(plane, float32array, chunkBytes, epoch = 0, step = 0) -> Promise<void>; a rejection
- * carries `frame` (a Buffer) when the upstream rank sent a message that is not the expected chunk.
+ * allreduce(plane, float32array, chunkBytes, epoch = 0, step = 0) -> Promise<void>. A rejection
+ * carries code ('cancelled', 'timeout', 'frame', 'closed', 'lost', 'protocol', 'error'), side
+ * ('upstream', 'downstream', 'local'), peerRank, sendBroken and recvBroken (a stream left inside a
+ * message: destroy it, write nothing), and `frame` (a Buffer, code 'frame') with the message the
+ * upstream (inbound.ts fromUpstream) or downstream (fromDownstream) neighbour sent.
  */
 static napi_value js_allreduce(napi_env env, napi_callback_info info) {
   size_t argc = 5;
