@@ -175,17 +175,25 @@ export function readMessages(socket: net.Socket): { got: Received; ended: Promis
   socket.on('error', (err) => {
     got.error = err.message;
   });
-  let buf = Buffer.alloc(0);
+  // Chunks are joined only once a whole message is in (a 16 MiB frame arrives in many reads).
+  let parts: Buffer[] = [];
+  let have = 0;
   socket.on('data', (chunk: Buffer) => {
-    buf = Buffer.concat([buf, chunk]);
-    while (buf.length >= 5) {
-      const len = buf.readUInt32BE(1);
-      if (buf.length < 5 + len) break;
+    parts.push(chunk);
+    have += chunk.length;
+    for (;;) {
+      if (have < 5) break;
+      if (parts[0].length < 5) parts = [Buffer.concat(parts)];
+      const len = parts[0].readUInt32BE(1);
+      if (have < 5 + len) break;
+      const buf = parts.length === 1 ? parts[0] : Buffer.concat(parts);
       if (len === 0) got.byes++;
       else got.messages.push(Buffer.from(buf.subarray(5, 5 + len)));
-      buf = buf.subarray(5 + len);
+      const rest = buf.subarray(5 + len);
+      parts = rest.length > 0 ? [rest] : [];
+      have = rest.length;
     }
-    got.rest = buf.length;
+    got.rest = have;
   });
   const ended = new Promise<Received>((resolve) => {
     socket.once('end', () => {
