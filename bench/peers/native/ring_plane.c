@@ -781,7 +781,8 @@ static napi_value js_adopt(napi_env env, napi_callback_info info) {
 /*
  * cancel(plane) -> whether an allreduce was in flight: it rejects with code 'cancelled' as soon as
  * its loop wakes (an eventfd in its poll), after finishing the frame it was sending (see
- * poll_loop.c). Poll mode only; a no-op when nothing runs.
+ * poll_loop.c), or resolves if it had already ended. Poll mode only (throws for threads mode); a
+ * no-op when nothing runs.
  */
 static napi_value js_cancel(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -789,6 +790,10 @@ static napi_value js_cancel(napi_env env, napi_callback_info info) {
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   Plane *p = get_plane(env, argv[0]);
   if (!p) return NULL;
+  if (p->threads_mode) {
+    napi_throw_error(env, NULL, "ring_plane: cancel needs a poll-mode plane (threads mode cannot be woken)");
+    return NULL;
+  }
   if (p->busy) {
     __atomic_store_n(&p->cancel, 1, __ATOMIC_RELEASE);
     uint64_t one = 1;
