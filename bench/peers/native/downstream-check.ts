@@ -123,12 +123,13 @@ async function ring(timeoutMs = 60_000) {
 }
 
 /**
- * Runs rank 0's allreduce; resolves with its error (or null). After 60 s without an answer the
- * check fails and stops (the plane still holds its pool thread: nothing later could run).
+ * Runs rank 0's allreduce on `plane`; resolves with its error (or null). After 60 s without an
+ * answer the check fails and stops (the plane still holds its pool thread: nothing later could run).
  */
-async function outcome(p: Promise<void>): Promise<PlaneError | null> {
+async function outcome(plane: unknown, p: Promise<void>): Promise<PlaneError | null> {
   const guard = setTimeout(() => {
     check(false, 'no answer from the allreduce in 60 s; stopping');
+    rp.cancel(plane); // else the exit waits for the pool thread (libuv joins its threads at exit)
     process.exit(1);
   }, 60_000);
   const r = await p.then(
@@ -188,7 +189,7 @@ async function abortAndClose(r: Awaited<ReturnType<typeof ring>>, rank1Got: Rece
   const data = new Float32Array(1000);
   const p = rp.allreduce(r.plane, data, 1024);
   r.in1.write(prefixed(encodeRequest({ abort: abortOf(1, 'rank 1 stops') })));
-  const e = await outcome(p);
+  const e = await outcome(r.plane, p);
   const named = e?.frame && fromDownstream(e.frame, 0, { rank: 1, address: '127.0.0.1' });
   const ok =
     e?.code === 'frame' &&
@@ -211,7 +212,7 @@ async function abortAndClose(r: Awaited<ReturnType<typeof ring>>, rank1Got: Rece
   const r = await ring();
   const p = rp.allreduce(r.plane, new Float32Array(BIG_N), BIG_CHUNK);
   r.in1.write(BYE);
-  const e = await outcome(p);
+  const e = await outcome(r.plane, p);
   check(e?.code === 'closed' && e.side === 'downstream', `close from downstream: ${e?.code} ${e?.message}`);
   console.log(
     `orderly close from downstream, frames left: ${e?.code}/${e?.side} (${e?.message}), sendBroken ${e?.sendBroken}`,
@@ -225,7 +226,7 @@ for (const how of ['end', 'reset'] as const) {
   const p = rp.allreduce(r.plane, new Float32Array(BIG_N), BIG_CHUNK);
   if (how === 'end') r.in1.end();
   else r.in1.resetAndDestroy();
-  const e = await outcome(p);
+  const e = await outcome(r.plane, p);
   check(e?.code === 'lost' && e.side === 'downstream', `${how} from downstream: ${e?.code} ${e?.message}`);
   console.log(`${how} from downstream: ${e?.code}/${e?.side} (${e?.message})`);
   await r.close();
@@ -258,11 +259,11 @@ for (const how of ['end', 'reset'] as const) {
   });
   r.in1.write(BYE);
   for (let c = 0; c < steps[0]; c++) send(1, c);
-  const e = await outcome(p);
+  const e = await outcome(r.plane, p);
   let bad = 0;
   for (let i = 0; i < n; i++) if (theirs[i] !== mine[i] || mine[i] !== (i % 5) * 2 + (i % 7) + 0.5) bad++;
   check(e === null && bad === 0, `close after the last frame: ${e?.message}, ${bad} wrong`);
-  const next = await outcome(rp.allreduce(r.plane, new Float32Array(n), ce * 4));
+  const next = await outcome(r.plane, rp.allreduce(r.plane, new Float32Array(n), ce * 4));
   check(
     next?.code === 'closed' && next.side === 'downstream',
     `the next allreduce: ${next?.code} ${next?.message}`,
@@ -290,7 +291,7 @@ for (const how of ['end', 'reset'] as const) {
   await messagesIn(r.in1, rank1, chunksInSegment(n, W, recvSegment(1, 0, W), 1024));
   const t0 = performance.now();
   check(rp.cancel(r.plane) === true, 'cancel in flight returned false');
-  const e = await outcome(p);
+  const e = await outcome(r.plane, p);
   const ms = performance.now() - t0;
   check(
     e?.code === 'cancelled' && !e.sendBroken && !e.recvBroken,
@@ -321,7 +322,7 @@ for (const how of ['end', 'reset'] as const) {
   await stopped;
   const t0 = performance.now();
   rp.cancel(r.plane);
-  const e = await outcome(p);
+  const e = await outcome(r.plane, p);
   const ms = performance.now() - t0;
   check(
     e?.code === 'cancelled' && e.sendBroken === true && ms < 5_000,
@@ -353,7 +354,7 @@ for (const how of ['end', 'reset'] as const) {
   await stopped;
   rp.cancel(r.plane);
   r.in1.resume();
-  const e = await outcome(p);
+  const e = await outcome(r.plane, p);
   check(
     e?.code === 'cancelled' && e.sendBroken === false,
     `cancel mid-frame, settled: ${e?.code} ${e?.message}`,
@@ -370,7 +371,7 @@ for (const how of ['end', 'reset'] as const) {
   const r = await ring(400);
   readMessages(r.in1);
   const t0 = performance.now();
-  const e = await outcome(rp.allreduce(r.plane, new Float32Array(1000), 1024));
+  const e = await outcome(r.plane, rp.allreduce(r.plane, new Float32Array(1000), 1024));
   const ms = performance.now() - t0;
   const text =
     /^rank 0: allreduce #0 made no progress for \d+ ms \(timeoutMs 400\): no frame 0 \(ring step 0, chunk 0\) from rank 1$/;
@@ -396,7 +397,7 @@ for (const how of ['end', 'reset'] as const) {
       r.out1.write(frameOf(h, zeros.subarray(h.offset, h.offset + h.length)));
     }
   }
-  const e = await outcome(rp.allreduce(r.plane, new Float32Array(n), BIG_CHUNK));
+  const e = await outcome(r.plane, rp.allreduce(r.plane, new Float32Array(n), BIG_CHUNK));
   const text =
     /^rank 0: allreduce #0 made no progress for \d+ ms \(timeoutMs 2000\): rank 1 took none of our frames$/;
   check(
