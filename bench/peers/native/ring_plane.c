@@ -22,6 +22,16 @@
  * payload; a message that starts otherwise is read whole and classified (wire_classify): another
  * encoding of the same chunk is used, anything else (an abort, a wrong chunk) fails the allreduce
  * with the message's bytes on the error (`frame`), for JavaScript to decode.
+ *
+ * Two ways to get the sockets: `listen` + `connect` + `accept` (the plane makes and owns them; the
+ * benchmark kind), or `create` + `adopt(plane, recvFd, sendFd)`: JavaScript makes the data
+ * connections as src/collective does (BBNT + token), stops reading them and lends their
+ * descriptors; the plane never closes them and never changes their flags (js-sockets.ts,
+ * handover-check.ts). In poll mode (poll_loop.c) the plane also watches the downstream neighbour
+ * on the send socket (aborts, the close marker, loss), stops on `cancel(plane)` and fails after
+ * `timeoutMs` without progress; every rejection carries `code`, `side`, `peerRank`, `sendBroken`
+ * and `recvBroken` (downstream-check.ts). Threads mode (a measured variant) has neither the
+ * downstream watch nor cancel, and adopted planes always run in poll mode.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -31,69 +41,29 @@
 #include <node_api.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/eventfd.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "wire.h"
-
-#define PROGRESS_MS 60000
-#define RUN_ID_MAX 64
-#define HDR_CAP WIRE_HEADER_MAX(RUN_ID_MAX)
-/* Largest message other than the expected chunk that a receiver reads whole (aborts are small). */
-#define OTHER_EXTRA 65536
-
-typedef struct {
-  int rank, world;
-  int listen_fd, send_fd, recv_fd;
-  int sockbuf;      /* SO_SNDBUF/SO_RCVBUF in bytes, 0 = kernel default */
-  int threads_mode; /* 0 poll, 1 threads */
-  uint32_t seq;
-  uint8_t run_id[RUN_ID_MAX];
-  size_t run_id_len;
-  uint32_t generation;
-  int busy;
-  float *scratch;
-  size_t scratch_bytes;
-} Plane;
-
-typedef struct {
-  Plane *p;
-  napi_async_work work;
-  napi_deferred deferred;
-  napi_ref array_ref;
-  napi_ref plane_ref; /* the plane's external stays alive (no finalizer) while the op runs */
-  float *data;
-  size_t n;
-  size_t chunk_elems;
-  char err[200];
-  uint32_t epoch, step; /* the caller's tag, on every chunk */
-  uint8_t *other;       /* a message that is not the expected chunk, handed to JavaScript */
-  size_t other_len;
-  /* schedule */
-  int steps;
-  size_t *recv_start; /* frame index of the first chunk received at step t; [steps] = total */
-  /* threads mode: receiver progress */
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  size_t recv_done;
-  int recv_failed;
-} Op;
+#include "plane.h"
 
 static size_t seg_start(size_t n, int W, int s) { return (size_t)(((unsigned __int128)s * n) / W); }
-static int modi(int a, int m) { return ((a % m) + m) % m; }
+int modi(int a, int m) { return ((a % m) + m) % m; }
 static size_t nchunks(size_t n, int W, int s, size_t ce) {
   size_t len = seg_start(n, W, s + 1) - seg_start(n, W, s);
   return (len + ce - 1) / ce;
 }
 
-static void add_into(float *restrict a, const float *restrict b, size_t k) {
+void add_into(float *restrict a, const float *restrict b, size_t k) {
   for (size_t i = 0; i < k; i++) a[i] += b[i];
 }
 
@@ -104,11 +74,6 @@ static void set_opts(Plane *p, int fd) {
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &p->sockbuf, sizeof p->sockbuf);
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &p->sockbuf, sizeof p->sockbuf);
   }
-}
-
-static void set_nonblock(int fd, int on) {
-  int fl = fcntl(fd, F_GETFL, 0);
-  fcntl(fd, F_SETFL, on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK));
 }
 
 /* ---- the ring, shared by both modes ---- */
@@ -151,20 +116,58 @@ static size_t header_of(Op *o, uint8_t *out, int sender, int t, int seg, size_t 
   return wire_encode_header(&h, len * 4, out, HDR_CAP);
 }
 
-/* Receives exactly len bytes (the fd may be non-blocking), PROGRESS_MS at most per wait. */
-static int recv_exact(int fd, uint8_t *b, size_t len) {
+int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int op_fail(Op *o, const char *code, const char *side, int peer, const char *fmt, ...) {
+  if (o->err[0]) return -1;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(o->err, sizeof o->err, fmt, ap);
+  va_end(ap);
+  o->code = code;
+  o->side = side;
+  o->peer = peer;
+  return -1;
+}
+
+/*
+ * Receives exactly len bytes of the upstream's message (the fd may be non-blocking); while it
+ * waits, cancel() and the progress timeout still end it. 0, or -1 with the failure set.
+ */
+static int recv_exact(Op *o, uint8_t *b, size_t len) {
+  Plane *p = o->p;
+  int up = modi(p->rank - 1, p->world);
+  int64_t last = now_ms();
   while (len > 0) {
-    ssize_t k = recv(fd, b, len, 0);
+    if (__atomic_load_n(&p->cancel, __ATOMIC_ACQUIRE))
+      return op_fail(o, "cancelled", "local", p->rank, "rank %d: allreduce #%u cancelled", p->rank, p->seq);
+    ssize_t k = recv(p->recv_fd, b, len, MSG_DONTWAIT);
     if (k > 0) {
       b += k;
       len -= (size_t)k;
+      last = now_ms();
       continue;
     }
-    if (k == 0) return -2;
+    if (k == 0)
+      return op_fail(o, "lost", "upstream", up,
+                     "rank %d: upstream neighbour rank %d data connection lost (ended without an orderly close) during allreduce #%u",
+                     p->rank, up, p->seq);
     if (errno == EINTR) continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
-    struct pollfd pf = {.fd = fd, .events = POLLIN};
-    if (poll(&pf, 1, PROGRESS_MS) == 0) return -4;
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
+      return op_fail(o, "lost", "upstream", up, "rank %d: receive from rank %d: %s", p->rank, up,
+                     strerror(errno));
+    int64_t left = last + p->timeout_ms - now_ms();
+    if (left <= 0)
+      return op_fail(o, "timeout", "upstream", up,
+                     "rank %d: allreduce #%u made no progress for %d ms (timeoutMs %d): no rest of a message "
+                     "from rank %d",
+                     p->rank, p->seq, (int)(now_ms() - last), p->timeout_ms, up);
+    struct pollfd pf[2] = {{.fd = p->recv_fd, .events = POLLIN}, {.fd = p->wake_fd, .events = POLLIN}};
+    poll(pf, 2, (int)left);
   }
   return 0;
 }
@@ -172,38 +175,36 @@ static int recv_exact(int fd, uint8_t *b, size_t len) {
 /*
  * The message did not start like the expected chunk: reads the rest of it (got holds its first
  * `have` >= 5 bytes, prefix included) and classifies it. Another encoding of the expected chunk
- * is applied (added or copied) and returns 0; anything else returns -1 with o->err set and the
- * message's bytes in o->other (none for the orderly close).
+ * is applied (added or copied) and returns 0; anything else returns -1 with the failure set and
+ * the message's bytes in o->other (none for the orderly close).
  */
-static int other_message(Op *o, const uint8_t *got, size_t have, int t, int seg, size_t c, float *ptr,
-                         size_t len) {
+int other_message(Op *o, const uint8_t *got, size_t have, int t, int seg, size_t c, float *ptr,
+                  size_t len) {
   Plane *p = o->p;
   int W = p->world, up = modi(p->rank - 1, W);
   uint32_t mlen;
   int kind = wire_prefix(got, &mlen);
-  if (kind <= 0) {
-    snprintf(o->err, sizeof o->err, "rank %d: rank %d %s at step %d, chunk %zu", p->rank, up,
-             kind == 0 ? "closed its data connection" : "sent a message with a nonzero flag", t, c);
-    return -1;
+  if (kind == 0) {
+    o->recv_clean = have == WIRE_PREFIX; /* the marker was read whole */
+    return op_fail(o, "closed", "upstream", up,
+                   "rank %d: upstream neighbour rank %d closed its data connection (orderly close) during "
+                   "allreduce #%u, at step %d, chunk %zu",
+                   p->rank, up, p->seq, t, c);
   }
+  if (kind < 0)
+    return op_fail(o, "protocol", "upstream", up,
+                   "rank %d: rank %d sent a message with a nonzero flag (%u) at step %d, chunk %zu", p->rank,
+                   up, got[0], t, c);
   uint8_t exp[HDR_CAP];
   size_t elen = header_of(o, exp, up, t, seg, c, ptr, len);
   uint64_t limit = (uint64_t)(elen - WIRE_PREFIX) + len * 4 + OTHER_EXTRA;
-  if (mlen > limit || mlen < have - WIRE_PREFIX) {
-    snprintf(o->err, sizeof o->err, "rank %d: message of %u bytes from rank %d, limit %llu", p->rank,
-             mlen, up, (unsigned long long)limit);
-    return -1;
-  }
+  if (mlen > limit || mlen < have - WIRE_PREFIX)
+    return op_fail(o, "protocol", "upstream", up, "rank %d: message of %u bytes from rank %d, limit %llu",
+                   p->rank, mlen, up, (unsigned long long)limit);
   uint8_t *msg = malloc(mlen);
-  if (!msg) {
-    snprintf(o->err, sizeof o->err, "rank %d: out of memory", p->rank);
-    return -1;
-  }
+  if (!msg) return op_fail(o, "error", "local", p->rank, "rank %d: out of memory", p->rank);
   memcpy(msg, got + WIRE_PREFIX, have - WIRE_PREFIX);
-  int e = recv_exact(p->recv_fd, msg + have - WIRE_PREFIX, mlen - (have - WIRE_PREFIX));
-  if (e != 0) {
-    snprintf(o->err, sizeof o->err, "rank %d: receive from rank %d: %s", p->rank, up,
-             e == -2 ? "connection closed" : e == -4 ? "no progress" : strerror(errno));
+  if (recv_exact(o, msg + have - WIRE_PREFIX, mlen - (have - WIRE_PREFIX)) != 0) {
     free(msg);
     return -1;
   }
@@ -220,10 +221,11 @@ static int other_message(Op *o, const uint8_t *got, size_t have, int t, int seg,
     free(msg);
     return 0;
   }
-  snprintf(o->err, sizeof o->err,
-           "rank %d: a message of %u bytes from rank %d is not the expected chunk (allreduce #%u, step %d, "
-           "chunk %zu); see error.frame",
-           p->rank, mlen, up, p->seq, t, c);
+  o->recv_clean = 1;
+  op_fail(o, "frame", "upstream", up,
+          "rank %d: a message of %u bytes from rank %d is not the expected chunk (allreduce #%u, step %d, "
+          "chunk %zu); see error.frame",
+          p->rank, mlen, up, p->seq, t, c);
   o->other = msg;
   o->other_len = mlen;
   return -1;
@@ -231,21 +233,8 @@ static int other_message(Op *o, const uint8_t *got, size_t have, int t, int seg,
 
 /* ---- poll mode ---- */
 
-typedef struct {
-  int t;
-  size_t c, nc;    /* chunk index and chunk count of step t */
-  size_t frame;    /* flat frame index */
-  size_t at;       /* bytes of header + payload done */
-  float *ptr;
-  size_t bytes;
-  int seg;
-  uint8_t hdr[HDR_CAP]; /* the header sent, or the header expected */
-  size_t hlen;
-  uint8_t got[HDR_CAP]; /* receiver: the header bytes received */
-  int have;        /* current frame set up */
-} Cursor;
 
-static void cursor_setup(Op *o, Cursor *k, int sending) {
+void cursor_setup(Op *o, Cursor *k, int sending) {
   int W = o->p->world, r = o->p->rank;
   while (k->t < o->steps) {
     int seg = sending ? modi(r - k->t, W) : modi(r - 1 - k->t, W);
@@ -266,127 +255,10 @@ static void cursor_setup(Op *o, Cursor *k, int sending) {
   k->have = 0;
 }
 
-static void cursor_next(Op *o, Cursor *k, int sending) {
+void cursor_next(Op *o, Cursor *k, int sending) {
   k->c++;
   k->frame++;
   cursor_setup(o, k, sending);
-}
-
-static int run_poll(Op *o) {
-  Plane *p = o->p;
-  int W = p->world;
-  Cursor s = {0}, r = {0};
-  cursor_setup(o, &s, 1);
-  cursor_setup(o, &r, 0);
-  set_nonblock(p->send_fd, 1);
-  set_nonblock(p->recv_fd, 1);
-  int rc = 0;
-  while (s.have || r.have) {
-    /* The sender may go when its frame's data is final: step 0, or chunk c of step t-1 is in. */
-    int can_send = s.have && (s.t == 0 || r.frame > o->recv_start[s.t - 1] + s.c);
-    int did = 0;
-    if (can_send) {
-      for (;;) {
-        struct iovec iov[2];
-        int nv = 0;
-        if (s.at < s.hlen) iov[nv++] = (struct iovec){(char *)s.hdr + s.at, s.hlen - s.at};
-        size_t pay = s.at < s.hlen ? 0 : s.at - s.hlen;
-        iov[nv++] = (struct iovec){(char *)s.ptr + pay, s.bytes - pay};
-        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = nv};
-        ssize_t k = sendmsg(p->send_fd, &mh, MSG_NOSIGNAL);
-        if (k < 0) {
-          if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-          if (errno == EINTR) continue;
-          snprintf(o->err, sizeof o->err, "rank %d: send to rank %d: %s", p->rank, (p->rank + 1) % W,
-                   strerror(errno));
-          rc = -1;
-          goto out;
-        }
-        did = 1;
-        s.at += (size_t)k;
-        if (s.at == s.hlen + s.bytes) {
-          cursor_next(o, &s, 1);
-          if (!s.have || !(s.t == 0 || r.frame > o->recv_start[s.t - 1] + s.c)) break;
-        }
-      }
-    }
-    if (r.have) {
-      for (;;) {
-        int reduce = r.t < W - 1;
-        ssize_t k;
-        if (r.at < r.hlen) {
-          /* the prefix alone first: a shorter message (an abort) must not be read past */
-          size_t upto = r.at < WIRE_PREFIX ? WIRE_PREFIX : r.hlen;
-          k = recv(p->recv_fd, (char *)r.got + r.at, upto - r.at, 0);
-        } else {
-          size_t pay = r.at - r.hlen;
-          char *dst = reduce ? (char *)p->scratch + pay : (char *)r.ptr + pay;
-          k = recv(p->recv_fd, dst, r.bytes - pay, 0);
-        }
-        if (k < 0) {
-          if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-          if (errno == EINTR) continue;
-          snprintf(o->err, sizeof o->err, "rank %d: receive from rank %d: %s", p->rank,
-                   modi(p->rank - 1, W), strerror(errno));
-          rc = -1;
-          goto out;
-        }
-        if (k == 0) {
-          snprintf(o->err, sizeof o->err, "rank %d: rank %d closed the connection", p->rank,
-                   modi(p->rank - 1, W));
-          rc = -1;
-          goto out;
-        }
-        did = 1;
-        r.at += (size_t)k;
-        int other = 0;
-        if (r.at == WIRE_PREFIX && memcmp(r.got, r.hdr, WIRE_PREFIX) != 0) other = 1;
-        if (r.at == r.hlen && memcmp(r.got + WIRE_PREFIX, r.hdr + WIRE_PREFIX, r.hlen - WIRE_PREFIX) != 0)
-          other = 1;
-        if (other) {
-          if (other_message(o, r.got, r.at, r.t, r.seg, r.c, r.ptr, r.bytes / 4) != 0) {
-            rc = -1;
-            goto out;
-          }
-          r.at = r.hlen + r.bytes; /* applied */
-          reduce = 0;
-        }
-        if (r.at == r.hlen + r.bytes) {
-          if (reduce) add_into(r.ptr, p->scratch, r.bytes / 4);
-          cursor_next(o, &r, 0);
-          if (!r.have) break;
-          /* a frame just in may let the sender go: leave the loop to send first */
-          if (s.have && s.at == 0 && s.t > 0 && r.frame == o->recv_start[s.t - 1] + s.c + 1) break;
-        }
-      }
-    }
-    if (did) continue;
-    struct pollfd fds[2];
-    int nf = 0;
-    int want_send = s.have && (s.t == 0 || r.frame > o->recv_start[s.t - 1] + s.c);
-    if (want_send) fds[nf++] = (struct pollfd){.fd = p->send_fd, .events = POLLOUT};
-    if (r.have) fds[nf++] = (struct pollfd){.fd = p->recv_fd, .events = POLLIN};
-    if (nf == 0) {
-      snprintf(o->err, sizeof o->err, "rank %d: schedule stuck (bug)", p->rank);
-      rc = -1;
-      goto out;
-    }
-    int pr = poll(fds, nf, PROGRESS_MS);
-    if (pr == 0) {
-      snprintf(o->err, sizeof o->err, "rank %d: no progress in %d ms", p->rank, PROGRESS_MS);
-      rc = -1;
-      goto out;
-    }
-    if (pr < 0 && errno != EINTR) {
-      snprintf(o->err, sizeof o->err, "rank %d: poll: %s", p->rank, strerror(errno));
-      rc = -1;
-      goto out;
-    }
-  }
-out:
-  set_nonblock(p->send_fd, 0);
-  set_nonblock(p->recv_fd, 0);
-  return rc;
 }
 
 /* ---- threads mode ---- */
@@ -508,10 +380,11 @@ static int run_threads(Op *o) {
     }                                                                        \
   } while (0)
 
+/* Closes the sockets the plane made; adopted ones are only forgotten (JavaScript destroys them). */
 static void plane_close_fds(Plane *p) {
   if (p->listen_fd >= 0) close(p->listen_fd);
-  if (p->send_fd >= 0) close(p->send_fd);
-  if (p->recv_fd >= 0) close(p->recv_fd);
+  if (p->owns_fds && p->send_fd >= 0) close(p->send_fd);
+  if (p->owns_fds && p->recv_fd >= 0) close(p->recv_fd);
   p->listen_fd = p->send_fd = p->recv_fd = -1;
 }
 
@@ -520,8 +393,40 @@ static void plane_finalize(napi_env env, void *data, void *hint) {
   (void)hint;
   Plane *p = data;
   plane_close_fds(p);
+  if (p->wake_fd >= 0) close(p->wake_fd);
   free(p->scratch);
   free(p);
+}
+
+/* A plane without sockets; its run id, generation and timeout from argv[i..i+3) where given. */
+static Plane *plane_new(napi_env env, int rank, int world, size_t argc, napi_value *argv, size_t i) {
+  Plane *p = calloc(1, sizeof *p);
+  if (!p) return NULL;
+  p->rank = rank;
+  p->world = world;
+  p->listen_fd = p->send_fd = p->recv_fd = -1;
+  p->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  p->timeout_ms = DEFAULT_TIMEOUT_MS;
+  memcpy(p->run_id, "bench-native", 12);
+  p->run_id_len = 12;
+  p->generation = 1;
+  napi_valuetype vt;
+  if (argc > i && napi_typeof(env, argv[i], &vt) == napi_ok && vt == napi_string) {
+    char id[RUN_ID_MAX + 1];
+    size_t n = 0;
+    napi_get_value_string_utf8(env, argv[i], id, sizeof id, &n);
+    memcpy(p->run_id, id, n);
+    p->run_id_len = n;
+  }
+  if (argc > i + 1 && napi_typeof(env, argv[i + 1], &vt) == napi_ok && vt == napi_number)
+    napi_get_value_uint32(env, argv[i + 1], &p->generation);
+  if (argc > i + 2 && napi_typeof(env, argv[i + 2], &vt) == napi_ok && vt == napi_number)
+    napi_get_value_int32(env, argv[i + 2], &p->timeout_ms);
+  if (p->wake_fd < 0 || p->timeout_ms <= 0 || world < 1 || rank < 0 || rank >= world) {
+    plane_finalize(env, p, NULL);
+    return NULL;
+  }
+  return p;
 }
 
 static Plane *get_plane(napi_env env, napi_value v) {
@@ -534,37 +439,27 @@ static Plane *get_plane(napi_env env, napi_value v) {
 }
 
 /*
- * listen(rank, world, sockbufBytes, mode 0|1, runId = 'bench-native', generation = 1) -> [plane, port]
- * (run id and generation go on every chunk; the run id is at most 64 bytes of UTF-8).
+ * listen(rank, world, sockbufBytes, mode 0|1, runId = 'bench-native', generation = 1, timeoutMs = 60000)
+ * -> [plane, port] (run id and generation go on every chunk; the run id is at most 64 bytes of
+ * UTF-8). The plane makes and owns its sockets (connect, accept).
  */
 static napi_value js_listen(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
+  size_t argc = 7;
+  napi_value argv[7];
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t rank, world, sockbuf, mode;
   CHECK(env, napi_get_value_int32(env, argv[0], &rank));
   CHECK(env, napi_get_value_int32(env, argv[1], &world));
   CHECK(env, napi_get_value_int32(env, argv[2], &sockbuf));
   CHECK(env, napi_get_value_int32(env, argv[3], &mode));
-  Plane *p = calloc(1, sizeof *p);
-  p->rank = rank;
-  p->world = world;
+  Plane *p = plane_new(env, rank, world, argc, argv, 4);
+  if (!p) {
+    napi_throw_error(env, NULL, "ring_plane: bad rank, world size or timeout, or no eventfd");
+    return NULL;
+  }
+  p->owns_fds = 1;
   p->sockbuf = sockbuf;
   p->threads_mode = mode;
-  p->send_fd = p->recv_fd = -1;
-  memcpy(p->run_id, "bench-native", 12);
-  p->run_id_len = 12;
-  p->generation = 1;
-  napi_valuetype vt;
-  if (argc > 4 && napi_typeof(env, argv[4], &vt) == napi_ok && vt == napi_string) {
-    char id[RUN_ID_MAX + 1];
-    size_t n = 0;
-    CHECK(env, napi_get_value_string_utf8(env, argv[4], id, sizeof id, &n));
-    memcpy(p->run_id, id, n);
-    p->run_id_len = n;
-  }
-  if (argc > 5 && napi_typeof(env, argv[5], &vt) == napi_ok && vt == napi_number)
-    CHECK(env, napi_get_value_uint32(env, argv[5], &p->generation));
   p->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -597,6 +492,10 @@ static napi_value js_connect(napi_env env, napi_callback_info info) {
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   Plane *p = get_plane(env, argv[0]);
   if (!p) return NULL;
+  if (!p->owns_fds) {
+    napi_throw_error(env, NULL, "ring_plane: connect and accept are for planes from listen (this one adopts)");
+    return NULL;
+  }
   int32_t port;
   CHECK(env, napi_get_value_int32(env, argv[1], &port));
   char msg[200] = "";
@@ -629,6 +528,10 @@ static napi_value js_accept(napi_env env, napi_callback_info info) {
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   Plane *p = get_plane(env, argv[0]);
   if (!p) return NULL;
+  if (!p->owns_fds) {
+    napi_throw_error(env, NULL, "ring_plane: connect and accept are for planes from listen (this one adopts)");
+    return NULL;
+  }
   char msg[200] = "";
   if (p->sockbuf > 0) set_opts(p, p->listen_fd); /* accepted sockets inherit the listener's sizes */
   struct pollfd pf = {.fd = p->listen_fd, .events = POLLIN};
@@ -682,16 +585,42 @@ static void op_execute(napi_env env, void *data) {
   else run_poll(o);
 }
 
+static void set_str(napi_env env, napi_value obj, const char *key, const char *s) {
+  napi_value v;
+  if (napi_create_string_utf8(env, s, NAPI_AUTO_LENGTH, &v) == napi_ok) napi_set_named_property(env, obj, key, v);
+}
+
+static void set_int(napi_env env, napi_value obj, const char *key, int n) {
+  napi_value v;
+  if (napi_create_int32(env, n, &v) == napi_ok) napi_set_named_property(env, obj, key, v);
+}
+
+static void set_bool(napi_env env, napi_value obj, const char *key, int b) {
+  napi_value v;
+  if (napi_get_boolean(env, b != 0, &v) == napi_ok) napi_set_named_property(env, obj, key, v);
+}
+
 static void op_complete(napi_env env, napi_status status, void *data) {
   Op *o = data;
-  o->p->busy = 0;
-  o->p->seq++;
+  Plane *p = o->p;
+  p->busy = 0;
+  p->seq++;
+  /* A cancel() of this allreduce is spent: the next one starts clean. */
+  __atomic_store_n(&p->cancel, 0, __ATOMIC_RELEASE);
+  uint64_t drain;
+  while (read(p->wake_fd, &drain, sizeof drain) > 0) {
+  }
   napi_value v;
-  if (status != napi_ok && !o->err[0]) snprintf(o->err, sizeof o->err, "ring_plane: cancelled");
+  if (status != napi_ok && !o->err[0]) snprintf(o->err, sizeof o->err, "ring_plane: async work cancelled");
   if (o->err[0]) {
     napi_value m;
     napi_create_string_utf8(env, o->err, NAPI_AUTO_LENGTH, &m);
     napi_create_error(env, NULL, m, &v);
+    set_str(env, v, "code", o->code ? o->code : "error");
+    set_str(env, v, "side", o->side ? o->side : "local");
+    set_int(env, v, "peerRank", o->code ? o->peer : p->rank);
+    set_bool(env, v, "sendBroken", o->send_broken);
+    set_bool(env, v, "recvBroken", o->recv_broken);
     if (o->other) {
       napi_value frame;
       void *copy;
@@ -712,8 +641,11 @@ static void op_complete(napi_env env, napi_status status, void *data) {
 }
 
 /*
- * allreduce(plane, float32array, chunkBytes, epoch = 0, step = 0) -> Promise<void>; a rejection
- * carries `frame` (a Buffer) when the upstream rank sent a message that is not the expected chunk.
+ * allreduce(plane, float32array, chunkBytes, epoch = 0, step = 0) -> Promise<void>. A rejection
+ * carries code ('cancelled', 'timeout', 'frame', 'closed', 'lost', 'protocol', 'error'), side
+ * ('upstream', 'downstream', 'local'), peerRank, sendBroken and recvBroken (a stream left inside a
+ * message: destroy it, write nothing), and `frame` (a Buffer, code 'frame') with the message the
+ * upstream (inbound.ts fromUpstream) or downstream (fromDownstream) neighbour sent.
  */
 static napi_value js_allreduce(napi_env env, napi_callback_info info) {
   size_t argc = 5;
@@ -791,6 +723,88 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * create(rank, world, runId = 'bench-native', generation = 1, timeoutMs = 60000) -> plane: a
+ * plane for sockets JavaScript connected (adopt), in poll mode.
+ */
+static napi_value js_create(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t rank, world;
+  CHECK(env, napi_get_value_int32(env, argv[0], &rank));
+  CHECK(env, napi_get_value_int32(env, argv[1], &world));
+  Plane *p = plane_new(env, rank, world, argc, argv, 2);
+  if (!p) {
+    napi_throw_error(env, NULL, "ring_plane: bad rank, world size or timeout, or no eventfd");
+    return NULL;
+  }
+  napi_value ext;
+  CHECK(env, napi_create_external(env, p, plane_finalize, NULL, &ext));
+  return ext;
+}
+
+/*
+ * adopt(plane, recvFd, sendFd): the plane uses two connected TCP sockets that JavaScript made and
+ * keeps owning (the descriptors of its net.Sockets). The plane never closes them, never changes
+ * their flags (libuv's O_NONBLOCK stays) and writes only chunk frames on sendFd. JavaScript must
+ * stop libuv reading both (handle.readStop()) and write nothing on them while an allreduce runs.
+ */
+static napi_value js_adopt(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Plane *p = get_plane(env, argv[0]);
+  if (!p) return NULL;
+  int32_t fds[2];
+  CHECK(env, napi_get_value_int32(env, argv[1], &fds[0]));
+  CHECK(env, napi_get_value_int32(env, argv[2], &fds[1]));
+  if (p->owns_fds || p->busy) {
+    napi_throw_error(env, NULL, "ring_plane: adopt needs a plane from create, with no allreduce in flight");
+    return NULL;
+  }
+  for (int i = 0; i < 2; i++) {
+    int type = 0;
+    socklen_t tl = sizeof type;
+    if (fds[i] < 0 || getsockopt(fds[i], SOL_SOCKET, SO_TYPE, &type, &tl) != 0 || type != SOCK_STREAM) {
+      char msg[120];
+      snprintf(msg, sizeof msg, "ring_plane: adopt: descriptor %d is not a stream socket", fds[i]);
+      napi_throw_error(env, NULL, msg);
+      return NULL;
+    }
+  }
+  p->recv_fd = fds[0];
+  p->send_fd = fds[1];
+  return NULL;
+}
+
+/*
+ * cancel(plane) -> whether an allreduce was in flight: it rejects with code 'cancelled' as soon as
+ * its loop wakes (an eventfd in its poll), after finishing the frame it was sending (see
+ * poll_loop.c), or resolves if it had already ended. Poll mode only (throws for threads mode); a
+ * no-op when nothing runs.
+ */
+static napi_value js_cancel(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Plane *p = get_plane(env, argv[0]);
+  if (!p) return NULL;
+  if (p->threads_mode) {
+    napi_throw_error(env, NULL, "ring_plane: cancel needs a poll-mode plane (threads mode cannot be woken)");
+    return NULL;
+  }
+  if (p->busy) {
+    __atomic_store_n(&p->cancel, 1, __ATOMIC_RELEASE);
+    uint64_t one = 1;
+    if (write(p->wake_fd, &one, sizeof one) != sizeof one) {
+      /* the counter is already nonzero: the loop wakes anyway */
+    }
+  }
+  CHECK(env, napi_get_boolean(env, p->busy != 0, &out));
+  return out;
+}
+
 /* wire_napi.c: the chunk wire's test entry points (wire.c). */
 void wire_napi_define(napi_env env, napi_value exports);
 
@@ -802,6 +816,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"allreduce", NULL, js_allreduce, NULL, NULL, NULL, napi_default, NULL},
       {"hugepages", NULL, js_hugepages, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
+      {"create", NULL, js_create, NULL, NULL, NULL, napi_default, NULL},
+      {"adopt", NULL, js_adopt, NULL, NULL, NULL, napi_default, NULL},
+      {"cancel", NULL, js_cancel, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof d / sizeof d[0], d);
   wire_napi_define(env, exports);

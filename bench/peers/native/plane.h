@@ -1,0 +1,100 @@
+/*
+ * The native ring plane's shared state (ring_plane.c: the schedule, the chunk path and the N-API
+ * functions; poll_loop.c: the one-thread poll() loop with the downstream watch, cancel and the
+ * progress timeout). Bench prototype (issue 16); see ring_plane.c's comment.
+ */
+#ifndef BBN_PLANE_H
+#define BBN_PLANE_H
+
+#include <node_api.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wire.h"
+
+#define RUN_ID_MAX 64
+/* The default timeoutMs (RingAllreduceOptions.timeoutMs's default). */
+#define DEFAULT_TIMEOUT_MS 60000
+#define HDR_CAP WIRE_HEADER_MAX(RUN_ID_MAX)
+/* Largest message other than the expected chunk that a receiver reads whole (aborts are small). */
+#define OTHER_EXTRA 65536
+/* Largest message read from the downstream neighbour (tcp-edges.ts TcpDataOut's reader: 64 KiB). */
+#define DOWN_MAX 65536
+/* How long a failed allreduce keeps sending the frame it is in the middle of (ring-allreduce.ts CLOSE_GRACE_MS). */
+#define SETTLE_MS 1000
+
+typedef struct {
+  int rank, world;
+  int listen_fd, send_fd, recv_fd;
+  int owns_fds;     /* 1: listen/connect/accept made send_fd and recv_fd; 0: adopted, never closed here */
+  int wake_fd;      /* eventfd: cancel() wakes the poll loop */
+  int cancel;       /* set by cancel() (JavaScript thread), read by the loop (atomics) */
+  int timeout_ms;   /* no progress on either socket for this long fails the allreduce */
+  int sockbuf;      /* SO_SNDBUF/SO_RCVBUF in bytes, 0 = kernel default */
+  int threads_mode; /* 0 poll, 1 threads */
+  uint32_t seq;
+  uint8_t run_id[RUN_ID_MAX];
+  size_t run_id_len;
+  uint32_t generation;
+  int busy;
+  float *scratch;
+  size_t scratch_bytes;
+} Plane;
+
+typedef struct {
+  Plane *p;
+  napi_async_work work;
+  napi_deferred deferred;
+  napi_ref array_ref;
+  napi_ref plane_ref; /* the plane's external stays alive (no finalizer) while the op runs */
+  float *data;
+  size_t n;
+  size_t chunk_elems;
+  char err[240];
+  /* A failure, for JavaScript: code ('cancelled', 'timeout', 'frame', 'closed', 'lost', 'protocol',
+   * 'error'), the side it came from or waited on, that neighbour's rank. */
+  const char *code;
+  const char *side;
+  int peer;
+  int send_broken, recv_broken; /* a stream left in the middle of a message: JavaScript must destroy it */
+  int recv_clean;               /* the failing message from upstream was read whole */
+  uint32_t epoch, step;         /* the caller's tag, on every chunk */
+  uint8_t *other;               /* a message that is not the expected chunk, handed to JavaScript */
+  size_t other_len;
+  /* schedule */
+  int steps;
+  size_t *recv_start; /* frame index of the first chunk received at step t; [steps] = total */
+  /* threads mode: receiver progress */
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  size_t recv_done;
+  int recv_failed;
+} Op;
+
+typedef struct {
+  int t;
+  size_t c, nc; /* chunk index and chunk count of step t */
+  size_t frame; /* flat frame index */
+  size_t at;    /* bytes of header + payload done */
+  float *ptr;
+  size_t bytes;
+  int seg;
+  uint8_t hdr[HDR_CAP]; /* the header sent, or the header expected */
+  size_t hlen;
+  uint8_t got[HDR_CAP]; /* receiver: the header bytes received */
+  int have;             /* current frame set up */
+} Cursor;
+
+int modi(int a, int m);
+void add_into(float *restrict a, const float *restrict b, size_t k);
+void cursor_setup(Op *o, Cursor *k, int sending);
+void cursor_next(Op *o, Cursor *k, int sending);
+/* Sets the failure (the first one wins) and returns -1. */
+int op_fail(Op *o, const char *code, const char *side, int peer, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+int other_message(Op *o, const uint8_t *got, size_t have, int t, int seg, size_t c, float *ptr, size_t len);
+int64_t now_ms(void);
+int run_poll(Op *o);
+
+#endif
