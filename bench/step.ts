@@ -3,7 +3,8 @@
  * reversed batch B through trunk + rb_block, mixed logits, loss, gradients flattened to one
  * Float32Array; the update not applied) on each backend, with 1 and 2 compute threads, each in its
  * own process (TensorFlow and wasm fix their thread count at load). Prints seconds per step and
- * images per second (2B images per step), and the ratio to tensorflow at 1 thread.
+ * images per second (2B images per step), and the ratio to tensorflow at 1 thread. Each result line
+ * also lists every timed step's wall and CPU seconds (`steps`).
  *
  * usage: node --import tsx bench/step.ts [--backends tensorflow,wasm,cpu] [--threads 1,2]
  *          [--batch 128] [--steps 3] [--cpu-batch 2] [--cpu-steps 1] [--onednn 1,0]
@@ -40,8 +41,12 @@ interface Result {
   cpuSecondsPerStep?: number;
   imagesPerSecond: number;
   optimizerMs?: number;
+  /** Each timed step's wall and CPU seconds (the 2-thread runs are bimodal: per process or per step?). */
+  steps?: { s: number; cpu: number }[];
   note: string;
 }
+
+const round3 = (x: number) => Math.round(x * 1000) / 1000;
 
 /** Child: one backend, one thread count; prints one JSON line. */
 async function child(backend: BackendName, threads: number, batch: number, steps: number): Promise<void> {
@@ -54,9 +59,16 @@ async function child(backend: BackendName, threads: number, batch: number, steps
   const b = randomBbnBatch(batch, Rng.fromSeed('bench'));
   const out = new Float32Array(model.numParams);
   model.step(b, 0.7, { out }); // warm-up (kernel set-up, allocator)
+  const perStep: { s: number; cpu: number }[] = [];
   const t0 = performance.now();
   const c0 = process.cpuUsage();
-  for (let i = 0; i < steps; i++) model.step(b, 0.7, { out });
+  for (let i = 0; i < steps; i++) {
+    const ti = performance.now();
+    const ci = process.cpuUsage();
+    model.step(b, 0.7, { out });
+    const c = process.cpuUsage(ci);
+    perStep.push({ s: round3((performance.now() - ti) / 1000), cpu: round3((c.user + c.system) / 1e6) });
+  }
   const cpu = process.cpuUsage(c0);
   const sec = (performance.now() - t0) / 1000 / steps;
   // The flat-buffer optimizer on the same gradient, for scale.
@@ -75,6 +87,7 @@ async function child(backend: BackendName, threads: number, batch: number, steps
     cpuSecondsPerStep: (cpu.user + cpu.system) / 1e6 / steps,
     imagesPerSecond: (2 * batch) / sec,
     optimizerMs,
+    steps: perStep,
     note: `${engine}; ${tf.memory().numTensors} tensors left`,
   };
   process.stdout.write(`RESULT ${JSON.stringify(r)}\n`);

@@ -27,14 +27,14 @@
  * - Both TensorFlow packages register the backend name `tensorflow`, and two TensorFlow libraries
  *   cannot share a process; whichever loads first provides `tensorflow` for the process.
  * - TensorFlow 2.15 turns its oneDNN CPU kernels on by default only on CPUs with AVX-512 VNNI /
- *   BF16 or AMX; elsewhere (AVX2 machines such as this project's CI) eager convolutions and their
- *   gradients run on Eigen. oneDNN is turned on here for every CPU (`TF_ENABLE_ONEDNN_OPTS=1`,
- *   unless the environment sets it): a BBN-ResNet-32 step costs ~35% less CPU with it
- *   (docs/performance.md, "Compute step").
+ *   BF16 or AMX; oneDNN is turned on here for every CPU (`TF_ENABLE_ONEDNN_OPTS=1`, unless the
+ *   environment sets it). That and the thread counts are set by `applyTensorflowEnv`
+ *   (tensorflow-env.ts), which a worker thread's starter must call on its own thread.
  */
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 import type { BACKENDS } from '../core/config.ts';
+import { applyTensorflowEnv } from './tensorflow-env.ts';
 
 /** What a run config may ask for (`RunConfig.backend`). */
 export type BackendPreference = (typeof BACKENDS)[number];
@@ -162,15 +162,9 @@ async function loadTensorflow(
   requireHere.resolve(PACKAGES[name]);
   const existing = tensorflowBackend();
   if (existing == null) {
-    if (threads !== undefined) {
-      // Must precede the addon's first load: TensorFlow reads these once, when its context starts.
-      process.env.TF_NUM_INTRAOP_THREADS = String(threads);
-      process.env.TF_NUM_INTEROP_THREADS = String(threads);
-    }
-    // TensorFlow's INFO lines (oneDNN, CPU features) are noise on every start; warnings still show.
-    process.env.TF_CPP_MIN_LOG_LEVEL ??= '1';
-    // Read at load, like the thread counts (see the module comment).
-    process.env.TF_ENABLE_ONEDNN_OPTS ??= '1';
+    // Must precede the addon's first load: TensorFlow reads these once, when its context starts.
+    // (On a worker thread this writes a private copy: the thread's starter applied them already.)
+    applyTensorflowEnv(threads);
     // Loading registers the `tensorflow` backend and makes it active (tfjs-node's side effect).
     requireHere(PACKAGES[name]);
     tensorflowThreads = threads;

@@ -11,6 +11,7 @@ import { availableBackends, BackendError, selectBackend } from '../../src/model/
 
 const GPU_PACKAGE = '@tensorflow/tfjs-node-gpu';
 const backendModule = fileURLToPath(new URL('../../src/model/backend.ts', import.meta.url));
+const tensorflowEnvModule = fileURLToPath(new URL('../../src/model/tensorflow-env.ts', import.meta.url));
 
 function gpuPackageInstalled(): boolean {
   try {
@@ -72,6 +73,41 @@ async function threadsInFreshProcess(
     { timeout: 60_000, env: { ...process.env, TF_NUM_INTRAOP_THREADS: '', TF_NUM_INTEROP_THREADS: '' } },
   );
   return JSON.parse(stdout.trim().split('\n').at(-1)!);
+}
+
+/**
+ * In a fresh process with oneDNN's verbose log on, the main thread applies `applyTensorflowEnv` (as
+ * a rank's ComputeThread does) and a worker thread selects tensorflow and runs a convolution;
+ * returns the oneDNN primitives the worker ran. A worker's own `process.env` never reaches
+ * TensorFlow: without the main thread's call the convolution runs on Eigen (no oneDNN convolution).
+ */
+async function onednnInWorkerThread(): Promise<string[]> {
+  const url = (p: string) => JSON.stringify(pathToFileURL(p).href);
+  const inWorker = `
+    import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})
+      .then(({ register }) => { register(); return import(${url(backendModule)}); })
+      .then(async ({ selectBackend }) => {
+        await selectBackend('tensorflow');
+        const tf = await import(${JSON.stringify(import.meta.resolve('@tensorflow/tfjs'))});
+        tf.conv2d(tf.ones([1, 8, 8, 3]), tf.ones([3, 3, 3, 4]), 1, 'same').dataSync();
+      });`;
+  const script = `
+    const { applyTensorflowEnv } = await import(${url(tensorflowEnvModule)});
+    const { Worker } = await import('node:worker_threads');
+    applyTensorflowEnv(1);
+    const worker = new Worker(${JSON.stringify(inWorker)}, { eval: true });
+    await new Promise((resolve, reject) => worker.on('exit', resolve).on('error', reject));`;
+  const env: NodeJS.ProcessEnv = { ...process.env, ONEDNN_VERBOSE: '1' };
+  delete env.TF_ENABLE_ONEDNN_OPTS;
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    ['--import', 'tsx', '--input-type=module', '-e', script],
+    { timeout: 60_000, env },
+  );
+  return stdout
+    .split('\n')
+    .filter((l) => l.startsWith('onednn_verbose,exec,cpu,'))
+    .map((l) => l.split(',')[3]);
 }
 
 describe('backend selection', () => {
@@ -164,6 +200,14 @@ describe('backend selection', () => {
     assert.equal(two.env, '2/2');
     assert.match(one.reason, /on CPU, 1 thread$/);
     assert.ok(two.osThreads > one.osThreads, `threads: ${one.osThreads} with 1, ${two.osThreads} with 2`);
+  });
+
+  it("a worker thread's TensorFlow runs oneDNN convolutions once its starter applied the environment", async () => {
+    const primitives = await onednnInWorkerThread();
+    assert.ok(
+      primitives.includes('convolution'),
+      `oneDNN primitives run: ${primitives.join(', ') || 'none'}`,
+    );
   });
 
   // Last: where the GPU package is installed, loading it would claim the 'tensorflow' name.

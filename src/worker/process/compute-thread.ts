@@ -11,6 +11,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { AllreduceTag } from '../../collective/index.ts';
+import { applyTensorflowEnv } from '../../model/tensorflow-env.ts';
 import type { EpochMetrics, RunSummary } from '../run-dir.ts';
 import type { EpochResult, StepReport } from '../trainer.ts';
 import type {
@@ -64,18 +65,13 @@ function bootstrapSource(): string {
 }
 
 /**
- * TensorFlow reads its thread counts and log level with getenv when its addon loads. A worker
- * thread's `process.env` is a private copy that native code never sees, so `selectBackend`'s
+ * TensorFlow reads its thread counts, log level and oneDNN switch with getenv when its addon loads.
+ * A worker thread's `process.env` is a private copy that native code never sees, so `selectBackend`'s
  * settings inside the thread would be ignored: they are made here, on the main thread (which never
  * loads TensorFlow itself), before the thread starts.
  */
 function prepareNativeEnv(init: ComputeInit): void {
-  const threads = init.compute?.threads ?? init.cfg.compute.threads;
-  if (threads > 0) {
-    process.env.TF_NUM_INTRAOP_THREADS = String(threads);
-    process.env.TF_NUM_INTEROP_THREADS = String(threads);
-  }
-  process.env.TF_CPP_MIN_LOG_LEVEL ??= '1';
+  applyTensorflowEnv(init.compute?.threads ?? init.cfg.compute.threads);
 }
 
 /** The thread's error as this rank's error: its own WorkerErrors verbatim, others named. */
