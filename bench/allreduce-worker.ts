@@ -17,12 +17,13 @@
  * (poll|threads) and BENCH_NATIVE_SOCKBUF (bytes, 0 = kernel default) pick its variant;
  * BENCH_NATIVE_THP=1 asks for transparent huge pages for every kind's array (an experiment).
  */
-import { createRequire } from 'node:module';
+
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { CollectiveServer, RingAllreduce, type WireCompression } from '../src/collective/index.ts';
 import { forceJsAdd } from '../src/collective/simd-add.ts';
 import { TcpRing } from './allreduce-tcp.ts';
+import { nativeAddon } from './peers/native/addon.ts';
 
 // BENCH_ADD=js: the ring reduces with the JavaScript loop instead of the SIMD kernel (a before/after).
 forceJsAdd(process.env.BENCH_ADD === 'js');
@@ -58,19 +59,7 @@ const tcpPort = (tcpServer.address() as net.AddressInfo).port;
 const streamServer = net.createServer();
 await new Promise<void>((resolve) => streamServer.listen(0, '127.0.0.1', resolve));
 const streamPort = (streamServer.address() as net.AddressInfo).port;
-/** The native prototype's functions (bench/peers/native/ring_plane.c). */
-interface RingPlane {
-  listen(rank: number, worldSize: number, sockbufBytes: number, threads: number): [unknown, number];
-  connect(plane: unknown, port: number): void;
-  accept(plane: unknown): void;
-  allreduce(plane: unknown, data: Float32Array, chunkBytes: number): Promise<void>;
-  close(plane: unknown): void;
-  hugepages(data: Float32Array): number;
-}
-const ringPlane =
-  process.argv[4] === 'native'
-    ? (createRequire(import.meta.url)('./peers/native/build/ring_plane.node') as RingPlane)
-    : null;
+const ringPlane = process.argv[4] === 'native' ? nativeAddon() : null;
 const nativeMode = process.env.BENCH_NATIVE_MODE ?? 'poll';
 if (nativeMode !== 'poll' && nativeMode !== 'threads') {
   throw new Error(`BENCH_NATIVE_MODE: poll or threads, not ${JSON.stringify(nativeMode)}`);

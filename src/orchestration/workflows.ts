@@ -64,6 +64,11 @@ const PATCH_MEMBERSHIP_GENERATION = 'membership-generation';
 /** Patch: a loss reported after a restart's backoff, before its generation trained, belongs to that restart. */
 const PATCH_LATE_LOSS_AFTER_BACKOFF = 'late-loss-after-backoff';
 
+/** A lost rank as the failure log records it. */
+function lossFailure(loss: RankLost): Pick<FailureRecord, 'rank' | 'message' | 'cause'> {
+  return { rank: loss.rank, message: `rank ${loss.rank} ${loss.detail}`, cause: loss.cause };
+}
+
 /** How many epoch summaries the workflow keeps in state (older ones live in metrics.jsonl). */
 const KEPT_SUMMARIES = 20;
 
@@ -111,21 +116,14 @@ export async function bbnTraining(input: TrainingInput): Promise<TrainingResult>
    * report comes first, and while the restart is under way the status names it.
    */
   const causedRestart = (loss: RankLost, lostFrom: number) => {
-    const duringRestart = state === 'restarting' || restartUntrained;
-    if (duringRestart && !restartingAfter.some((l) => l.rank === loss.rank)) {
+    // (restartUntrained is set with state 'restarting' and cleared when the generation trains.)
+    if (restartUntrained && !restartingAfter.some((l) => l.rank === loss.rank)) {
       restartingAfter = [...restartingAfter, loss];
     }
     let at = failures.length - 1;
     while (at >= 0 && failures[at].generation !== lostFrom) at--;
     const failure = failures[at];
-    if (failure && failure.cause === undefined) {
-      failures[at] = {
-        ...failure,
-        rank: loss.rank,
-        message: `rank ${loss.rank} ${loss.detail}`,
-        cause: loss.cause,
-      };
-    }
+    if (failure && failure.cause === undefined) failures[at] = { ...failure, ...lossFailure(loss) };
   };
   setHandler(rankLostSignal, (loss) => {
     if (loss.rank >= workers) return;
@@ -371,13 +369,7 @@ export async function bbnTraining(input: TrainingInput): Promise<TrainingResult>
         // failures (their ring broke because of it) are its consequences.
         failures.push(
           first
-            ? {
-                epoch,
-                generation,
-                rank: first.rank,
-                message: `rank ${first.rank} ${first.detail}`,
-                cause: first.cause,
-              }
+            ? { epoch, generation, ...lossFailure(first) }
             : {
                 epoch,
                 generation,

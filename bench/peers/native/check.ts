@@ -6,18 +6,9 @@
  * Bench only: `node --import tsx bench/peers/native/check.ts` after bench/peers/native/build.sh.
  * W stays <= 4: each rank's allreduce holds one of libuv's 4 pool threads until the ring is done.
  */
-import { createRequire } from 'node:module';
+import { nativeAddon } from './addon.ts';
 
-interface RingPlane {
-  listen(rank: number, worldSize: number, sockbufBytes: number, threads: number): [unknown, number];
-  connect(plane: unknown, port: number): void;
-  accept(plane: unknown): void;
-  allreduce(plane: unknown, data: Float32Array, chunkBytes: number): Promise<void>;
-  close(plane: unknown): void;
-}
-const rp = createRequire(import.meta.url)(
-  process.env.WIRE_CHECK_ADDON ?? './build/ring_plane.node', // wire-check-asan.sh: a sanitizer build
-) as RingPlane;
+const rp = nativeAddon();
 
 let failures = 0;
 for (const W of [2, 3, 4]) {

@@ -16,38 +16,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import net from 'node:net';
 import { DATA_MAGIC, DataListener } from '../../../src/collective/data-listener.ts';
+import { nativeAddon } from './addon.ts';
 
-/** The addon's plane functions used with JavaScript's sockets (ring_plane.c, poll_loop.c). */
-export interface RingPlane {
-  create(rank: number, worldSize: number, runId?: string, generation?: number, timeoutMs?: number): unknown;
-  adopt(plane: unknown, recvFd: number, sendFd: number): void;
-  allreduce(
-    plane: unknown,
-    data: Float32Array,
-    chunkBytes: number,
-    epoch?: number,
-    step?: number,
-  ): Promise<void>;
-  cancel(plane: unknown): boolean;
-  close(plane: unknown): void;
-}
+export type { PlaneError } from './addon.ts';
 
-/** What an allreduce of the plane rejects with. */
-export interface PlaneError extends Error {
-  code: 'cancelled' | 'timeout' | 'frame' | 'closed' | 'lost' | 'protocol' | 'error';
-  side: 'upstream' | 'downstream' | 'local';
-  peerRank: number;
-  sendBroken: boolean;
-  recvBroken: boolean;
-  frame?: Buffer;
-}
-
-export const rp = createRequire(import.meta.url)(
-  process.env.WIRE_CHECK_ADDON ?? './build/ring_plane.node', // wire-check-asan.sh: a sanitizer build
-) as RingPlane;
+export const rp = nativeAddon();
 
 /** The zero-length message: an orderly close (tcp-edges.ts). */
 export const BYE = Buffer.alloc(5);

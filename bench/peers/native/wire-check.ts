@@ -8,7 +8,6 @@
  * Bench only: `node --import tsx bench/peers/native/wire-check.ts` after build.sh; exit 1 on any
  * mismatch. wire-check-asan.sh runs it against a build with AddressSanitizer and UBSan.
  */
-import { createRequire } from 'node:module';
 import {
   type ChunkHeader,
   decodeResponse,
@@ -16,22 +15,12 @@ import {
   UINT_FIELDS,
   writeChunkHeader,
 } from '../../../src/collective/frame-codec.ts';
+import { PREFIX_BYTES } from '../../../src/collective/tcp-edges.ts';
 import { Rng } from '../../../src/core/rng.ts';
 import { bbn } from '../../../src/generated/bbn.js';
+import { nativeAddon } from './addon.ts';
 
-interface Wire {
-  encodeChunkHeader(h: ChunkHeader, payloadBytes?: number): Buffer;
-  expectedHeader(h: ChunkHeader, payloadBytes?: number): Buffer;
-  classify(message: Buffer, h: ChunkHeader, payloadBytes?: number): 'match' | 'other';
-  payloadAt(message: Buffer, h: ChunkHeader, payloadBytes?: number): number;
-  prefix(five: Buffer): number;
-}
-/** tcp-edges.ts's PREFIX_BYTES (importing that module alone trips an import cycle). */
-const PREFIX_BYTES = 5;
-/** WIRE_CHECK_ADDON: another build of the addon (e.g. one with -fsanitize=address,undefined). */
-const wire = createRequire(import.meta.url)(
-  process.env.WIRE_CHECK_ADDON ?? './build/ring_plane.node',
-) as Wire;
+const wire = nativeAddon();
 
 const ENUMS = new Set<string>(['phase', 'dtype']);
 

@@ -11,7 +11,6 @@
  * `error.frame` (decoded here), in both native modes.
  * Bench only: `node --import tsx bench/peers/native/wire-interop.ts` after build.sh.
  */
-import { createRequire } from 'node:module';
 import net from 'node:net';
 import {
   type ChunkHeader,
@@ -28,30 +27,9 @@ import {
   sendSegment,
 } from '../../../src/collective/schedule.ts';
 import { bbn } from '../../../src/generated/bbn.js';
+import { nativeAddon } from './addon.ts';
 
-interface RingPlane {
-  listen(
-    rank: number,
-    worldSize: number,
-    sockbufBytes: number,
-    threads: number,
-    runId?: string,
-    generation?: number,
-  ): [unknown, number];
-  connect(plane: unknown, port: number): void;
-  accept(plane: unknown): void;
-  allreduce(
-    plane: unknown,
-    data: Float32Array,
-    chunkBytes: number,
-    epoch?: number,
-    step?: number,
-  ): Promise<void>;
-  close(plane: unknown): void;
-}
-const rp = createRequire(import.meta.url)(
-  process.env.WIRE_CHECK_ADDON ?? './build/ring_plane.node', // wire-check-asan.sh: a sanitizer build
-) as RingPlane;
+const rp = nativeAddon();
 
 const W = 2;
 const RUN = 'interop-ü';
