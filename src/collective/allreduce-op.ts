@@ -111,8 +111,7 @@ export class AllreduceOp {
 
   /** Position this rank waits for, for timeout messages. */
   describeWait(): string {
-    const { t, chunk } = this.cursor.next;
-    return `frame ${this.cursor.received} (ring step ${t}, chunk ${chunk})`;
+    return describeWait(this.cursor);
   }
 
   /** Queues this rank's own segment (ring step 0) and starts sending. */
@@ -150,29 +149,13 @@ export class AllreduceOp {
   /** Checks and applies one received chunk, then forwards it. Throws ProtocolError. */
   onFrame(f: DecodedChunk): void {
     const ctx = this.ctx;
-    if (this.cursor.done) this.reject_(f, 'frame', 'one more frame', 'no further frame');
+    if (this.cursor.done) mismatch(ctx, this.cursor, f, 'frame', 'one more frame', 'no further frame');
     const { t, chunk } = this.cursor.next;
-    const segment = this.cursor.segment;
     const range = this.cursor.range;
     const reduce = isReduceStep(t, ctx.worldSize);
     const k = this.bf16Count(range.offset, range.length);
-    const dtype: WireDtypeName = k > 0 ? 'bf16' : 'f32';
-    this.expect(f, 'run_id', f.runId, ctx.runId);
-    this.expect(f, 'generation', f.generation, ctx.generation);
-    this.expect(f, 'sender_rank', f.senderRank, ctx.upstream.rank);
-    this.expect(f, 'sequence', f.sequence, ctx.sequence);
-    this.expect(f, 'epoch', f.epoch, ctx.tag.epoch);
-    this.expect(f, 'step', f.step, ctx.tag.step);
-    this.expect(f, 'dtype', f.dtype, dtypeValue(dtype));
-    this.expect(f, 'total_length', f.totalLength, this.n);
-    this.expect(f, 'phase', f.phase, reduce ? PHASE_RS : PHASE_AG);
-    this.expect(f, 'phase_step', f.phaseStep, phaseStep(t, ctx.worldSize));
-    this.expect(f, 'segment', f.segment, segment);
-    this.expect(f, 'chunk_index', f.chunkIndex, chunk);
-    this.expect(f, 'offset', f.offset, range.offset);
-    this.expect(f, 'length', f.length, range.length);
+    checkChunk(ctx, this.n, this.cursor, f, k);
     const split = k * WIRE_BYTES.bf16;
-    this.expect(f, 'payload bytes', f.payload.length, split + (range.length - k) * WIRE_BYTES.f32);
 
     // The payload is k bf16 values, then the rest of the chunk as float32.
     const dst = ctx.data.subarray(range.offset, range.offset + range.length);
@@ -266,20 +249,68 @@ export class AllreduceOp {
     if (this.ctx.dtype !== 'bf16') return 0;
     return Math.max(0, Math.min(length, (this.ctx.tag.bf16Elements ?? 0) - offset));
   }
+}
 
-  private expect(f: DecodedChunk, field: string, got: number | string, want: number | string): void {
-    if (got !== want) this.reject_(f, field, got, want);
-  }
+/** What checking a chunk against the schedule needs from its allreduce. */
+type CheckContext = Pick<
+  OpContext,
+  'runId' | 'generation' | 'rank' | 'worldSize' | 'sequence' | 'tag' | 'upstream'
+>;
 
-  private reject_(f: DecodedChunk, field: string, got: unknown, want: unknown): never {
-    const ctx = this.ctx;
-    const up = describeRank(ctx.upstream.rank, ctx.upstream.address);
-    throw new ProtocolError(
-      `rank ${ctx.rank}: allreduce #${ctx.sequence} (epoch ${ctx.tag.epoch}, step ${ctx.tag.step}): ` +
-        `${this.describeWait()} from ${up} has ${field} ${JSON.stringify(got)}, expected ${JSON.stringify(want)} ` +
-        `(frame says epoch ${f.epoch}, step ${f.step}, sequence ${f.sequence})`,
-      ctx.upstream.rank,
-      ctx.upstream.address,
-    );
-  }
+/**
+ * Checks a received chunk field by field against the position `cursor` expects next (`k` of its
+ * elements as bf16); throws the ProtocolError naming the first field that differs. Also used by
+ * the native plane (native-plane.ts) to name a chunk it refused.
+ */
+export function checkChunk(
+  ctx: CheckContext,
+  n: number,
+  cursor: ReceiveCursor,
+  f: DecodedChunk,
+  k: number,
+): void {
+  const { t, chunk } = cursor.next;
+  const range = cursor.range;
+  const expect = (field: string, got: number | string, want: number | string): void => {
+    if (got !== want) mismatch(ctx, cursor, f, field, got, want);
+  };
+  expect('run_id', f.runId, ctx.runId);
+  expect('generation', f.generation, ctx.generation);
+  expect('sender_rank', f.senderRank, ctx.upstream.rank);
+  expect('sequence', f.sequence, ctx.sequence);
+  expect('epoch', f.epoch, ctx.tag.epoch);
+  expect('step', f.step, ctx.tag.step);
+  expect('dtype', f.dtype, dtypeValue(k > 0 ? 'bf16' : 'f32'));
+  expect('total_length', f.totalLength, n);
+  expect('phase', f.phase, isReduceStep(t, ctx.worldSize) ? PHASE_RS : PHASE_AG);
+  expect('phase_step', f.phaseStep, phaseStep(t, ctx.worldSize));
+  expect('segment', f.segment, cursor.segment);
+  expect('chunk_index', f.chunkIndex, chunk);
+  expect('offset', f.offset, range.offset);
+  expect('length', f.length, range.length);
+  expect('payload bytes', f.payload.length, k * WIRE_BYTES.bf16 + (range.length - k) * WIRE_BYTES.f32);
+}
+
+/** The position a receiver waits for, for messages. */
+export function describeWait(cursor: ReceiveCursor): string {
+  const { t, chunk } = cursor.next;
+  return `frame ${cursor.received} (ring step ${t}, chunk ${chunk})`;
+}
+
+function mismatch(
+  ctx: CheckContext,
+  cursor: ReceiveCursor,
+  f: DecodedChunk,
+  field: string,
+  got: unknown,
+  want: unknown,
+): never {
+  const up = describeRank(ctx.upstream.rank, ctx.upstream.address);
+  throw new ProtocolError(
+    `rank ${ctx.rank}: allreduce #${ctx.sequence} (epoch ${ctx.tag.epoch}, step ${ctx.tag.step}): ` +
+      `${describeWait(cursor)} from ${up} has ${field} ${JSON.stringify(got)}, expected ${JSON.stringify(want)} ` +
+      `(frame says epoch ${f.epoch}, step ${f.step}, sequence ${f.sequence})`,
+    ctx.upstream.rank,
+    ctx.upstream.address,
+  );
 }

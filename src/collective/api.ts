@@ -102,12 +102,23 @@ export interface RingAllreduceOptions {
    */
   readonly transport?: RingTransport;
   /**
+   * Who moves a tcp ring's chunks: 'native' (socket I/O and the reduce in C on a thread of its
+   * own, native/ring-plane: gloo's CPU per byte, docs/performance.md), 'js' (the event loop), or
+   * 'auto' (default): native where it is built and usable (transport 'tcp', compress 'none', a run
+   * id of at most 64 bytes), else js. 'native' where it cannot run is a CollectiveConfigError.
+   * Both planes put the same bytes on the wire and give bit-identical sums, so ranks may differ.
+   */
+  readonly dataPlane?: DataPlaneChoice;
+  /**
    * The run's token (src/auth/run-token.ts): sent with this rank's call to its upstream
    * neighbour, and checked on every edge of the server the ring starts itself (a shared server
    * checks the token it was started with). Without it the ring is unauthenticated.
    */
   readonly token?: RunToken;
 }
+
+/** Who moves a tcp ring's chunks; see `RingAllreduceOptions.dataPlane`. */
+export type DataPlaneChoice = 'auto' | 'native' | 'js';
 
 /** Counters of one ring since it was created. */
 export interface RingStats {

@@ -104,6 +104,11 @@ export abstract class Edge {
     return this.listener !== null;
   }
 
+  /** Whether events seen before `attach` are kept, waiting for it. */
+  protected get holdsEarly(): boolean {
+    return this.early.length > 0;
+  }
+
   private pausedByListener = false;
 
   /** Stops reading from the peer (flow control then stops the peer's writes). */

@@ -7,6 +7,7 @@ import type { RunToken } from '../auth/run-token.ts';
 import {
   type AllreduceTag,
   CollectiveConfigError,
+  type DataPlaneChoice,
   type ListenAddress,
   type RingAllreduceOptions,
   type RingTransport,
@@ -40,8 +41,11 @@ export interface RingConfig {
   readonly connectTimeoutMs: number;
   readonly keepaliveMs: number;
   readonly transport: RingTransport;
+  readonly dataPlane: DataPlaneChoice;
   readonly token?: RunToken;
 }
+
+const DATA_PLANES: readonly DataPlaneChoice[] = ['auto', 'native', 'js'];
 
 function isUint32(v: unknown): v is number {
   return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= UINT32_MAX;
@@ -115,6 +119,12 @@ export function resolveOptions(opts: RingAllreduceOptions): RingConfig {
       `RingAllreduceOptions.transport (${JSON.stringify(transport)}) must be 'grpc' or 'tcp'`,
     );
   }
+  const dataPlane = opts.dataPlane ?? 'auto';
+  if (!DATA_PLANES.includes(dataPlane)) {
+    throw new CollectiveConfigError(
+      `RingAllreduceOptions.dataPlane (${JSON.stringify(dataPlane)}) must be 'auto', 'native' or 'js'`,
+    );
+  }
   return {
     runId,
     generation,
@@ -127,6 +137,7 @@ export function resolveOptions(opts: RingAllreduceOptions): RingConfig {
     connectTimeoutMs: positiveMs('connectTimeoutMs', opts.connectTimeoutMs, 30_000),
     keepaliveMs: resolveKeepalive(opts),
     transport,
+    dataPlane,
     token: opts.token,
   };
 }

@@ -3,7 +3,10 @@
  * calls its upstream neighbour and receives data on the response stream, see
  * proto/bbn/v1/collective.proto), reused for every allreduce of the generation. With
  * `transport: 'tcp'` the chunk data of each edge travels on a plain TCP connection opened beside
- * the call during set-up (tcp-edges.ts); the call keeps the control (aborts, keepalive).
+ * the call during set-up (tcp-edges.ts); the call keeps the control (aborts, keepalive). On those
+ * connections the chunks are moved either by the native data plane (native-plane.ts: C on a
+ * thread of its own; the default where it is built) or by this module's JavaScript plane
+ * (AllreduceOp on the event loop); the wire and the sums are the same.
  *
  * Lifecycle: connecting → ready → (aborted | closed). `create` resolves in `ready`. Any failure
  * (a protocol violation, a lost or frozen neighbour, a progress timeout, `abort()`) moves the
@@ -22,6 +25,7 @@ import {
   type AllreduceTag,
   CollectiveConfigError,
   CollectiveError,
+  type DataPlaneChoice,
   describeRank,
   PeerLostError,
   ProtocolError,
@@ -36,6 +40,13 @@ import { type FaultInjector, holdIfAsked, kFaultInjector } from './faults.ts';
 import type { DecodedChunk } from './frame-codec.ts';
 import { GrpcChunkSink } from './grpc-sink.ts';
 import { fromDownstream, fromUpstream } from './inbound.ts';
+import {
+  NativePlane,
+  nativePlaneFor,
+  type PlaneError,
+  planeFailure,
+  type RingPlaneAddon,
+} from './native-plane.ts';
 import { checkAllreduceArgs, FRAME_HEADER_ALLOWANCE, type RingConfig, resolveOptions } from './options.ts';
 import type { CollectiveServer } from './peer-server.ts';
 import { ProgressWatch } from './progress.ts';
@@ -67,6 +78,14 @@ export class RingAllreduce implements Allreducer {
   private dataOut: TcpDataOut | null = null;
   /** Where chunks go: the data connection or the downstream call. */
   private sink: ChunkSink | null = null;
+  /** The native data plane, when it moves this ring's chunks (it then holds the data connections). */
+  private native: NativePlane | null = null;
+  /** The data connections' listeners, attached once the native plane gives the connections back. */
+  private attachData: (() => void) | null = null;
+  /** Resolves once the native plane gave the data connections back (started by a failure or close). */
+  private nativeReleased: Promise<void> | null = null;
+  /** Sequence number of the native allreduce in flight, if any. */
+  private nativeRunning: number | null = null;
   /** The allreduce in flight on this rank, if any (one at a time). */
   private op: AllreduceOp | null = null;
   /** Allreduce calls started = sequence number of the next one. */
@@ -105,12 +124,17 @@ export class RingAllreduce implements Allreducer {
     const cfg = resolveOptions(opts);
     if (os.endianness() !== 'LE')
       throw new CollectiveConfigError('ring allreduce needs a little-endian host');
+    const addon = nativePlaneFor(cfg, opts[kFaultInjector] !== undefined);
+    if (cfg.dataPlane === 'native' && typeof addon === 'string') {
+      throw new CollectiveConfigError(`RingAllreduceOptions.dataPlane is 'native' but ${addon}`);
+    }
     const ring = new RingAllreduce(cfg, opts[kFaultInjector]);
     if (cfg.worldSize === 1) {
       ring.state = 'ready';
       return ring;
     }
     ring.attach(
+      typeof addon === 'string' ? null : addon,
       await connectRing(
         cfg,
         opts,
@@ -136,8 +160,16 @@ export class RingAllreduce implements Allreducer {
     this.touch();
   };
 
-  /** Takes over the connected edges and starts listening to them. */
-  private attach(edges: RingEdges): void {
+  /** Who moves this ring's chunks (after `create`). */
+  get dataPlane(): Exclude<DataPlaneChoice, 'auto'> {
+    return this.native ? 'native' : 'js';
+  }
+
+  /**
+   * Takes over the connected edges and starts listening to them; with `addon`, the native plane
+   * borrows the data connections (their listeners wait until it gives them back).
+   */
+  private attach(addon: RingPlaneAddon | null, edges: RingEdges): void {
     this.upstream = edges.upstream;
     this.downstream = edges.downstream;
     this.dataIn = edges.dataIn;
@@ -171,8 +203,19 @@ export class RingAllreduce implements Allreducer {
     };
     edges.upstream.attach(fromUpstream);
     edges.downstream.attach(toDownstream);
-    edges.dataIn?.attach(fromUpstream);
-    edges.dataOut?.attach(toDownstream);
+    const { dataIn, dataOut } = edges;
+    if (addon && dataIn && dataOut) this.native = NativePlane.borrow(addon, this.cfg, dataIn, dataOut);
+    this.attachData = () => {
+      dataIn?.attach(fromUpstream);
+      dataOut?.attach(toDownstream);
+    };
+    if (!this.native) this.attachData();
+  }
+
+  /** Has the native plane give the data connections back and listens to them again; once. */
+  private releaseNative(): Promise<void> {
+    this.nativeReleased ??= this.native!.release().then(() => this.attachData!());
+    return this.nativeReleased;
   }
 
   /** The edge chunks arrive on (paused while a frame of the next allreduce is held). */
@@ -185,9 +228,10 @@ export class RingAllreduce implements Allreducer {
     checkAllreduceArgs(data, tag);
     if (this.state === 'closed') throw new CollectiveError(`rank ${this.rank}: ring is closed`);
     if (this.state === 'aborted') throw abortedEarlier(this.failure!, this.self);
-    if (this.op) {
+    const inFlight = this.op?.sequence ?? this.nativeRunning;
+    if (inFlight !== null) {
       throw new CollectiveConfigError(
-        `rank ${this.rank}: allreduce called while allreduce #${this.op.sequence} is in flight (one at a time)`,
+        `rank ${this.rank}: allreduce called while allreduce #${inFlight} is in flight (one at a time)`,
       );
     }
     const sequence = this.started++;
@@ -197,7 +241,7 @@ export class RingAllreduce implements Allreducer {
         this.fail(this.peerClosed);
         throw this.peerClosed;
       }
-      await this.run(data, tag, sequence);
+      await (this.native ? this.runNative(this.native, data, tag, sequence) : this.run(data, tag, sequence));
     }
     this.lastSeconds = (performance.now() - t0) / 1000;
     this.seconds += this.lastSeconds;
@@ -239,6 +283,42 @@ export class RingAllreduce implements Allreducer {
       this.fail(asCollective(err, this.rank));
     }
     return op.promise;
+  }
+
+  /** One allreduce on the native plane; a failure aborts the ring as the JavaScript plane's would. */
+  private async runNative(
+    plane: NativePlane,
+    data: Float32Array,
+    tag: AllreduceTag,
+    sequence: number,
+  ): Promise<void> {
+    this.nativeRunning = sequence;
+    try {
+      const moved = await plane.allreduce(data, this.cfg.chunkElements * 4, tag, sequence);
+      this.counters.bytesSent += moved.bytesSent;
+      this.counters.framesSent += moved.framesSent;
+      this.counters.bytesReceived += moved.bytesReceived;
+      this.counters.framesReceived += moved.framesReceived;
+    } catch (err) {
+      if (this.state === 'ready') {
+        this.fail(
+          planeFailure(err as PlaneError, {
+            ...this.cfg,
+            self: this.rank,
+            up: this.upstream!.peer,
+            down: this.downstream!.peer,
+            sequence,
+            tag,
+            length: data.length,
+          }),
+        );
+      }
+      // The plane's thread no longer reads `data` once it rejected; the aborts go out first.
+      await this.releaseNative();
+      throw this.failure ?? asCollective(err, this.rank);
+    } finally {
+      this.nativeRunning = null;
+    }
   }
 
   private onUpstreamMessage(buf: Buffer): void {
@@ -304,7 +384,8 @@ export class RingAllreduce implements Allreducer {
     if (this.state !== 'ready') return;
     const peer = which === 'upstream' ? this.upstream!.peer : this.downstream!.peer;
     const op = this.op;
-    const during = op ? ` during allreduce #${op.sequence}` : '';
+    const running = op?.sequence ?? this.nativeRunning;
+    const during = running !== null ? ` during allreduce #${running}` : '';
     if (oversize) {
       const text = `rank ${this.rank}: ${describeRank(peer.rank, peer.address)} sent an oversize frame${during} (${detail})`;
       this.fail(new ProtocolError(text, peer.rank, peer.address));
@@ -316,7 +397,8 @@ export class RingAllreduce implements Allreducer {
       peer.address,
     );
     // An orderly close only breaks the allreduce in flight if that still needs the edge; other
-    // ranks may still be finishing it, so the ring is poisoned for the next call instead.
+    // ranks may still be finishing it, so the ring is poisoned for the next call instead. (On
+    // the native plane the call is not the data's edge: its data connection tells the plane.)
     const needed = op && (which === 'upstream' ? !op.receiveDone : op.sendPending);
     if (!graceful || needed) this.fail(err);
     else this.peerClosed ??= err;
@@ -339,12 +421,21 @@ export class RingAllreduce implements Allreducer {
     this.state = 'aborted';
     this.failure = err;
     this.stopTimer();
-    const sequence = this.op?.sequence ?? this.started;
+    const sequence = this.op?.sequence ?? this.nativeRunning ?? this.started;
     const abort = abortFrame(originOf(err, this.self), { ...this.cfg, sequence });
     // On both the calls and the data connections, each before its end, so that whichever a
-    // neighbour reads first is the abort naming the origin.
-    for (const edge of [this.upstream, this.downstream, this.dataIn, this.dataOut]) edge?.sendAbort(abort);
-    for (const edge of [this.upstream, this.downstream, this.dataIn, this.dataOut]) edge?.endGracefully();
+    // neighbour reads first is the abort naming the origin. The native plane first gives the
+    // data connections back (it stops its allreduce, if any, at a frame's end).
+    const tell = (edges: ReadonlyArray<UpstreamEdge | DownstreamEdge | TcpDataIn | TcpDataOut | null>) => {
+      for (const edge of edges) edge?.sendAbort(abort);
+      for (const edge of edges) edge?.endGracefully();
+    };
+    if (this.native) {
+      tell([this.upstream, this.downstream]);
+      void this.releaseNative().then(() => tell([this.dataIn, this.dataOut]));
+    } else {
+      tell([this.upstream, this.downstream, this.dataIn, this.dataOut]);
+    }
     const op = this.op;
     this.op = null;
     // A zero-copy sink may still read the caller's array: the op rejects only once it no longer does.
@@ -391,9 +482,10 @@ export class RingAllreduce implements Allreducer {
   }
 
   private async closeNow(): Promise<void> {
-    if (this.op) this.abort('ring closed during an allreduce');
+    if (this.op || this.nativeRunning !== null) this.abort('ring closed during an allreduce');
     this.state = 'closed';
     this.stopTimer();
+    if (this.native) await this.releaseNative();
     await closeInOrder([this.upstream, this.downstream, this.dataIn, this.dataOut], CLOSE_GRACE_MS);
     this.unregister?.();
     this.unregister = null;

@@ -128,6 +128,14 @@ class MessageReader {
   }
 }
 
+/** The parts of libuv's TCP handle behind a net.Socket that lending it needs (see `lend`). */
+interface TcpHandle {
+  fd: number;
+  reading: boolean;
+  readStop(): number;
+  readStart(): number;
+}
+
 /** Socket plumbing shared by both ends: orderly close marker, loss detection, aborts. */
 abstract class TcpEdge extends Edge {
   protected byeSeen = false;
@@ -173,6 +181,52 @@ abstract class TcpEdge extends Edge {
 
   protected write(message: Uint8Array): void {
     if (this.socket.writable && !this.socket.destroyed) this.socket.write(framed(message));
+  }
+
+  /**
+   * Lends the connection's descriptor to the native data plane (native-plane.ts): JavaScript stops
+   * reading it, so every byte the peer sends stays in the kernel for the plane. Only before the
+   * ring attaches, and only while JavaScript holds none of its bytes (nothing read, kept or
+   * waiting to be written); null otherwise, and then the edge stays JavaScript's.
+   *
+   * Two undocumented parts of Node's net.Socket, because no documented call does this:
+   * `_handle.fd` (Linux and macOS; -1 on Windows: null) and `_handle.readStop()`. `pause()` alone
+   * does not stop libuv reading a socket without `onread`: it still reads up to its highWaterMark
+   * into JavaScript, and those bytes would be lost to the plane.
+   */
+  lend(): number | null {
+    const socket = this.socket;
+    const handle = (socket as unknown as { _handle?: TcpHandle })._handle;
+    if (
+      this.attached ||
+      this.holdsEarly ||
+      this.finished ||
+      !handle ||
+      !(handle.fd >= 0) ||
+      socket.readableLength !== 0 ||
+      socket.writableLength !== 0
+    ) {
+      return null;
+    }
+    socket.pause();
+    if (handle.reading) {
+      handle.reading = false;
+      if (handle.readStop() !== 0) return null;
+    }
+    return handle.fd;
+  }
+
+  /**
+   * Takes a lent connection back (the plane no longer uses it): libuv reads it again once the
+   * ring attaches. The stream may still count a read as pending from before the loan, so
+   * `resume()` alone would not start one: the handle restarts as Node's own tryReadStart does.
+   */
+  reclaim(): void {
+    const handle = (this.socket as unknown as { _handle?: TcpHandle })._handle;
+    if (handle && !handle.reading && !this.socket.destroyed) {
+      handle.reading = true;
+      handle.readStart();
+    }
   }
 }
 

@@ -1,7 +1,7 @@
 /*
  * The native ring plane's shared state (ring_plane.c: the schedule, the chunk path and the N-API
  * functions; poll_loop.c: the one-thread poll() loop with the downstream watch, cancel and the
- * progress timeout). Bench prototype (issue 16); see ring_plane.c's comment.
+ * progress timeout). See ring_plane.c's comment and src/collective/native-plane.ts.
  */
 #ifndef BBN_PLANE_H
 #define BBN_PLANE_H
@@ -14,10 +14,10 @@
 #include "wire.h"
 
 #define RUN_ID_MAX 64
-/* The default timeoutMs (RingAllreduceOptions.timeoutMs's default). */
-#define DEFAULT_TIMEOUT_MS 60000
+/* A neighbour's description in messages (api.ts describeRank: "rank 3 (10.0.0.7:29500)"). */
+#define NAME_MAX_BYTES 160
 #define HDR_CAP WIRE_HEADER_MAX(RUN_ID_MAX)
-/* Largest message other than the expected chunk that a receiver reads whole (aborts are small). */
+/* Bytes a message may have beyond the largest chunk payload (options.ts FRAME_HEADER_ALLOWANCE). */
 #define OTHER_EXTRA 65536
 /* Largest message read from the downstream neighbour (tcp-edges.ts TcpDataOut's reader: 64 KiB). */
 #define DOWN_MAX 65536
@@ -26,14 +26,12 @@
 
 typedef struct {
   int rank, world;
-  int listen_fd, send_fd, recv_fd;
-  int owns_fds;     /* 1: listen/connect/accept made send_fd and recv_fd; 0: adopted, never closed here */
+  int send_fd, recv_fd; /* adopted from JavaScript: never closed here, flags never changed */
   int wake_fd;      /* eventfd: cancel() wakes the poll loop */
   int cancel;       /* set by cancel() (JavaScript thread), read by the loop (atomics) */
   int timeout_ms;   /* no progress on either socket for this long fails the allreduce */
-  int sockbuf;      /* SO_SNDBUF/SO_RCVBUF in bytes, 0 = kernel default */
-  int threads_mode; /* 0 poll, 1 threads */
-  uint32_t seq;
+  uint32_t seq;     /* the allreduce in flight (the ring's sequence number, from allreduce()) */
+  char up_name[NAME_MAX_BYTES], down_name[NAME_MAX_BYTES]; /* the neighbours, as messages name them */
   uint8_t run_id[RUN_ID_MAX];
   size_t run_id_len;
   uint32_t generation;
@@ -44,13 +42,18 @@ typedef struct {
 
 typedef struct {
   Plane *p;
-  napi_async_work work;
+  napi_threadsafe_function done; /* completes the promise on the JavaScript thread */
   napi_deferred deferred;
   napi_ref array_ref;
   napi_ref plane_ref; /* the plane's external stays alive (no finalizer) while the op runs */
   float *data;
   size_t n;
   size_t chunk_elems;
+  /* The data is elements [span_offset, span_offset + n) of a logical array of span_total
+   * (schedule.ts Span); span_total 0: the whole array. */
+  size_t span_offset, span_total;
+  /* Frames and bytes (prefix, header and payload) sent and received, for the ring's stats. */
+  double frames_sent, bytes_sent, frames_received, bytes_received;
   char err[240];
   /* A failure, for JavaScript: code ('cancelled', 'timeout', 'frame', 'closed', 'lost', 'protocol',
    * 'error'), the side it came from or waited on, that neighbour's rank. */
@@ -65,11 +68,6 @@ typedef struct {
   /* schedule */
   int steps;
   size_t *recv_start; /* frame index of the first chunk received at step t; [steps] = total */
-  /* threads mode: receiver progress */
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  size_t recv_done;
-  int recv_failed;
 } Op;
 
 typedef struct {

@@ -84,32 +84,32 @@ static int watch_downstream(Op *o, int sending, int *watch, int *dead) {
     *dead = 1;
     if (k == 0)
       return op_fail(o, "lost", "downstream", down,
-                     "rank %d: downstream neighbour rank %d data connection lost (ended without an orderly "
+                     "rank %d: downstream neighbour %s data connection lost (ended without an orderly "
                      "close) during allreduce #%u",
-                     p->rank, down, p->seq);
+                     p->rank, p->down_name, p->seq);
     return op_fail(o, "lost", "downstream", down,
-                   "rank %d: downstream neighbour rank %d data connection failed: %s (allreduce #%u)", p->rank,
-                   down, strerror(errno), p->seq);
+                   "rank %d: downstream neighbour %s data connection failed: %s (allreduce #%u)", p->rank,
+                   p->down_name, strerror(errno), p->seq);
   }
   if (k < WIRE_PREFIX) return 1;
   uint32_t len;
   int kind = wire_prefix(pre, &len);
   if (kind < 0)
     return op_fail(o, "protocol", "downstream", down,
-                   "rank %d: downstream neighbour rank %d sent a bad data message (message flag %u)", p->rank,
-                   down, pre[0]);
+                   "rank %d: downstream neighbour %s sent a bad data message (message flag %u)", p->rank,
+                   p->down_name, pre[0]);
   if (kind == 0) { /* never taken: JavaScript reads it when it takes the socket back */
     *watch = 0;
     if (!sending) return 0; /* the allreduce no longer needs the edge; the next one fails on it */
     return op_fail(o, "closed", "downstream", down,
-                   "rank %d: downstream neighbour rank %d closed its ring edge (orderly close) during "
+                   "rank %d: downstream neighbour %s closed its ring edge (orderly close) during "
                    "allreduce #%u, with frames left to send",
-                   p->rank, down, p->seq);
+                   p->rank, p->down_name, p->seq);
   }
   if (len > DOWN_MAX)
     return op_fail(o, "protocol", "downstream", down,
-                   "rank %d: downstream neighbour rank %d sent a data message of %u bytes, limit %d", p->rank,
-                   down, len, DOWN_MAX);
+                   "rank %d: downstream neighbour %s sent a data message of %u bytes, limit %d", p->rank,
+                   p->down_name, len, DOWN_MAX);
   uint8_t *msg = malloc(WIRE_PREFIX + (size_t)len);
   if (!msg) return op_fail(o, "error", "local", p->rank, "rank %d: out of memory", p->rank);
   do k = recv(p->send_fd, msg, WIRE_PREFIX + (size_t)len, MSG_PEEK | MSG_DONTWAIT);
@@ -123,9 +123,9 @@ static int watch_downstream(Op *o, int sending, int *watch, int *dead) {
   o->other = msg;
   o->other_len = len;
   return op_fail(o, "frame", "downstream", down,
-                 "rank %d: downstream neighbour rank %d sent a message of %u bytes during allreduce #%u (an "
+                 "rank %d: downstream neighbour %s sent a message of %u bytes during allreduce #%u (an "
                  "abort, or a protocol violation); see error.frame",
-                 p->rank, down, len, p->seq);
+                 p->rank, p->down_name, len, p->seq);
 }
 
 int run_poll(Op *o) {
@@ -165,7 +165,7 @@ int run_poll(Op *o) {
         if (s.at != before) did = 1;
         if (e < 0) {
           send_dead = 1;
-          rc = op_fail(o, "lost", "downstream", down, "rank %d: send to rank %d: %s", p->rank, down,
+          rc = op_fail(o, "lost", "downstream", down, "rank %d: send to %s: %s", p->rank, p->down_name,
                        strerror(errno));
           goto out;
         }
@@ -190,15 +190,15 @@ int run_poll(Op *o) {
         if (k < 0) {
           if (errno == EAGAIN || errno == EWOULDBLOCK) break;
           if (errno == EINTR) continue;
-          rc = op_fail(o, "lost", "upstream", up, "rank %d: receive from rank %d: %s", p->rank, up,
+          rc = op_fail(o, "lost", "upstream", up, "rank %d: receive from %s: %s", p->rank, p->up_name,
                        strerror(errno));
           goto out;
         }
         if (k == 0) {
           rc = op_fail(o, "lost", "upstream", up,
-                       "rank %d: upstream neighbour rank %d data connection lost (ended without an orderly "
+                       "rank %d: upstream neighbour %s data connection lost (ended without an orderly "
                        "close) during allreduce #%u",
-                       p->rank, up, p->seq);
+                       p->rank, p->up_name, p->seq);
           goto out;
         }
         did = 1;
@@ -248,13 +248,13 @@ int run_poll(Op *o) {
       if (r.have)
         rc = op_fail(o, "timeout", "upstream", up,
                      "rank %d: allreduce #%u made no progress for %lld ms (timeoutMs %d): no frame %zu (ring "
-                     "step %d, chunk %zu) from rank %d",
-                     p->rank, p->seq, (long long)idle, p->timeout_ms, r.frame, r.t, r.c, up);
+                     "step %d, chunk %zu) from %s",
+                     p->rank, p->seq, (long long)idle, p->timeout_ms, r.frame, r.t, r.c, p->up_name);
       else
         rc = op_fail(o, "timeout", "downstream", down,
-                     "rank %d: allreduce #%u made no progress for %lld ms (timeoutMs %d): rank %d took none of "
+                     "rank %d: allreduce #%u made no progress for %lld ms (timeoutMs %d): %s took none of "
                      "our frames",
-                     p->rank, p->seq, (long long)idle, p->timeout_ms, down);
+                     p->rank, p->seq, (long long)idle, p->timeout_ms, p->down_name);
       goto out;
     }
     int wait = down_partial ? 1 : left > INT_MAX ? INT_MAX : (int)left;

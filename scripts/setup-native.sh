@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Builds the ring's native data plane (native/ring-plane: the ring schedule, socket I/O and the
+# reduce in C on a thread of its own, src/collective/native-plane.ts) into
+# native/ring-plane/build/ring_plane.node. Idempotent: rebuilds only when a source is newer.
+#
+# Why no node-gyp: the addon is four C files with no dependencies; the N-API symbols resolve from
+# the node binary when it loads, so gcc and Node's own headers are all it needs.
+#
+# Without a C compiler or Node's headers the build is skipped with one line, and rings use the
+# JavaScript data plane (RingAllreduceOptions.dataPlane 'auto'); BBN_REQUIRE_NATIVE=1 (CI) makes
+# that an error instead.
+set -euo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)/native/ring-plane"
+cc="${CC:-gcc}"
+inc="$(dirname "$(dirname "$(command -v node)")")/include/node"
+skip() {
+  if [ "${BBN_REQUIRE_NATIVE:-0}" = 1 ]; then
+    echo "setup-native: $1 (BBN_REQUIRE_NATIVE=1)" >&2
+    exit 1
+  fi
+  echo "setup-native: skipped, $1; rings use the JavaScript data plane"
+  exit 0
+}
+command -v "$cc" >/dev/null || skip "no C compiler ($cc)"
+[ -f "$inc/node_api.h" ] || skip "no Node headers at $inc (node_api.h)"
+mkdir -p "$here/build"
+out="$here/build/ring_plane.node"
+srcs=("$here/ring_plane.c" "$here/poll_loop.c" "$here/wire.c" "$here/wire_napi.c")
+stale=0
+[ -f "$out" ] || stale=1
+for f in "${srcs[@]}" "$here/wire.h" "$here/plane.h" "$0"; do [ "$f" -nt "$out" ] && stale=1; done
+if [ "$stale" = 1 ]; then
+  # Plain -O3: the a[i] += b[i] loop vectorises with the baseline SSE2, so no CPU check is needed.
+  "$cc" -O3 -Wall -Wextra -Werror -shared -fPIC -I"$inc" -DNODE_GYP_MODULE_NAME=ring_plane \
+    -o "$out.tmp" "${srcs[@]}" -lpthread
+  mv "$out.tmp" "$out"
+  echo "setup-native: built $out"
+else
+  echo "setup-native: $out is up to date"
+fi
