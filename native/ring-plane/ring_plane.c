@@ -497,7 +497,7 @@ static napi_value js_allreduce(napi_env env, napi_callback_info info) {
   return promise;
 }
 
-/* close(plane): forgets its descriptors (JavaScript owns and closes them; the memory goes with the external's finalizer). */
+/* close(plane): forgets the sockets (JavaScript owns and closes them) and closes the eventfd; the memory goes with the external's finalizer. */
 static napi_value js_close(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -509,6 +509,8 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
     return NULL;
   }
   p->send_fd = p->recv_fd = -1;
+  if (p->wake_fd >= 0) close(p->wake_fd); /* now, not at garbage collection */
+  p->wake_fd = -1;
   return NULL;
 }
 

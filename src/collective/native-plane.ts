@@ -207,8 +207,9 @@ export class NativePlane {
   /**
    * Stops the allreduce in flight (it rejects with code 'cancelled' once its thread finished the
    * frame it was sending, at most a second), then gives both connections back to their edges:
-   * one left inside a message is destroyed (its peer sees a loss, never a torn frame), the other
-   * is read by JavaScript again. Idempotent; resolves when done.
+   * a send stream left inside a message is destroyed (its peer sees a loss, never a torn frame);
+   * a receive stream left inside one is not read again; the rest is read by JavaScript again.
+   * Idempotent; resolves when done.
    */
   release(): Promise<void> {
     this.released ??= (async () => {
@@ -216,8 +217,9 @@ export class NativePlane {
       if (running) this.addon.cancel(this.plane);
       const how = (await running) ?? { sendBroken: false, recvBroken: false };
       this.addon.close(this.plane);
-      if (how.recvBroken) this.dataIn.destroy();
-      else this.dataIn.reclaim();
+      // A receive stream left inside a message is never read again (as TcpDataIn does with a
+      // framing error), but its other direction still carries this rank's abort upstream.
+      if (!how.recvBroken) this.dataIn.reclaim();
       if (how.sendBroken) this.dataOut.destroy();
       else this.dataOut.reclaim();
     })();

@@ -41,6 +41,7 @@ export const DECOUPLE_STAGE_METHODS = ['ce', 'rw', 'rs'] as const;
 export type DecoupleStageMethod = (typeof DECOUPLE_STAGE_METHODS)[number];
 
 export const RING_TRANSPORTS = ['grpc', 'tcp'] as const;
+export const DATA_PLANES = ['auto', 'native', 'js'] as const;
 
 export const BACKENDS = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
 
@@ -220,6 +221,13 @@ const distributedSchema = z
      * not only the gRPC one.
      */
     transport: z.enum(RING_TRANSPORTS).default('tcp'),
+    /**
+     * Who moves the chunks of a `tcp` ring: `native` (C on a thread of its own, native/ring-plane:
+     * torch gloo's CPU per byte), `js` (the event loop), or `auto` (default): native where
+     * scripts/setup-native.sh built it and it applies (not with compressBf16), else js. Both give
+     * the same bits and interoperate.
+     */
+    dataPlane: z.enum(DATA_PLANES).default('auto'),
   })
   .strict();
 

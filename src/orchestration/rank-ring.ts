@@ -78,6 +78,7 @@ export class RankRing {
       chunkBytes: cfg.distributed.chunkBytes,
       compress: cfg.distributed.compressBf16 ? 'bf16' : 'none',
       transport: cfg.distributed.transport,
+      dataPlane: cfg.distributed.dataPlane,
       timeoutMs: this.opts.timeoutMs ?? 600_000,
       token: this.opts.token,
     });

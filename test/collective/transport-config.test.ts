@@ -53,3 +53,34 @@ describe('config - distributed.chunkBytes', () => {
     assert.equal(ring(cfg.distributed.chunkBytes).chunkElements, 1048576 / 4);
   });
 });
+
+describe('config - distributed.dataPlane', () => {
+  it("defaults to 'auto', accepts native and js, and passes the choice to the ring", () => {
+    assert.equal(parseRunConfig(BASE).distributed.dataPlane, 'auto');
+    for (const p of ['auto', 'native', 'js'] as const) {
+      const cfg = parseRunConfig(applyOverrides(BASE, [`distributed.dataPlane=${p}`]));
+      assert.equal(cfg.distributed.dataPlane, p);
+      const ring = resolveOptions({
+        runId: 'r',
+        generation: 0,
+        rank: 0,
+        worldSize: 1,
+        peers: ['127.0.0.1:1'],
+        dataPlane: cfg.distributed.dataPlane,
+      });
+      assert.equal(ring.dataPlane, p);
+    }
+  });
+
+  it('rejects anything else with one line naming the field and the choices', () => {
+    assert.throws(
+      () => parseRunConfig(applyOverrides(BASE, ['distributed.dataPlane=gpu']), 'run.yaml'),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        assert.equal(err.issues.length, 1);
+        assert.match(err.issues[0], /^distributed\.dataPlane: .*"auto".*"native".*"js"/);
+        return true;
+      },
+    );
+  });
+});

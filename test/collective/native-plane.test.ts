@@ -1,0 +1,236 @@
+/**
+ * The native data plane (src/collective/native-plane.ts, native/ring-plane) through the ring's
+ * public API. The other ring tests (sums, aborts, timeouts, lost processes, close) run on it too:
+ * 'auto' is native where it is built, and the first test here fails if it is not, so that they
+ * cannot silently fall back to the JavaScript plane. These tests cover what is particular to it:
+ * the same bits as the JavaScript plane (spans and mixed rings included), its own threads, a
+ * cancel of an allreduce blocked in C, the connections it borrows, and the choice of plane.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { type AllreduceTag, CollectiveConfigError, RingAbortedError } from '../../src/collective/index.ts';
+import { ringPlaneAddon } from '../../src/collective/native-plane.ts';
+import { rankData, ringOrderSum } from './ring-data.ts';
+import { allreduceAll, type LocalRingOptions, startLocalRing } from './ring-harness.ts';
+
+/** Every rank's output of `tags.length` allreduces of seeded data (piece by piece with spans). */
+async function sums(
+  W: number,
+  n: number,
+  options: LocalRingOptions,
+  pieces: number,
+): Promise<{ outputs: Float32Array[]; planes: string[]; stats: unknown[] }> {
+  const ring = await startLocalRing(W, options);
+  try {
+    const outputs = ring.rings.map((_, r) => rankData(`native-${W}-${n}`, r, n));
+    for (let k = 0; k < pieces; k++) {
+      const lo = Math.floor((k * n) / pieces);
+      const hi = Math.floor(((k + 1) * n) / pieces);
+      const tag: AllreduceTag = {
+        epoch: 3,
+        step: k,
+        span: pieces > 1 ? { offset: lo, total: n } : undefined,
+      };
+      const results = await allreduceAll(
+        ring.rings,
+        outputs.map((x) => x.subarray(lo, hi)),
+        tag,
+      );
+      for (const [r, res] of results.entries()) assert.ok(res.ok, `rank ${r}: ${!res.ok && res.error.stack}`);
+    }
+    return {
+      outputs,
+      planes: ring.rings.map((r) => r.dataPlane),
+      stats: ring.rings.map((r) => {
+        const { seconds: _s, lastSeconds: _l, ...counts } = r.stats();
+        return counts;
+      }),
+    };
+  } finally {
+    await ring.close();
+  }
+}
+
+/** Open descriptors of this process. */
+function openDescriptors(): number {
+  return readdirSync('/proc/self/fd').length;
+}
+
+describe('ring allreduce - the native data plane', () => {
+  it('is built, and tcp rings use it by default', { timeout: 20_000 }, async () => {
+    assert.equal(typeof ringPlaneAddon(), 'object', String(ringPlaneAddon()));
+    const ring = await startLocalRing(2);
+    try {
+      assert.deepEqual(
+        ring.rings.map((r) => r.dataPlane),
+        ['native', 'native'],
+      );
+    } finally {
+      await ring.close();
+    }
+  });
+
+  it('gives the JavaScript plane`s bits and counters at W=2-4, with chunks of 4 KiB and 4 MiB, whole and by spans, and in mixed rings', {
+    timeout: 120_000,
+  }, async () => {
+    for (const W of [2, 3, 4]) {
+      for (const [n, chunkBytes, pieces] of [
+        [1, 4096, 1],
+        [W + 1, 4096, 1],
+        [300_007, 4096, 1],
+        [300_007, 4096, 7],
+        [2_000_003, undefined, 1],
+        [2_000_003, undefined, 3],
+      ] as const) {
+        const what = `W=${W} n=${n} chunkBytes=${chunkBytes ?? 'default'} pieces=${pieces}`;
+        const js = await sums(W, n, { dataPlane: 'js', chunkBytes }, pieces);
+        const native = await sums(W, n, { dataPlane: 'native', chunkBytes }, pieces);
+        const mixed = await sums(
+          W,
+          n,
+          { chunkBytes, perRank: (rank) => ({ dataPlane: rank % 2 === 0 ? 'native' : 'js' }) },
+          pieces,
+        );
+        assert.ok(
+          js.planes.every((p) => p === 'js'),
+          what,
+        );
+        assert.ok(
+          native.planes.every((p) => p === 'native'),
+          what,
+        );
+        const expected = Buffer.from(
+          ringOrderSum(js.outputs.map((_, r) => rankData(`native-${W}-${n}`, r, n))).buffer,
+        );
+        for (let r = 0; r < W; r++) {
+          assert.ok(Buffer.from(js.outputs[r].buffer).equals(expected), `${what}: js rank ${r}`);
+          assert.ok(Buffer.from(native.outputs[r].buffer).equals(expected), `${what}: native rank ${r}`);
+          assert.ok(Buffer.from(mixed.outputs[r].buffer).equals(expected), `${what}: mixed rank ${r}`);
+        }
+        assert.deepEqual(native.stats, js.stats, `${what}: counters`);
+      }
+    }
+  });
+
+  it('runs each allreduce on a thread of its own: 6 ranks in one process with 2 libuv pool threads', {
+    timeout: 60_000,
+  }, () => {
+    // An allreduce on a libuv pool thread waits for its neighbours; with fewer pool threads than
+    // ranks in the process, the ranks not yet started would wait for a pool thread forever.
+    const script = `
+      import { startLocalRing, allreduceAll } from './test/collective/ring-harness.ts';
+      const ring = await startLocalRing(6, { dataPlane: 'native', timeoutMs: 20000 });
+      const data = ring.rings.map((_, r) => new Float32Array(1 << 20).fill(r + 1));
+      for (let k = 0; k < 3; k++) {
+        const out = await allreduceAll(ring.rings, data, { epoch: 0, step: k });
+        for (const o of out) if (!o.ok) throw o.error;
+      }
+      await ring.close();
+      console.log(JSON.stringify([ring.rings.map((r) => r.dataPlane), data.map((d) => d[12345])]));
+    `;
+    const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '--eval', script], {
+      env: { ...process.env, UV_THREADPOOL_SIZE: '2' },
+      encoding: 'utf8',
+      timeout: 50_000,
+    });
+    const [planes, values] = JSON.parse(out.trim().split('\n').at(-1)!) as [string[], number[]];
+    assert.deepEqual(planes, Array(6).fill('native'));
+    // 1+2+4+... : after k allreduces each element is 21 * 6^(k-1), i.e. 21 * 36 after three.
+    assert.deepEqual(values, Array(6).fill(21 * 36));
+  });
+
+  it('an abort reaches allreduces blocked in C: every rank fails naming the origin, and the ring closes in order', {
+    timeout: 30_000,
+  }, async () => {
+    const ring = await startLocalRing(3, { dataPlane: 'native' });
+    try {
+      const data = ring.rings.map(() => new Float32Array(1 << 20).fill(1));
+      // Rank 2 never starts: ranks 0 and 1 stay in flight inside the plane, whatever the timing.
+      const pending = ring.rings.slice(0, 2).map((r, i) =>
+        r.allreduce(data[i], { epoch: 0, step: 0 }).then(
+          () => null,
+          (e: Error) => e,
+        ),
+      );
+      const t0 = performance.now();
+      ring.rings[0].abort('operator stop');
+      const [e0, e1] = await Promise.all(pending);
+      const took = performance.now() - t0;
+      for (const e of [e0, e1]) {
+        assert.ok(e instanceof RingAbortedError, String(e));
+        assert.equal(e.originRank, 0);
+        assert.match(e.message, /operator stop/);
+      }
+      assert.ok(took < 2_000, `the blocked allreduces took ${took} ms to fail`);
+      await assert.rejects(ring.rings[2].allreduce(data[2], { epoch: 0, step: 0 }), RingAbortedError);
+    } finally {
+      await ring.close();
+    }
+  });
+
+  it('gives the borrowed connections back: close after allreduces and during one leaves no descriptor open', {
+    timeout: 30_000,
+  }, async () => {
+    const before = openDescriptors();
+    for (const during of [false, true]) {
+      const ring = await startLocalRing(3, { dataPlane: 'native' });
+      const data = ring.rings.map(() => new Float32Array(100_000).fill(2));
+      const out = await allreduceAll(ring.rings, data, { epoch: 0, step: 0 });
+      assert.ok(out.every((o) => o.ok));
+      assert.equal(data[1][99_999], 6);
+      const late = during
+        ? ring.rings[0].allreduce(data[0], { epoch: 0, step: 1 }).catch((e: Error) => e)
+        : null;
+      await ring.close();
+      if (late) assert.match(String(await late), /ring closed during an allreduce/);
+    }
+    assert.equal(openDescriptors(), before);
+  });
+
+  it("'native' where it cannot run is a config error naming the reason; 'auto' falls back; a bad value is refused", {
+    timeout: 30_000,
+  }, async () => {
+    await assert.rejects(startLocalRing(2, { dataPlane: 'native', transport: 'grpc' }), {
+      name: 'CollectiveConfigError',
+      message: /dataPlane is 'native' but transport is 'grpc'/,
+    });
+    await assert.rejects(startLocalRing(2, { dataPlane: 'native', compress: 'bf16' }), {
+      name: 'CollectiveConfigError',
+      message: /dataPlane is 'native' but compress is 'bf16'/,
+    });
+    await assert.rejects(
+      startLocalRing(2, { dataPlane: 'bogus' as never }),
+      (e: Error) => e instanceof CollectiveConfigError && /dataPlane \("bogus"\) must be/.test(e.message),
+    );
+    const bf16 = await startLocalRing(2, { compress: 'bf16' });
+    try {
+      assert.deepEqual(
+        bf16.rings.map((r) => r.dataPlane),
+        ['js', 'js'],
+      );
+    } finally {
+      await bf16.close();
+    }
+    // Without the addon (a process where it cannot load): 'auto' runs on JavaScript, 'native' says why.
+    const script = `
+      import { startLocalRing } from './test/collective/ring-harness.ts';
+      const auto = await startLocalRing(2);
+      console.log(auto.rings.map((r) => r.dataPlane).join(','));
+      await auto.close();
+      await startLocalRing(2, { dataPlane: 'native' }).catch((e) => console.log(e.name + ': ' + e.message));
+    `;
+    const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '--eval', script], {
+      env: { ...process.env, BBN_RING_PLANE_ADDON: '/nonexistent/ring_plane.node' },
+      encoding: 'utf8',
+      timeout: 25_000,
+    });
+    const [planes, refusal] = out.trim().split('\n');
+    assert.equal(planes, 'js,js');
+    assert.match(
+      refusal,
+      /^CollectiveConfigError: RingAllreduceOptions.dataPlane is 'native' but the native data plane is not built \(\/nonexistent\/ring_plane.node: .*\); run scripts\/setup-native.sh$/,
+    );
+  });
+});
