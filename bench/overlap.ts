@@ -15,7 +15,9 @@
  * addition, and pieces keep the whole wire's ring order at any W).
  *
  * usage: node --import tsx bench/overlap.ts [--batch 64] [--steps 4] [--rounds 3] [--segment-kb 512]
- *        (--batch is the global batch: each rank computes batch/2 + batch/2 images)
+ *        [--data-plane auto|native|js]
+ *        (--batch is the global batch: each rank computes batch/2 + batch/2 images; --data-plane is
+ *        the ring's, RingAllreduceOptions.dataPlane, default auto)
  *
  * The third round's numbers in docs/performance.md were made by an earlier form of this bench with
  * its own thread protocol (`git show c901925:bench/overlap.ts`), before overlap was wired into the
@@ -25,6 +27,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import type { DataPlaneChoice } from '../src/collective/api.ts';
 import { CollectiveServer, RingAllreduce } from '../src/collective/index.ts';
 import { parseRunConfig } from '../src/core/config.ts';
 import { carriesStopVote } from '../src/worker/process/compute-protocol.ts';
@@ -36,6 +39,7 @@ const batch = Number(arg('batch', '64'));
 const steps = Number(arg('steps', '4'));
 const rounds = Number(arg('rounds', '3'));
 const segmentBytes = Number(arg('segment-kb', '512')) * 1024;
+const dataPlane = arg('data-plane', 'auto') as DataPlaneChoice;
 const W = 2;
 const MODES = ['plain', 'overlap'] as const;
 type Mode = (typeof MODES)[number];
@@ -82,6 +86,7 @@ async function openWorld(mode: Mode) {
         peers: servers.map((s) => s.address),
         server,
         transport: 'tcp',
+        dataPlane,
       }),
     ),
   );
@@ -132,7 +137,7 @@ async function train(world: World, epoch: number, n: number) {
 
 const worlds = { plain: await openWorld('plain'), overlap: await openWorld('overlap') };
 console.log(
-  `BBN-ResNet-32 at 32x32x3, C=10, global batch ${batch} (${batch / W}+${batch / W} per rank), W=2 compute threads in one process (tfjs-node, 1 thread each), tcp ring; overlap segments >= ${segmentBytes / 1024} KiB; ${steps} steps per round, ${rounds} rounds, modes taking turns`,
+  `BBN-ResNet-32 at 32x32x3, C=10, global batch ${batch} (${batch / W}+${batch / W} per rank), W=2 compute threads in one process (tfjs-node, 1 thread each), tcp ring on the ${worlds.plain.rings[0].dataPlane} data plane; overlap segments >= ${segmentBytes / 1024} KiB; ${steps} steps per round, ${rounds} rounds, modes taking turns`,
 );
 // Warm-up: epoch 1, one step in each world (kernel set-up), not reported.
 for (const mode of MODES) await train(worlds[mode], 1, 1);

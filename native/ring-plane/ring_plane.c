@@ -268,6 +268,9 @@ static void plane_finalize(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
   Plane *p = data;
+  /* Only at the environment's teardown (an allreduce holds a reference to the plane otherwise):
+   * its thread still reads the plane, so it is left to the exiting process. */
+  if (p->busy) return;
   if (p->wake_fd >= 0) close(p->wake_fd);
   free(p->scratch);
   free(p);
