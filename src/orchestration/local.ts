@@ -118,6 +118,8 @@ export function createLocalDeps(
   const sessions = new Map<string, Session>();
   const started = new Map<string, number>();
   const rings = new RankRing(opts.ring);
+  /** Rings already announced in the log (one line per ring: which data plane moves its chunks). */
+  const announced = new WeakSet<object>();
 
   const drop = async (runId: string) => {
     const s = sessions.get(runId);
@@ -354,6 +356,12 @@ export function createLocalDeps(
     } catch (err) {
       if (err instanceof StaleRendezvousError) throw fail(FAILURE_TYPES.positionLost, err.message);
       throw err;
+    }
+    if (!announced.has(ring)) {
+      announced.add(ring);
+      opts.log?.(
+        `rank ${req.rank}: ring of generation ${req.generation} (${req.worldSize} ranks) formed, chunks on the ${ring.dataPlane} data plane`,
+      );
     }
     const handlers: EpochHandlers = {
       async reduce(wire, tag) {

@@ -95,6 +95,14 @@ describe('world-size invariance of the BN-free classifier stage (real worker pro
         run.lines.some((l) => l.includes('resuming from') && l.includes(STAGE1)),
         `W=${workers} resumed from stage 1`,
       );
+      // The shipped path: every rank's ring moves its chunks on the native data plane.
+      assert.equal(
+        run.lines.filter((l) =>
+          /ring of generation \d+ \(\d+ ranks\) formed, chunks on the native data plane/.test(l),
+        ).length >= workers,
+        true,
+        `W=${workers}: ${run.lines.filter((l) => l.includes('data plane')).join(' | ') || 'no ring line'}`,
+      );
       assert.deepEqual(
         readMetrics(dir).map((m) => m.epoch),
         [1, 2, 3],
