@@ -32,18 +32,36 @@ import { parseArgs } from 'node:util';
 import { ringPlaneAddon } from '../../src/collective/native-plane.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const { values } = parseArgs({
-  options: {
-    worlds: { type: 'string', default: '2,4' },
-    'sizes-mb': { type: 'string', default: '2,100,245' },
-    rounds: { type: 'string', default: '3' },
-    iters: { type: 'string', default: '10,3' },
-    kinds: { type: 'string', default: 'grpc,ringtcp,tcp,gloo,stream' },
-    'chunk-kib': { type: 'string', default: '1024' },
-    compress: { type: 'string', default: 'none' },
-    python: { type: 'string', default: process.env.BENCH_PYTHON ?? 'python3' },
-  },
-});
+const USAGE = `npm run bench:peers -- [--worlds 2,4] [--sizes-mb 2,100,245] [--rounds 3] [--iters 10,3]
+  [--kinds grpc,ringtcp,tcp,gloo,stream] [--chunk-kib 1024] [--compress none|bf16] [--python python3]
+kinds: grpc, ringtcp (tcp ring, dataPlane 'js'), ringtcpjs (the same, JavaScript add), native (tcp ring,
+  dataPlane 'native'; build it with scripts/setup-native.sh), tcp (bench TCP ring), gloo, stream`;
+/** The flags; an unknown or malformed one is one line and exit 2. */
+function parseOptions() {
+  try {
+    return parseArgs({
+      options: {
+        worlds: { type: 'string', default: '2,4' },
+        'sizes-mb': { type: 'string', default: '2,100,245' },
+        rounds: { type: 'string', default: '3' },
+        iters: { type: 'string', default: '10,3' },
+        kinds: { type: 'string', default: 'grpc,ringtcp,tcp,gloo,stream' },
+        'chunk-kib': { type: 'string', default: '1024' },
+        compress: { type: 'string', default: 'none' },
+        python: { type: 'string', default: process.env.BENCH_PYTHON ?? 'python3' },
+        help: { type: 'boolean', default: false },
+      },
+    });
+  } catch (err) {
+    console.error(`bench:peers: ${(err as Error).message.split('\n')[0]} (--help lists the flags)`);
+    process.exit(2);
+  }
+}
+const { values } = parseOptions();
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
 
 type Kind = 'grpc' | 'ringtcp' | 'ringtcpjs' | 'tcp' | 'gloo' | 'stream' | 'native';
 const KIND_LABEL: Record<Kind, string> = {
