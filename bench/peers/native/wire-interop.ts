@@ -8,7 +8,8 @@
  * additions (checked: at W >= 3 a plain sum in rank order differs from the ring's somewhere):
  * every rank's result must equal, bit for bit, that rank's result in the pure-JavaScript ring. A native rank
  * receives JavaScript's frames and a JavaScript rank checks every field of the native frames
- * (allreduce-op.ts), so a header either plane writes differently fails the allreduce.
+ * (allreduce-op.ts), so a header either plane writes differently fails the allreduce; and each
+ * rank's stats() (frames and bytes sent and received) must equal the pure-JavaScript ring's.
  * Bench only: `node --import tsx bench/peers/native/wire-interop.ts` after scripts/setup-native.sh;
  * exit 1 on any mismatch, 2 when the addon is not built. wire-check-asan.sh runs it against a
  * build with AddressSanitizer and UBSan.
@@ -69,8 +70,14 @@ function casesFor(chunkBytes: number): number[] {
   return CASES.flatMap((c, k) => (chunkBytes > 64 || c.n <= SMALL_CHUNK_MAX_N ? [k] : []));
 }
 
-/** Runs every case on a ring of these planes; returns each case's results per rank. */
-async function runRing(planes: Plane[], chunkBytes: number): Promise<Float32Array[][] | null> {
+/** What one ring gave: each case's results per rank, and each rank's counters after them all. */
+interface Outcome {
+  results: Float32Array[][];
+  counters: string[];
+}
+
+/** Runs every case on a ring of these planes. */
+async function runRing(planes: Plane[], chunkBytes: number): Promise<Outcome | null> {
   const W = planes.length;
   const servers = await Promise.all(
     planes.map(() => CollectiveServer.listen({ host: '127.0.0.1', port: 0 })),
@@ -111,7 +118,11 @@ async function runRing(planes: Plane[], chunkBytes: number): Promise<Float32Arra
       }
       results.push(arrays);
     }
-    return results;
+    const counters = rings.map((ring) => {
+      const { allreduces, bytesSent, bytesReceived, framesSent, framesReceived } = ring.stats();
+      return JSON.stringify({ allreduces, bytesSent, bytesReceived, framesSent, framesReceived });
+    });
+    return { results, counters };
   } finally {
     await Promise.all(rings.map((r) => r.close()));
     await Promise.all(servers.map((s) => s.close()));
@@ -146,18 +157,27 @@ for (const W of [2, 3, 4]) {
         for (let r = 0; r < W; r++) acc = Math.fround(acc + input(W, r, ks[k])[i]);
         return acc;
       });
-      if (bits(plain).equals(bits(want[k][0]))) fail(`W=${W}: the sums do not depend on the order`);
+      if (bits(plain).equals(bits(want.results[k][0]))) fail(`W=${W}: the sums do not depend on the order`);
     }
     for (const planes of others) {
       const got = await runRing(planes, chunkBytes);
       if (!got) continue;
       let differ = 0;
       for (let k = 0; k < ks.length; k++) {
-        for (let r = 0; r < W; r++) if (!bits(got[k][r]).equals(bits(want[k][r]))) differ++;
+        for (let r = 0; r < W; r++) if (!bits(got.results[k][r]).equals(bits(want.results[k][r]))) differ++;
       }
       if (differ > 0) fail(`W=${W} ${planes.join(',')} chunk ${chunkBytes} B: ${differ} results differ`);
+      // Both planes write the canonical frames, so every rank counts the same frames and bytes.
+      const statsDiffer = got.counters.filter((c, r) => c !== want.counters[r]).length;
+      for (let r = 0; r < W; r++) {
+        if (got.counters[r] !== want.counters[r]) {
+          fail(
+            `W=${W} ${planes.join(',')} chunk ${chunkBytes} B rank ${r}: stats ${got.counters[r]}, pure js ${want.counters[r]}`,
+          );
+        }
+      }
       console.log(
-        `W=${W} [${planes.join(',')}] chunk ${chunkBytes} B: ${ks.length} allreduces, ${differ === 0 ? 'every rank bit-identical to the pure-js ring' : `${differ} (case, rank) results differ`}`,
+        `W=${W} [${planes.join(',')}] chunk ${chunkBytes} B: ${ks.length} allreduces, ${differ === 0 ? 'every rank bit-identical to the pure-js ring' : `${differ} (case, rank) results differ`}, ${statsDiffer === 0 ? 'same frame and byte counts' : `${statsDiffer} ranks count other frames or bytes`}`,
       );
     }
   }
