@@ -1,6 +1,6 @@
 /**
- * Peer benchmark of the ring allreduce (issue 16): our ring (gRPC data, and the raw-TCP data
- * plane: transport tcp) beside torch.distributed gloo,
+ * Peer benchmark of the ring allreduce (issue 16): our ring (gRPC data; transport tcp with its
+ * chunks moved by JavaScript or by the native data plane) beside torch.distributed gloo,
  * the same ring over plain TCP (bench/allreduce-tcp.ts) and one raw TCP stream, W ranks as
  * separate processes on loopback, interleaved round by round so every kind sees the same load.
  * Not part of CI (it needs PyTorch and minutes of both cores).
@@ -19,7 +19,8 @@
  * range over rounds; then the ratios, each computed within a round. The stream is one TCP
  * connection from rank 0 to rank 1 (rank 1 copies the bytes into its array); its "busbw" is its
  * bandwidth, the most one ring edge can carry. MB = 10^6 bytes. `--iters a,b`: allreduces per
- * round below / from 50 MB. `--python` (or BENCH_PYTHON) must import torch. BENCH_NODE_ARGS adds
+ * round below / from 50 MB. In the ratios, ring(tcp) is kind ringtcp (dataPlane 'js') and native
+ * is kind native. `--python` (or BENCH_PYTHON) must import torch. BENCH_NODE_ARGS adds
  * node flags to the Node ranks (a CPU profile: "--cpu-prof --cpu-prof-dir=DIR").
  */
 import { type ChildProcess, fork, spawn, spawnSync } from 'node:child_process';
