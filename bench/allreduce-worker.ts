@@ -1,7 +1,7 @@
 /**
  * One rank of bench/allreduce.ts and bench/peers/allreduce-peers.ts (a forked child process).
  * Talks to the parent over IPC:
- *   child → {type:'listening', grpc, tcp, stream}  parent → {type:'peers', grpc[], tcp[], stream[], chunkBytes, compress}
+ *   child → {type:'listening', grpc, tcp, stream}  parent → {type:'peers', grpc[], tcp[], stream[], native?, chunkBytes, compress}
  *   child → {type:'ready'}                         parent → {type:'run', kind, n, iters}
  *   child → {type:'result', times[], cpu[], ok}    parent → {type:'exit'}
  * `cpu` is this process's CPU seconds (user + system) per allreduce: less sensitive than wall
@@ -11,11 +11,11 @@
  * (its array's own bytes, no copy) to rank 1, which copies them into its array and answers one
  * byte; times are rank 0's (first write to the answer), other ranks idle and report nothing.
  *
- * kind 'native' (only with a third argument "native"): the C prototype of a native data plane,
- * bench/peers/native/ring_plane.c, built beforehand by bench/peers/native/build.sh. It listens
- * before 'listening' (field `native`: its port) and connects after 'peers'. BENCH_NATIVE_MODE
- * (poll|threads) and BENCH_NATIVE_SOCKBUF (bytes, 0 = kernel default) pick its variant;
- * BENCH_NATIVE_THP=1 asks for transparent huge pages for every kind's array (an experiment).
+ * kind 'ringtcp' is our ring on transport 'tcp' with dataPlane 'js' (the event loop moves the
+ * chunks); kind 'native' is the same ring with dataPlane 'native' (native/ring-plane: the chunks
+ * move in C on a thread of its own, what a tcp ring runs by default where the addon is built). The
+ * native ring is made only when the parent asks for it (`native: true` in 'peers'); the parent
+ * checks beforehand that the addon is built (scripts/setup-native.sh).
  */
 
 import net from 'node:net';
@@ -23,7 +23,6 @@ import { performance } from 'node:perf_hooks';
 import { CollectiveServer, RingAllreduce, type WireCompression } from '../src/collective/index.ts';
 import { forceJsAdd } from '../src/collective/simd-add.ts';
 import { TcpRing } from './allreduce-tcp.ts';
-import { nativeAddon } from './peers/native/addon.ts';
 
 // BENCH_ADD=js: the ring reduces with the JavaScript loop instead of the SIMD kernel (a before/after).
 forceJsAdd(process.env.BENCH_ADD === 'js');
@@ -34,7 +33,7 @@ type Msg =
       grpc: string[];
       tcp: string[];
       stream?: string[];
-      native?: number[];
+      native?: boolean;
       chunkBytes: number;
       compress: WireCompression;
     }
@@ -59,21 +58,11 @@ const tcpPort = (tcpServer.address() as net.AddressInfo).port;
 const streamServer = net.createServer();
 await new Promise<void>((resolve) => streamServer.listen(0, '127.0.0.1', resolve));
 const streamPort = (streamServer.address() as net.AddressInfo).port;
-const ringPlane = process.argv[4] === 'native' ? nativeAddon() : null;
-const nativeMode = process.env.BENCH_NATIVE_MODE ?? 'poll';
-if (nativeMode !== 'poll' && nativeMode !== 'threads') {
-  throw new Error(`BENCH_NATIVE_MODE: poll or threads, not ${JSON.stringify(nativeMode)}`);
-}
-const [nativePlane, nativePort] = ringPlane?.listen(
-  rank,
-  worldSize,
-  Number(process.env.BENCH_NATIVE_SOCKBUF ?? 0),
-  nativeMode === 'threads' ? 1 : 0,
-) ?? [null, 0];
-let nativeChunkBytes = 0;
 let ring: RingAllreduce | null = null;
-/** The same RingAllreduce with its chunk data on the raw-TCP data plane (transport 'tcp'). */
+/** The same RingAllreduce with its chunk data on the raw-TCP data plane (transport 'tcp'), moved by JavaScript. */
 let ringTcp: RingAllreduce | null = null;
+/** The same tcp ring with its chunks moved by the native data plane (dataPlane 'native'). */
+let ringNative: RingAllreduce | null = null;
 let tcp: TcpRing | null = null;
 /** Rank 0: the socket to rank 1; rank 1: the socket from rank 0 (kind 'stream'). */
 let stream: net.Socket | null = null;
@@ -81,17 +70,10 @@ let stream: net.Socket | null = null;
 process.on('message', async (m: Msg) => {
   try {
     if (m.type === 'peers') {
-      if (ringPlane && m.native) {
-        // Blocking, first thing, so no rank waits on another's event loop: every rank listened
-        // before 'listening', a loopback connect needs no accept, and each connects before it accepts.
-        ringPlane.connect(nativePlane, m.native[(rank + 1) % worldSize]);
-        ringPlane.accept(nativePlane);
-        nativeChunkBytes = m.chunkBytes;
-      }
       const streamReady = m.stream ? connectStream(m.stream) : Promise.resolve(null);
-      const ringOf = (transport: 'grpc' | 'tcp') =>
+      const ringOf = (transport: 'grpc' | 'tcp', dataPlane: 'js' | 'native' = 'js') =>
         RingAllreduce.create({
-          runId: `bench-${transport}`,
+          runId: `bench-${transport}-${dataPlane}`,
           generation: 1,
           rank,
           worldSize,
@@ -100,13 +82,19 @@ process.on('message', async (m: Msg) => {
           chunkBytes: m.chunkBytes,
           compress: m.compress,
           transport,
+          dataPlane,
         });
-      [ring, ringTcp, tcp, stream] = await Promise.all([
+      [ring, ringTcp, ringNative, tcp, stream] = await Promise.all([
         ringOf('grpc'),
-        ringOf('tcp'),
+        ringOf('tcp', 'js'),
+        m.native ? ringOf('tcp', 'native') : null,
         TcpRing.create(rank, worldSize, m.tcp, tcpServer, m.chunkBytes),
         streamReady,
       ]);
+      if (ringTcp.dataPlane !== 'js') throw new Error(`ring(tcp): data plane ${ringTcp.dataPlane}, not js`);
+      if (ringNative && ringNative.dataPlane !== 'native') {
+        throw new Error(`ring(native): data plane ${ringNative.dataPlane}, not native`);
+      }
       send({ type: 'ready' });
     } else if (m.type === 'run' && m.kind === 'stream') {
       if (rank > 1) return;
@@ -115,9 +103,8 @@ process.on('message', async (m: Msg) => {
         rank === 0 ? await streamSend(data, m.iters) : await streamReceive(data, m.iters);
       send({ type: 'result', times, cpu, ok: rank === 0 || data[0] === 1 });
     } else if (m.type === 'run') {
+      if (m.kind === 'native' && !ringNative) throw new Error("kind 'native': no native ring (peers.native)");
       const data = new Float32Array(m.n);
-      // BENCH_NATIVE_THP=1: the array asks for transparent huge pages before its first touch.
-      if (ringPlane && process.env.BENCH_NATIVE_THP === '1') ringPlane.hugepages(data);
       const times: number[] = [];
       const cpu: number[] = [];
       let ok = true;
@@ -129,7 +116,7 @@ process.on('message', async (m: Msg) => {
         const tag = { epoch: 0, step: i, bf16Elements: m.n };
         if (m.kind === 'grpc') await ring!.allreduce(data, tag);
         else if (m.kind === 'ringtcp') await ringTcp!.allreduce(data, tag);
-        else if (m.kind === 'native') await ringPlane!.allreduce(nativePlane, data, nativeChunkBytes);
+        else if (m.kind === 'native') await ringNative!.allreduce(data, tag);
         else if (m.kind === 'ringtcpjs') {
           forceJsAdd(true);
           await ringTcp!.allreduce(data, tag).finally(() => forceJsAdd(process.env.BENCH_ADD === 'js'));
@@ -147,8 +134,8 @@ process.on('message', async (m: Msg) => {
     } else if (m.type === 'exit') {
       await ring?.close();
       await ringTcp?.close();
+      await ringNative?.close();
       tcp?.close();
-      if (ringPlane) ringPlane.close(nativePlane);
       stream?.destroy();
       await server.close();
       tcpServer.close();
@@ -230,5 +217,4 @@ send({
   grpc: server.address,
   tcp: `127.0.0.1:${tcpPort}`,
   stream: `127.0.0.1:${streamPort}`,
-  native: nativePort,
 });

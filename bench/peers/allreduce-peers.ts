@@ -1,15 +1,16 @@
 /**
- * Peer benchmark of the ring allreduce (issue 16): our ring (gRPC data, and the raw-TCP data
- * plane: transport tcp) beside torch.distributed gloo,
+ * Peer benchmark of the ring allreduce (issue 16): our ring (gRPC data; transport tcp with its
+ * chunks moved by JavaScript or by the native data plane) beside torch.distributed gloo,
  * the same ring over plain TCP (bench/allreduce-tcp.ts) and one raw TCP stream, W ranks as
  * separate processes on loopback, interleaved round by round so every kind sees the same load.
  * Not part of CI (it needs PyTorch and minutes of both cores).
  *
  *   npm run bench:peers -- [--worlds 2,4] [--sizes-mb 2,100,245] [--rounds 3] [--iters 10,3]
  *     [--kinds grpc,ringtcp,tcp,gloo,stream] [--chunk-kib 1024] [--compress none|bf16]
- *     (kind ringtcpjs: the tcp ring reducing with the JavaScript loop instead of the SIMD kernel;
- *     kind native: the C prototype of a native data plane, bench/peers/native/ring_plane.c, built
- *     here by bench/peers/native/build.sh; BENCH_NATIVE_MODE=poll|threads, BENCH_NATIVE_SOCKBUF)
+ *     (kind ringtcp: the tcp ring with dataPlane 'js', its chunks moved by the event loop;
+ *     ringtcpjs: the same reducing with the JavaScript loop instead of the SIMD kernel;
+ *     native: the same tcp ring with dataPlane 'native', the shipped native data plane of
+ *     native/ring-plane, which scripts/setup-native.sh builds)
  *     [--python python3]
  *
  * Per (W, size) and kind it prints wall ms per allreduce (slowest rank, median of a round),
@@ -18,7 +19,8 @@
  * range over rounds; then the ratios, each computed within a round. The stream is one TCP
  * connection from rank 0 to rank 1 (rank 1 copies the bytes into its array); its "busbw" is its
  * bandwidth, the most one ring edge can carry. MB = 10^6 bytes. `--iters a,b`: allreduces per
- * round below / from 50 MB. `--python` (or BENCH_PYTHON) must import torch. BENCH_NODE_ARGS adds
+ * round below / from 50 MB. In the ratios, ring(tcp) is kind ringtcp (dataPlane 'js') and native
+ * is kind native. `--python` (or BENCH_PYTHON) must import torch. BENCH_NODE_ARGS adds
  * node flags to the Node ranks (a CPU profile: "--cpu-prof --cpu-prof-dir=DIR").
  */
 import { type ChildProcess, fork, spawn, spawnSync } from 'node:child_process';
@@ -28,30 +30,49 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { ringPlaneAddon } from '../../src/collective/native-plane.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const { values } = parseArgs({
-  options: {
-    worlds: { type: 'string', default: '2,4' },
-    'sizes-mb': { type: 'string', default: '2,100,245' },
-    rounds: { type: 'string', default: '3' },
-    iters: { type: 'string', default: '10,3' },
-    kinds: { type: 'string', default: 'grpc,ringtcp,tcp,gloo,stream' },
-    'chunk-kib': { type: 'string', default: '1024' },
-    compress: { type: 'string', default: 'none' },
-    python: { type: 'string', default: process.env.BENCH_PYTHON ?? 'python3' },
-  },
-});
+const USAGE = `npm run bench:peers -- [--worlds 2,4] [--sizes-mb 2,100,245] [--rounds 3] [--iters 10,3]
+  [--kinds grpc,ringtcp,tcp,gloo,stream] [--chunk-kib 1024] [--compress none|bf16] [--python python3]
+kinds: grpc, ringtcp (tcp ring, dataPlane 'js'), ringtcpjs (the same, JavaScript add), native (tcp ring,
+  dataPlane 'native'; build it with scripts/setup-native.sh), tcp (bench TCP ring), gloo, stream`;
+/** The flags; an unknown or malformed one is one line and exit 2. */
+function parseOptions() {
+  try {
+    return parseArgs({
+      options: {
+        worlds: { type: 'string', default: '2,4' },
+        'sizes-mb': { type: 'string', default: '2,100,245' },
+        rounds: { type: 'string', default: '3' },
+        iters: { type: 'string', default: '10,3' },
+        kinds: { type: 'string', default: 'grpc,ringtcp,tcp,gloo,stream' },
+        'chunk-kib': { type: 'string', default: '1024' },
+        compress: { type: 'string', default: 'none' },
+        python: { type: 'string', default: process.env.BENCH_PYTHON ?? 'python3' },
+        help: { type: 'boolean', default: false },
+      },
+    });
+  } catch (err) {
+    console.error(`bench:peers: ${(err as Error).message.split('\n')[0]} (--help lists the flags)`);
+    process.exit(2);
+  }
+}
+const { values } = parseOptions();
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
 
 type Kind = 'grpc' | 'ringtcp' | 'ringtcpjs' | 'tcp' | 'gloo' | 'stream' | 'native';
 const KIND_LABEL: Record<Kind, string> = {
   grpc: 'our ring, gRPC data (transport grpc)',
-  ringtcp: 'our ring, TCP data plane (transport tcp)',
+  ringtcp: "our ring, transport tcp, dataPlane 'js'",
   ringtcpjs: 'the same, reduce by the JavaScript loop (no SIMD)',
   tcp: 'bench TCP ring (no checks)',
   gloo: 'torch gloo',
   stream: 'one TCP stream',
-  native: 'native prototype (C addon, own thread)',
+  native: "our ring, transport tcp, dataPlane 'native'",
 };
 const worlds = values.worlds.split(',').map(Number);
 const sizesMb = values['sizes-mb'].split(',').map(Number);
@@ -81,14 +102,13 @@ if (kinds.includes('gloo')) {
 }
 
 if (kinds.includes('native') && values.compress !== 'none') {
-  console.error('--kinds native: the native prototype sends float32 only (drop --compress or native)');
+  console.error('--kinds native: the native data plane sends float32 only (drop --compress or native)');
   process.exit(2);
 }
 if (kinds.includes('native')) {
-  const build = spawnSync('bash', [path.join(here, 'native', 'build.sh')], { encoding: 'utf8' });
-  if (build.status !== 0) {
-    const why = (build.stderr || build.error?.message || 'failed').trim().split('\n')[0];
-    console.error(`--kinds native: cannot build bench/peers/native/ring_plane.c: ${why}`);
+  const addon = ringPlaneAddon();
+  if (typeof addon === 'string') {
+    console.error(`--kinds native: ${addon}`);
     process.exit(2);
   }
 }
@@ -123,18 +143,14 @@ function nextMessage(child: ChildProcess, type: string): Promise<Record<string, 
   });
 }
 
-/** W Node ranks (bench/allreduce-worker.ts): the gRPC ring, the TCP ring and the stream. */
+/** W Node ranks (bench/allreduce-worker.ts): the gRPC ring, the TCP rings and the stream. */
 async function nodeRanks(W: number): Promise<Ranks> {
   const children = Array.from({ length: W }, (_, r) =>
-    fork(
-      path.join(here, '..', 'allreduce-worker.ts'),
-      [String(r), String(W), kinds.includes('native') ? 'native' : ''],
-      {
-        // BENCH_NODE_ARGS: extra node flags for the ranks, e.g. "--cpu-prof --cpu-prof-dir=DIR".
-        execArgv: ['--import', 'tsx', ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [])],
-        serialization: 'advanced',
-      },
-    ),
+    fork(path.join(here, '..', 'allreduce-worker.ts'), [String(r), String(W)], {
+      // BENCH_NODE_ARGS: extra node flags for the ranks, e.g. "--cpu-prof --cpu-prof-dir=DIR".
+      execArgv: ['--import', 'tsx', ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [])],
+      serialization: 'advanced',
+    }),
   );
   const listening = await Promise.all(children.map((c) => nextMessage(c, 'listening')));
   const ready = children.map((c) => nextMessage(c, 'ready'));
@@ -144,7 +160,7 @@ async function nodeRanks(W: number): Promise<Ranks> {
       grpc: listening.map((l) => l.grpc),
       tcp: listening.map((l) => l.tcp),
       stream: listening.map((l) => l.stream),
-      native: kinds.includes('native') ? listening.map((l) => l.native) : undefined,
+      native: kinds.includes('native'),
       chunkBytes,
       compress: values.compress,
     });

@@ -1,21 +1,38 @@
 #!/usr/bin/env bash
-# Runs wire-check.ts, wire-interop.ts, check.ts, handover-check.ts and downstream-check.ts against
-# a build of the addon with AddressSanitizer and UBSan, so that a read of wire.c's classifier
-# outside a message (each one is its own exact-size allocation in wire-check.ts), a bad access of
-# the ring's slow path or of the failure paths, or undefined behaviour stops the run. Bench only; needs gcc's libasan and libubsan.
+# Runs wire-check.ts and wire-interop.ts against a build of the shipped addon (native/ring-plane,
+# the sources scripts/setup-native.sh builds) with AddressSanitizer and UBSan, so that a read of
+# wire.c's classifier outside a message (each one is its own exact-size allocation in
+# wire-check.ts), a bad access of the plane's thread while native and JavaScript ranks share a
+# ring (wire-interop.ts), or undefined behaviour stops the run. The sanitizer build goes to a
+# temporary directory (removed at exit) and reaches the checks through BBN_RING_PLANE_ADDON, the
+# variable src/collective/native-plane.ts loads another build from. Bench only; needs gcc's
+# libasan and libubsan.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
+src="$(cd "$here/../../.." && pwd)/native/ring-plane"
 cc="${CC:-gcc}"
 inc="$(dirname "$(dirname "$(command -v node)")")/include/node"
-mkdir -p "$here/build"
-out="$here/build/ring_plane-asan.node"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+out="$tmp/ring_plane-asan.node"
 "$cc" -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
-  -shared -fPIC -I"$inc" -DNODE_GYP_MODULE_NAME=ring_plane -o "$out" \
-  "$here/ring_plane.c" "$here/poll_loop.c" "$here/wire.c" "$here/wire_napi.c" -lpthread
+  -Wall -Wextra -Werror -shared -fPIC -I"$inc" -DNODE_GYP_MODULE_NAME=ring_plane -o "$out" \
+  "$src/ring_plane.c" "$src/poll_loop.c" "$src/wire.c" "$src/wire_napi.c" -lpthread
 # Node itself is not instrumented: leaks at exit are V8's, not the addon's.
-export ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 WIRE_CHECK_ADDON="$out"
+export ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 BBN_RING_PLANE_ADDON="$out"
 preload="$("$cc" -print-file-name=libasan.so):$("$cc" -print-file-name=libubsan.so)"
-for check in wire-check.ts wire-interop.ts check.ts handover-check.ts downstream-check.ts; do
+# The checks must load this build, not native/ring-plane/build's: the mapped file says which.
+LD_PRELOAD="$preload" node --import tsx -e "
+  const { ringPlaneAddon } = await import('$src/../../src/collective/native-plane.ts');
+  const a = ringPlaneAddon();
+  if (typeof a === 'string') throw new Error(a);
+  const { readFileSync } = await import('node:fs');
+  if (!readFileSync('/proc/self/maps', 'utf8').includes('$out')) {
+    console.error('wire-check-asan: the sanitizer build is not the addon loaded');
+    process.exit(1);
+  }
+"
+for check in wire-check.ts wire-interop.ts; do
   echo "== $check (ASan + UBSan)"
   if ! LD_PRELOAD="$preload" node --import tsx "$here/$check" | tail -3; then
     echo "$check failed under the sanitizers" >&2

@@ -1,11 +1,12 @@
 /**
- * Self-check of the native chunk wire (wire.c, through the ring_plane addon): the C encoder must
+ * Self-check of the native chunk wire (native/ring-plane/wire.c, through the ring_plane addon's
+ * test entry points in wire_napi.c): the C encoder must
  * write byte for byte what src/collective/frame-codec.ts + tcp-edges.ts write (and what the
  * generated bbn.v1.RingResponse.encode writes for the same chunk), and the C classifier must call
  * a message 'match' exactly when frame-codec.ts's decodeResponse yields a chunk whose every field
  * equals the expected one (the ring's checks in allreduce-op.ts), over canonical, re-ordered,
  * foreign, truncated, mutated and random messages. Seeded; prints the count of cases per part.
- * Bench only: `node --import tsx bench/peers/native/wire-check.ts` after build.sh; exit 1 on any
+ * Bench only: `node --import tsx bench/peers/native/wire-check.ts` after scripts/setup-native.sh; exit 1 on any
  * mismatch. wire-check-asan.sh runs it against a build with AddressSanitizer and UBSan.
  */
 import {
@@ -18,9 +19,9 @@ import {
 import { PREFIX_BYTES } from '../../../src/collective/tcp-edges.ts';
 import { Rng } from '../../../src/core/rng.ts';
 import { bbn } from '../../../src/generated/bbn.js';
-import { nativeAddon } from './addon.ts';
+import { wireAddon } from './addon.ts';
 
-const wire = nativeAddon();
+const wire = wireAddon();
 
 const ENUMS = new Set<string>(['phase', 'dtype']);
 
