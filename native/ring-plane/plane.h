@@ -64,6 +64,7 @@ typedef struct {
   int recv_clean;               /* the failing message from upstream was read whole */
   uint32_t epoch, step;         /* the caller's tag, on every chunk */
   uint8_t *other;               /* a message that is not the expected chunk, handed to JavaScript */
+  size_t applied_len;           /* the length of a chunk received in another encoding (counters) */
   size_t other_len;
   /* schedule */
   int steps;

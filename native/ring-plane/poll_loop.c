@@ -1,6 +1,6 @@
 /*
- * The ring's one-thread loop (poll mode): both sockets and an eventfd in one poll(), so that one
- * pool thread sends, receives, reduces, watches the downstream neighbour and wakes for cancel().
+ * The ring's one-thread loop: both sockets and an eventfd in one poll(), so that the allreduce's
+ * own thread sends, receives, reduces, watches the downstream neighbour and wakes for cancel().
  * Written for sockets the plane may not own (adopt(): JavaScript's libuv sockets): it never
  * changes their file flags (every call says MSG_DONTWAIT instead of setting O_NONBLOCK), never
  * closes them, and on a failure leaves each stream at a message boundary where it can
@@ -214,6 +214,8 @@ int run_poll(Op *o) {
           }
           r.at = r.hlen + r.bytes; /* applied */
           reduce = 0;
+          /* counted as the message it was, as JavaScript counts it (cursor_next adds the canonical size) */
+          o->bytes_received += (double)o->applied_len - (double)(r.hlen - WIRE_PREFIX + r.bytes);
         }
         if (r.at == r.hlen + r.bytes) {
           if (reduce) add_into(r.ptr, p->scratch, r.bytes / 4);

@@ -198,6 +198,7 @@ int other_message(Op *o, const uint8_t *got, size_t have, int t, int seg, size_t
   fields_of(o, &h, up, t, seg, c, ptr, len);
   size_t at;
   if (wire_classify(msg, mlen, &h, len * 4, &at) == WIRE_MATCH) {
+    o->applied_len = mlen;
     if (t < W - 1) {
       memcpy(p->scratch, msg + at, len * 4); /* any alignment */
       add_into(ptr, p->scratch, len);
@@ -217,7 +218,7 @@ int other_message(Op *o, const uint8_t *got, size_t have, int t, int seg, size_t
   return -1;
 }
 
-/* ---- poll mode ---- */
+/* ---- the cursors of the poll loop (poll_loop.c) ---- */
 
 
 void cursor_setup(Op *o, Cursor *k, int sending) {
@@ -454,7 +455,7 @@ static napi_value js_allreduce(napi_env env, napi_callback_info info) {
     CHECK(env, napi_get_value_double(env, argv[6], &span_offset));
     CHECK(env, napi_get_value_double(env, argv[7], &span_total));
   }
-  if (chunk_bytes < 4 || len > UINT32_MAX || span_offset < 0 || span_total < 0 ||
+  if (chunk_bytes < 4 || chunk_bytes % 4 != 0 || len > UINT32_MAX || span_offset < 0 || span_total < 0 ||
       (span_total > 0 && span_offset + (double)len > span_total) || p->send_fd < 0 || p->recv_fd < 0 ||
       p->busy) {
     napi_throw_error(env, NULL, "ring_plane: bad chunk size or span, plane not connected, or an allreduce in flight");

@@ -3,7 +3,6 @@
  * with src/collective/frame-codec.ts and the generated protobuf code). `fields` is a ChunkHeader
  * object (runId, generation, ..., dtype); `payloadBytes` defaults to 4 * length (float32).
  *   encodeChunkHeader(fields, payloadBytes?) -> Buffer   prefix + header, the payload follows
- *   expectedHeader(fields, payloadBytes?) -> Buffer      what a receiver compares incoming bytes to
  *   classify(message, fields, payloadBytes?) -> 'match' | 'other'
  *   payloadAt(message, fields, payloadBytes?) -> offset of the payload in message, -1 if 'other'
  *   prefix(fiveBytes) -> message length, 0 for the orderly close, -1 for a nonzero flag
@@ -144,7 +143,6 @@ static napi_value prefix(napi_env env, napi_callback_info info) {
 void wire_napi_define(napi_env env, napi_value exports) {
   napi_property_descriptor d[] = {
       {"encodeChunkHeader", NULL, header, NULL, NULL, NULL, napi_default, NULL},
-      {"expectedHeader", NULL, header, NULL, NULL, NULL, napi_default, NULL},
       {"classify", NULL, classify, NULL, NULL, NULL, napi_default, NULL},
       {"payloadAt", NULL, payload_at, NULL, NULL, NULL, napi_default, NULL},
       {"prefix", NULL, prefix, NULL, NULL, NULL, napi_default, NULL},

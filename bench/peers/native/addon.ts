@@ -10,7 +10,6 @@ import { ringPlaneAddon } from '../../../src/collective/native-plane.ts';
 /** The wire module's test entry points (wire.c through wire_napi.c). */
 export interface Wire {
   encodeChunkHeader(h: ChunkHeader, payloadBytes?: number): Buffer;
-  expectedHeader(h: ChunkHeader, payloadBytes?: number): Buffer;
   classify(message: Buffer, h: ChunkHeader, payloadBytes?: number): 'match' | 'other';
   payloadAt(message: Buffer, h: ChunkHeader, payloadBytes?: number): number;
   prefix(five: Buffer): number;
