@@ -49,6 +49,11 @@ function injector(spec: FaultSpec): FaultInjector {
   return {
     beforeSend(site, frame) {
       if (site.sequence !== spec.sequence || site.frameIndex < spec.frameIndex) return frame;
+      if (spec.kind === 'unknown-field') {
+        if (site.frameIndex === spec.frameIndex) send({ type: 'fault', kind: spec.kind, at: Date.now() });
+        // RingResponse field 99 (varint 1): receivers must skip it and take the chunk as it is.
+        return Buffer.concat([frame, Buffer.from([0x98, 0x06, 0x01])]);
+      }
       if (spec.kind === 'stall') {
         if (site.frameIndex === spec.frameIndex) send({ type: 'fault', kind: spec.kind, at: Date.now() });
         return 'stall';

@@ -11,7 +11,8 @@ import type { RingAllreduceOptions } from '../../src/collective/index.ts';
 /** One injected misbehaviour of one rank. */
 export interface FaultSpec {
   /** 'block' blocks the rank's main thread synchronously for `blockMs`, then sends the frame. */
-  readonly kind: 'garbage' | 'wrong-step' | 'short-chunk' | 'stall' | 'block';
+  /** 'unknown-field' appends an unknown protobuf field to every frame from `frameIndex` on (a valid chunk in another encoding). */
+  readonly kind: 'garbage' | 'wrong-step' | 'short-chunk' | 'stall' | 'block' | 'unknown-field';
   /** Allreduce sequence number (0 = first allreduce of the ring). */
   readonly sequence: number;
   /** Index of the outgoing frame that misbehaves ('stall' stops from this frame on). */

@@ -40,6 +40,26 @@ describe('ring allreduce - 4 separate processes', () => {
     }
   });
 
+  it('a peer whose chunks come in another valid encoding (an unknown field added) is understood: sums bit for bit', {
+    timeout: 60_000,
+  }, async () => {
+    // The sender runs the JavaScript plane (its fault hook); its downstream rank, on the native
+    // plane, reads every chunk the slow way (the header bytes differ) and must apply it.
+    const fault: FaultSpec = { kind: 'unknown-field', sequence: 0, frameIndex: 0 };
+    await within(cluster.create(5, { chunkBytes: 64 << 10 }, { 2: fault }), SLOW_MS, 'ring set-up');
+    const n = 300_001;
+    const outcomes = await within(
+      cluster.allreduce(n, 'reencoded', { epoch: 1, step: 0 }, { returnData: true }),
+      SLOW_MS,
+      'allreduce',
+    );
+    const exact = ringOrderSum([0, 1, 2, 3].map((r) => rankData('reencoded', r, n)));
+    for (const o of outcomes) {
+      assert.ok(o.ok && o.data, `rank ${o.rank}: ${JSON.stringify(o)}\n${cluster.log(o.rank)}`);
+      assert.equal(firstBitDifference(o.data, exact), -1, `rank ${o.rank}`);
+    }
+  });
+
   const faults: Array<[FaultSpec['kind'], RegExp]> = [
     ['garbage', /undecodable frame|has \w+/],
     ['wrong-step', /has step 6, expected 5/],
