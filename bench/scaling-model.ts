@@ -65,13 +65,15 @@ function parse(text: string): Point[] {
     );
     if (!row || W === 0) continue;
     const label = row[1].trim();
-    const kind = /transport tcp/.test(label)
-      ? 'ring-tcp'
-      : /transport grpc/.test(label)
-        ? 'ring-grpc'
-        : /gloo/.test(label)
-          ? 'gloo'
-          : null;
+    const kind = /dataPlane 'native'/.test(label)
+      ? 'ring-native'
+      : /transport tcp/.test(label)
+        ? 'ring-tcp'
+        : /transport grpc/.test(label)
+          ? 'ring-grpc'
+          : /gloo/.test(label)
+            ? 'gloo'
+            : null;
     if (!kind) continue;
     const cpuLo = Number(row[4]);
     const cpuHi = Number(row[5] ?? row[4]);
@@ -151,15 +153,18 @@ for (const k of kinds) {
     `| ${k} | ${ps.length} | ${(f.alpha * 1e6).toFixed(0)} | ${(f.betaWall * 1e9).toFixed(2)} | ${(f.betaCpu * 1e9).toFixed(2)} | ${(1 / f.betaCpu / 1e9).toFixed(2)} |`,
   );
 }
-const tcp = fits.get('ring-tcp');
-if (!tcp) throw new Error(`${values.from}: no rows of "our ring, TCP data plane (transport tcp)"`);
-const bf16 = fits.get('ring-tcp+bf16');
+// Ours: the shipped data plane where the input measured it (native), else the JavaScript one.
+const ours = fits.has('ring-native') ? 'ring-native' : 'ring-tcp';
+const tcp = fits.get(ours);
+if (!tcp) throw new Error(`${values.from}: no rows of "our ring, transport tcp"`);
+const bf16 = fits.get(`${ours}+bf16`);
 // bf16: half the wire bytes; software seconds per gradient element from its own rows if measured.
 const bf16Fit: Fit = bf16 ? { ...tcp, betaCpu: bf16.betaCpu } : tcp;
 const bf16Note = bf16
-  ? 'bf16: software cost per element from the ring-tcp+bf16 rows, wire bytes halved'
+  ? `bf16: software cost per element from the ${ours}+bf16 rows, wire bytes halved`
   : 'bf16: software cost per element assumed equal to float32 (no bf16 rows in the input), wire bytes halved';
 
+console.log(`\nOurs below: ${ours}.`);
 const eff = (step: number, T: number): number => step / (step + (1 - overlap) * T);
 const pct = (x: number): string => `${(100 * x).toFixed(x < 0.1 ? 1 : 0)}%`;
 const gloo = fits.get('gloo');
@@ -169,7 +174,7 @@ console.log(
 console.log('Reference: Horovod, 90% (ResNet-101, 512 GPUs, published).');
 // alpha as fitted here is mostly waiting for a core on this loaded 2-core machine; the second
 // table takes gloo's alpha from the same run instead (what the ring step costs unstarved).
-const alphas: Array<[string, number]> = [['ring-tcp (fitted)', tcp.alpha]];
+const alphas: Array<[string, number]> = [[`${ours} (fitted)`, tcp.alpha]];
 if (gloo) alphas.push(['gloo (fitted, same run)', gloo.alpha]);
 if (values['alpha-us'] !== undefined) {
   alphas.push(['--alpha-us (assumed, not measured)', Number(values['alpha-us']) / 1e6]);
