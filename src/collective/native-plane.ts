@@ -144,7 +144,8 @@ export class NativePlane {
 
   /**
    * Borrows both data connections, or returns null (and borrows nothing) when JavaScript already
-   * holds bytes of either (TcpEdge.lend): the ring then keeps its JavaScript plane.
+   * holds bytes of either (TcpEdge.lend) or the plane cannot be made: the ring then keeps its
+   * JavaScript plane.
    */
   static borrow(
     addon: RingPlaneAddon,
@@ -158,17 +159,24 @@ export class NativePlane {
       if (recvFd !== null) dataIn.reclaim();
       return null;
     }
-    const plane = addon.create(
-      ring.rank,
-      ring.worldSize,
-      ring.runId,
-      ring.generation,
-      Math.min(ring.timeoutMs, 0x7fffffff),
-      describeRank(dataIn.peer.rank, dataIn.peer.address),
-      describeRank(dataOut.peer.rank, dataOut.peer.address),
-    );
-    addon.adopt(plane, recvFd, sendFd);
-    return new NativePlane(addon, plane, dataIn, dataOut);
+    try {
+      const plane = addon.create(
+        ring.rank,
+        ring.worldSize,
+        ring.runId,
+        ring.generation,
+        Math.min(Math.max(1, Math.ceil(ring.timeoutMs)), 0x7fffffff),
+        describeRank(dataIn.peer.rank, dataIn.peer.address),
+        describeRank(dataOut.peer.rank, dataOut.peer.address),
+      );
+      addon.adopt(plane, recvFd, sendFd);
+      return new NativePlane(addon, plane, dataIn, dataOut);
+    } catch {
+      // The plane could not be made (no eventfd left): the connections stay JavaScript's.
+      dataIn.reclaim();
+      dataOut.reclaim();
+      return null;
+    }
   }
 
   /**
