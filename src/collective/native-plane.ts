@@ -20,7 +20,7 @@
  * replaces.
  */
 import { createRequire } from 'node:module';
-import { checkChunk, describeWait } from './allreduce-op.ts';
+import { bf16Count, checkChunk, describeWait } from './allreduce-op.ts';
 import {
   type AllreduceTag,
   CollectiveError,
@@ -186,7 +186,7 @@ export class NativePlane {
   /**
    * Sums `data` across the ring (allreduce number `sequence`); rejects with a PlaneError. One at a
    * time, and never after `release()`. On a ring with compress 'bf16' the first
-   * `tag.bf16Elements` elements travel as bfloat16 (allreduce-op.ts bf16Count).
+   * `tag.bf16Elements` elements travel as bfloat16 (allreduce-op.ts bf16Count; 0 without compress).
    */
   allreduce(
     data: Float32Array,
@@ -276,6 +276,7 @@ export interface FailedAt {
   readonly runId: string;
   readonly generation: number;
   readonly chunkElements: number;
+  readonly dtype: WireDtypeName;
   readonly up: PeerRef;
   readonly down: PeerRef;
   readonly sequence: number;
@@ -298,7 +299,7 @@ function refusedChunk(at: FailedAt, chunk: DecodedChunk, received: number): Coll
         at.up.rank,
         at.up.address,
       );
-    checkChunk(ctx, at.length, cursor, chunk, 0);
+    checkChunk(ctx, at.length, cursor, chunk, bf16Count(at.dtype, at.tag, cursor.range));
   } catch (err) {
     return err as CollectiveError;
   }

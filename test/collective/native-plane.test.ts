@@ -12,6 +12,12 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { type AllreduceTag, CollectiveConfigError, RingAbortedError } from '../../src/collective/index.ts';
+import {
+  decodeResponse,
+  encodeChunkFrame,
+  type FaultInjector,
+  kFaultInjector,
+} from '../../src/collective/internal.ts';
 import { ringPlaneAddon } from '../../src/collective/native-plane.ts';
 import { firstBitDifference, rankData, ringOrderSum } from './ring-data.ts';
 import { allreduceAll, type LocalRingOptions, startLocalRing } from './ring-harness.ts';
@@ -257,6 +263,42 @@ describe('ring allreduce - the native data plane', () => {
         assert.deepEqual(mixed.stats, js.stats, `${what}: counters mixed`);
       }
     }
+  });
+
+  it('names a bf16 chunk it refused as the JavaScript plane does: the field that differs', {
+    timeout: 20_000,
+  }, async () => {
+    // Rank 0 (JavaScript, with the injector) sends its second frame, a bf16 chunk, 4 bytes short.
+    const short: FaultInjector = {
+      beforeSend: (site, frame) => {
+        if (site.sequence !== 0 || site.frameIndex !== 1) return frame;
+        const msg = decodeResponse(frame);
+        if (msg.kind !== 'chunk') return frame;
+        const { payload, ...header } = msg.chunk;
+        const out = encodeChunkFrame(header, payload.length - 4);
+        out.frame.set(payload.subarray(0, payload.length - 4), out.payloadAt);
+        return out.frame;
+      },
+    };
+    const messages: string[] = [];
+    for (const plane of ['js', 'native'] as const) {
+      const ring = await startLocalRing(2, {
+        compress: 'bf16',
+        chunkBytes: 4096,
+        perRank: (rank) => (rank === 0 ? { [kFaultInjector]: short } : { dataPlane: plane }),
+      });
+      try {
+        assert.equal(ring.rings[1].dataPlane, plane);
+        const data = ring.rings.map(() => new Float32Array(10_000).fill(1));
+        const [, r1] = await allreduceAll(ring.rings, data, { epoch: 0, step: 0, bf16Elements: 6_000 });
+        assert.ok(!r1.ok && r1.error.name === 'ProtocolError', !r1.ok ? r1.error.stack : 'rank 1');
+        messages.push(r1.error.message.replace(/:\d+\)/g, ':PORT)'));
+      } finally {
+        await ring.close();
+      }
+    }
+    assert.match(messages[0], /frame 1 \(ring step 0, chunk 1\) .* has payload bytes 2044, expected 2048/);
+    assert.equal(messages[1], messages[0]);
   });
 
   it('runs each allreduce on a thread of its own: 6 ranks in one process with 2 libuv pool threads', {
