@@ -301,6 +301,44 @@ describe('ring allreduce - the native data plane', () => {
     assert.equal(messages[1], messages[0]);
   });
 
+  it('takes another encoding of a bf16 chunk (an unknown field appended) and sums it to the JavaScript plane`s bits', {
+    timeout: 20_000,
+  }, async () => {
+    // Rank 0 (JavaScript) appends field 20 (a varint) to every message: rank 1 (native) receives
+    // each chunk of every step (reduce, the owner's rounding, all-gather) through the classifier.
+    const unknownField = Buffer.from([0xa0, 0x01, 0x05]);
+    const longer: FaultInjector = { beforeSend: (_site, frame) => Buffer.concat([frame, unknownField]) };
+    const inputs = bf16Inputs(3, 10_000);
+    const outputs: Float32Array[][] = [];
+    for (const injected of [false, true]) {
+      const ring = await startLocalRing(3, {
+        compress: 'bf16',
+        chunkBytes: 4096,
+        perRank: (rank) =>
+          !injected
+            ? { dataPlane: 'js' }
+            : rank === 0
+              ? { [kFaultInjector]: longer }
+              : { dataPlane: 'native' },
+      });
+      try {
+        const data = inputs.map((x) => Float32Array.from(x));
+        const out = await allreduceAll(ring.rings, data, { epoch: 0, step: 0, bf16Elements: 5_000 });
+        for (const [r, o] of out.entries()) assert.ok(o.ok, `rank ${r}: ${!o.ok && o.error.stack}`);
+        if (injected)
+          assert.deepEqual(
+            ring.rings.map((r) => r.dataPlane),
+            ['js', 'native', 'native'],
+          );
+        outputs.push(data);
+      } finally {
+        await ring.close();
+      }
+    }
+    for (let r = 0; r < 3; r++)
+      assert.equal(firstBitDifference(outputs[1][r], outputs[0][r]), -1, `rank ${r}`);
+  });
+
   it('runs each allreduce on a thread of its own: 6 ranks in one process with 2 libuv pool threads', {
     timeout: 60_000,
   }, () => {
