@@ -1,7 +1,8 @@
 /*
  * The native ring plane's shared state (ring_plane.c: the schedule, the chunk path and the N-API
  * functions; poll_loop.c: the one-thread poll() loop with the downstream watch, cancel and the
- * progress timeout). See ring_plane.c's comment and src/collective/native-plane.ts.
+ * progress timeout; bf16.c: payloads with bfloat16 elements). See ring_plane.c's comment and
+ * src/collective/native-plane.ts.
  */
 #ifndef BBN_PLANE_H
 #define BBN_PLANE_H
@@ -36,8 +37,10 @@ typedef struct {
   size_t run_id_len;
   uint32_t generation;
   int busy;
-  float *scratch;
+  float *scratch;  /* a received payload that is added, or decoded from bfloat16 */
   size_t scratch_bytes;
+  uint8_t *stage; /* the payload being sent when it has bfloat16 elements (encoded from the array) */
+  size_t stage_bytes;
 } Plane;
 
 typedef struct {
@@ -52,6 +55,8 @@ typedef struct {
   /* The data is elements [span_offset, span_offset + n) of a logical array of span_total
    * (schedule.ts Span); span_total 0: the whole array. */
   size_t span_offset, span_total;
+  /* Elements [0, bf16) travel as bfloat16 (allreduce-op.ts bf16Count): 0 on a ring without compress. */
+  size_t bf16;
   /* Frames and bytes (prefix, header and payload) sent and received, for the ring's stats. */
   double frames_sent, bytes_sent, frames_received, bytes_received;
   char err[240];
@@ -77,7 +82,11 @@ typedef struct {
   size_t frame; /* flat frame index */
   size_t at;    /* bytes of header + payload done */
   float *ptr;
-  size_t bytes;
+  size_t len;          /* elements of the chunk */
+  size_t k16;          /* its first k16 elements travel as bfloat16 */
+  size_t bytes;        /* payload bytes: 2 * k16 + 4 * (len - k16) */
+  const uint8_t *src;  /* sender: the payload (the array, or p->stage once encoded) */
+  int staged;          /* sender: p->stage holds this frame's payload */
   int seg;
   uint8_t hdr[HDR_CAP]; /* the header sent, or the header expected */
   size_t hlen;
@@ -92,7 +101,14 @@ void cursor_next(Op *o, Cursor *k, int sending);
 /* Sets the failure (the first one wins) and returns -1. */
 int op_fail(Op *o, const char *code, const char *side, int peer, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
-int other_message(Op *o, const uint8_t *got, size_t have, int t, int seg, size_t c, float *ptr, size_t len);
+int other_message(Op *o, const Cursor *k, uint8_t *dst);
+/* Where the payload of the receiver's current chunk is received: the array, or p->scratch. */
+uint8_t *landing(Op *o, const Cursor *k);
+/* Applies the receiver's current chunk, received at landing(): add, decode, the owner's rounding. */
+void chunk_received(Op *o, const Cursor *k);
+/* bf16.c: the payload of a chunk with bfloat16 elements (bf16.ts encodeMixed, addInto, copyInto). */
+void bf16_encode(uint8_t *restrict out, const float *restrict src, size_t len, size_t k);
+void bf16_apply(float *restrict dst, const uint8_t *restrict pay, size_t len, size_t k, int reduce, int owner);
 int64_t now_ms(void);
 int run_poll(Op *o);
 

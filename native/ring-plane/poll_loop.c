@@ -33,14 +33,22 @@
 
 #include "plane.h"
 
-/* Writes what the socket takes of the current frame: 1 the frame is out, 0 the socket is full, -1 error. */
-static int send_frame(Plane *p, Cursor *s) {
+/*
+ * Writes what the socket takes of the current frame: 1 the frame is out, 0 the socket is full, -1
+ * error. Only once the frame's data is final: a payload with bfloat16 elements is encoded then.
+ */
+static int send_frame(Op *o, Cursor *s) {
+  Plane *p = o->p;
+  if (s->k16 && !s->staged) {
+    bf16_encode(p->stage, s->ptr, s->len, s->k16);
+    s->staged = 1;
+  }
   while (s->at < s->hlen + s->bytes) {
     struct iovec iov[2];
     int nv = 0;
     if (s->at < s->hlen) iov[nv++] = (struct iovec){(char *)s->hdr + s->at, s->hlen - s->at};
     size_t pay = s->at < s->hlen ? 0 : s->at - s->hlen;
-    iov[nv++] = (struct iovec){(char *)s->ptr + pay, s->bytes - pay};
+    iov[nv++] = (struct iovec){(char *)s->src + pay, s->bytes - pay};
     struct msghdr mh = {.msg_iov = iov, .msg_iovlen = nv};
     ssize_t k = sendmsg(p->send_fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (k < 0) {
@@ -58,7 +66,7 @@ static int settle_send(Op *o, Cursor *s) {
   if (!s->have || s->at == 0) return 0;
   int64_t end = now_ms() + (p->timeout_ms < SETTLE_MS ? p->timeout_ms : SETTLE_MS);
   for (;;) {
-    int e = send_frame(p, s);
+    int e = send_frame(o, s);
     if (e != 0) return e > 0 ? 0 : -1;
     int64_t left = end - now_ms();
     if (left <= 0) return -1;
@@ -161,7 +169,7 @@ int run_poll(Op *o) {
     if (can_send) {
       for (;;) {
         size_t before = s.at;
-        int e = send_frame(p, &s);
+        int e = send_frame(o, &s);
         if (s.at != before) did = 1;
         if (e < 0) {
           send_dead = 1;
@@ -176,7 +184,6 @@ int run_poll(Op *o) {
     }
     if (r.have) {
       for (;;) {
-        int reduce = r.t < W - 1;
         ssize_t k;
         if (r.at < r.hlen) {
           /* the prefix alone first: a shorter message (an abort) must not be read past */
@@ -184,8 +191,7 @@ int run_poll(Op *o) {
           k = recv(p->recv_fd, (char *)r.got + r.at, upto - r.at, MSG_DONTWAIT);
         } else {
           size_t pay = r.at - r.hlen;
-          char *dst = reduce ? (char *)p->scratch + pay : (char *)r.ptr + pay;
-          k = recv(p->recv_fd, dst, r.bytes - pay, MSG_DONTWAIT);
+          k = recv(p->recv_fd, landing(o, &r) + pay, r.bytes - pay, MSG_DONTWAIT);
         }
         if (k < 0) {
           if (errno == EAGAIN || errno == EWOULDBLOCK) break;
@@ -208,17 +214,16 @@ int run_poll(Op *o) {
         if (r.at == r.hlen && memcmp(r.got + WIRE_PREFIX, r.hdr + WIRE_PREFIX, r.hlen - WIRE_PREFIX) != 0)
           other = 1;
         if (other) {
-          if (other_message(o, r.got, r.at, r.t, r.seg, r.c, r.ptr, r.bytes / 4) != 0) {
+          if (other_message(o, &r, landing(o, &r)) != 0) {
             rc = -1;
             goto out;
           }
-          r.at = r.hlen + r.bytes; /* applied */
-          reduce = 0;
+          r.at = r.hlen + r.bytes; /* the payload is where it would have been received */
           /* counted as the message it was, as JavaScript counts it (cursor_next adds the canonical size) */
           o->bytes_received += (double)o->applied_len - (double)(r.hlen - WIRE_PREFIX + r.bytes);
         }
         if (r.at == r.hlen + r.bytes) {
-          if (reduce) add_into(r.ptr, p->scratch, r.bytes / 4);
+          chunk_received(o, &r);
           cursor_next(o, &r, 0);
           if (!r.have) break;
           /* a frame just in may let the sender go: leave the loop to send first */

@@ -16,7 +16,10 @@
  * Sending and receiving overlap, so the ring pipelines: chunk c of step t is sent as soon as
  * chunk c of step t-1 has been received (and added), one poll() loop over both sockets
  * (poll_loop.c). Reduce-step chunks are received into a scratch buffer and added; all-gather
- * chunks are received straight into the array. Every chunk is a message of the ring's data wire
+ * chunks are received straight into the array. On a ring with compress 'bf16' each call's
+ * `bf16Elements` leading elements travel as bfloat16 (bf16.c, allreduce-op.ts bf16Count): a chunk
+ * with any of them is marked WIRE_DTYPE_BF16, encoded into a staging buffer when it is sent, and
+ * received into scratch and decoded; the owner of a segment rounds its final sum to bfloat16. Every chunk is a message of the ring's data wire
  * (wire.c: the 5-byte prefix and a canonical RingResponse{chunk}, payload 4-byte aligned) with
  * every field src/collective's schedule gives it. The receiver compares the expected prefix and
  * header bytes, then receives the payload; a message that starts otherwise is read whole and
@@ -63,6 +66,17 @@ void add_into(float *restrict a, const float *restrict b, size_t k) {
   for (size_t i = 0; i < k; i++) a[i] += b[i];
 }
 
+/* Leading elements of the chunk [off, off + len) that travel as bfloat16 (allreduce-op.ts bf16Count). */
+static size_t bf16_count(const Op *o, size_t off, size_t len) {
+  if (o->bf16 <= off) return 0;
+  return o->bf16 - off < len ? o->bf16 - off : len;
+}
+
+/* Payload bytes of the chunk [off, off + len) (bf16.ts mixedBytes). */
+static size_t payload_bytes(const Op *o, size_t off, size_t len) {
+  return len * 4 - bf16_count(o, off, len) * 2;
+}
+
 /* ---- the ring ---- */
 
 /* Where chunk c of ring step t lives in the array (sender: send segment; receiver: recv segment). */
@@ -91,7 +105,7 @@ static void fields_of(Op *o, wire_chunk *h, int sender, int t, int seg, size_t c
   v[WIRE_OFFSET] = (uint32_t)(ptr - o->data);
   v[WIRE_LENGTH] = (uint32_t)len;
   v[WIRE_TOTAL_LENGTH] = (uint32_t)o->n;
-  v[WIRE_DTYPE] = 1; /* WIRE_DTYPE_F32 */
+  v[WIRE_DTYPE] = bf16_count(o, (size_t)(ptr - o->data), len) > 0 ? 2 : 1; /* WIRE_DTYPE_BF16, WIRE_DTYPE_F32 */
 }
 
 /* The chunk message's header (prefix included) for chunk c of ring step t, sent by `sender`. */
@@ -100,7 +114,7 @@ static size_t header_of(Op *o, uint8_t *out, int sender, int t, int seg, size_t 
   Plane *p = o->p;
   wire_chunk h = {.run_id = p->run_id, .run_id_len = p->run_id_len};
   fields_of(o, &h, sender, t, seg, c, ptr, len);
-  return wire_encode_header(&h, len * 4, out, HDR_CAP);
+  return wire_encode_header(&h, payload_bytes(o, (size_t)(ptr - o->data), len), out, HDR_CAP);
 }
 
 int64_t now_ms(void) {
@@ -160,14 +174,16 @@ static int recv_exact(Op *o, uint8_t *b, size_t len) {
 }
 
 /*
- * The message did not start like the expected chunk: reads the rest of it (got holds its first
- * `have` >= 5 bytes, prefix included) and classifies it. Another encoding of the expected chunk
- * is applied (added or copied) and returns 0; anything else returns -1 with the failure set and
- * the message's bytes in o->other (none for the orderly close).
+ * The receiver's message did not start like the expected chunk k: reads the rest of it (k->got
+ * holds its first k->at >= 5 bytes, prefix included) and classifies it. Another encoding of the
+ * expected chunk has its payload copied to `dst` (landing()) and returns 0; anything else returns
+ * -1 with the failure set and the message's bytes in o->other (none for the orderly close).
  */
-int other_message(Op *o, const uint8_t *got, size_t have, int t, int seg, size_t c, float *ptr,
-                  size_t len) {
+int other_message(Op *o, const Cursor *k, uint8_t *dst) {
   Plane *p = o->p;
+  const uint8_t *got = k->got;
+  size_t have = k->at, c = k->c;
+  int t = k->t;
   int W = p->world, up = modi(p->rank - 1, W);
   uint32_t mlen;
   int kind = wire_prefix(got, &mlen);
@@ -195,16 +211,11 @@ int other_message(Op *o, const uint8_t *got, size_t have, int t, int seg, size_t
     return -1;
   }
   wire_chunk h = {.run_id = p->run_id, .run_id_len = p->run_id_len};
-  fields_of(o, &h, up, t, seg, c, ptr, len);
+  fields_of(o, &h, up, t, k->seg, c, k->ptr, k->len);
   size_t at;
-  if (wire_classify(msg, mlen, &h, len * 4, &at) == WIRE_MATCH) {
+  if (wire_classify(msg, mlen, &h, k->bytes, &at) == WIRE_MATCH) {
     o->applied_len = mlen;
-    if (t < W - 1) {
-      memcpy(p->scratch, msg + at, len * 4); /* any alignment */
-      add_into(ptr, p->scratch, len);
-    } else {
-      memcpy(ptr, msg + at, len * 4);
-    }
+    memcpy(dst, msg + at, k->bytes); /* any alignment */
     free(msg);
     return 0;
   }
@@ -221,19 +232,33 @@ int other_message(Op *o, const uint8_t *got, size_t have, int t, int seg, size_t
 /* ---- the cursors of the poll loop (poll_loop.c) ---- */
 
 
+uint8_t *landing(Op *o, const Cursor *k) {
+  return k->t < o->p->world - 1 || k->k16 ? (uint8_t *)o->p->scratch : (uint8_t *)k->ptr;
+}
+
+void chunk_received(Op *o, const Cursor *k) {
+  int W = o->p->world;
+  if (k->k16)
+    bf16_apply(k->ptr, (const uint8_t *)o->p->scratch, k->len, k->k16, k->t < W - 1, k->t == W - 2);
+  else if (k->t < W - 1)
+    add_into(k->ptr, o->p->scratch, k->len);
+}
+
 void cursor_setup(Op *o, Cursor *k, int sending) {
   int W = o->p->world, r = o->p->rank;
   while (k->t < o->steps) {
     int seg = sending ? modi(r - k->t, W) : modi(r - 1 - k->t, W);
     k->nc = nchunks(o, seg);
     if (k->c < k->nc) {
-      size_t len;
-      chunk_at(o, seg, k->c, &k->ptr, &len);
-      k->bytes = len * 4;
+      chunk_at(o, seg, k->c, &k->ptr, &k->len);
+      k->k16 = bf16_count(o, (size_t)(k->ptr - o->data), k->len);
+      k->bytes = k->len * 4 - k->k16 * 2;
+      k->src = k->k16 ? o->p->stage : (const uint8_t *)k->ptr;
+      k->staged = 0;
       k->at = 0;
       k->have = 1;
       k->seg = seg;
-      k->hlen = header_of(o, k->hdr, sending ? r : modi(r - 1, W), k->t, seg, k->c, k->ptr, len);
+      k->hlen = header_of(o, k->hdr, sending ? r : modi(r - 1, W), k->t, seg, k->c, k->ptr, k->len);
       return;
     }
     k->t++;
@@ -274,6 +299,7 @@ static void plane_finalize(napi_env env, void *data, void *hint) {
   if (p->busy) return;
   if (p->wake_fd >= 0) close(p->wake_fd);
   free(p->scratch);
+  free(p->stage);
   free(p);
 }
 
@@ -310,6 +336,20 @@ static Plane *get_plane(napi_env env, napi_value v) {
   return p;
 }
 
+/* Makes *buf (64-byte aligned) hold at least `need` bytes; 0, or -1 out of memory (*buf gone). */
+static int grow(void **buf, size_t *have, size_t need) {
+  if (*have >= need) return 0;
+  free(*buf);
+  *buf = NULL;
+  *have = 0;
+  if (posix_memalign(buf, 64, need) != 0) {
+    *buf = NULL;
+    return -1;
+  }
+  *have = need;
+  return 0;
+}
+
 /* The allreduce, on its own thread (see op_thread). */
 static void op_execute(Op *o) {
   Plane *p = o->p;
@@ -322,15 +362,10 @@ static void op_execute(Op *o) {
   }
   for (int t = 0; t < o->steps; t++)
     o->recv_start[t + 1] = o->recv_start[t] + nchunks(o, modi(p->rank - 1 - t, W));
-  if (p->scratch_bytes < o->chunk_elems * 4) {
-    free(p->scratch);
-    p->scratch_bytes = o->chunk_elems * 4;
-    if (posix_memalign((void **)&p->scratch, 64, p->scratch_bytes) != 0) {
-      p->scratch = NULL;
-      p->scratch_bytes = 0;
-      op_fail(o, "error", "local", p->rank, "rank %d: out of memory", p->rank);
-      return;
-    }
+  if (grow((void **)&p->scratch, &p->scratch_bytes, o->chunk_elems * 4) != 0 ||
+      (o->bf16 && grow((void **)&p->stage, &p->stage_bytes, o->chunk_elems * 4) != 0)) {
+    op_fail(o, "error", "local", p->rank, "rank %d: out of memory", p->rank);
+    return;
   }
   if (W == 1) return;
   run_poll(o);
@@ -419,19 +454,20 @@ static void op_complete(napi_env env, napi_value js_cb, void *context, void *dat
 }
 
 /*
- * allreduce(plane, float32array, chunkBytes, epoch, step, sequence, spanOffset = 0, spanTotal = 0)
- * -> Promise<{framesSent, bytesSent, framesReceived, bytesReceived}>. epoch, step and sequence go
- * on every chunk (the ring's allreduce number: the plane keeps none of its own); spanTotal > 0
- * says the array is elements [spanOffset, spanOffset + length) of a logical array of spanTotal
- * (schedule.ts Span). A rejection carries code ('cancelled', 'timeout', 'frame', 'closed', 'lost',
+ * allreduce(plane, float32array, chunkBytes, epoch, step, sequence, spanOffset = 0, spanTotal = 0,
+ * bf16Elements = 0) -> Promise<{framesSent, bytesSent, framesReceived, bytesReceived}>. epoch, step
+ * and sequence go on every chunk (the ring's allreduce number: the plane keeps none of its own);
+ * spanTotal > 0 says the array is elements [spanOffset, spanOffset + length) of a logical array of
+ * spanTotal (schedule.ts Span); the array's first bf16Elements elements travel as bfloat16 (a ring
+ * with compress 'bf16'; 0: all float32). A rejection carries code ('cancelled', 'timeout', 'frame', 'closed', 'lost',
  * 'protocol', 'error'), side ('upstream', 'downstream', 'local'), peerRank, sendBroken and
  * recvBroken (a stream left inside a message: destroy it, write nothing), and `frame` (a Buffer,
  * code 'frame') with the message the upstream (inbound.ts fromUpstream) or downstream
  * (fromDownstream) neighbour sent. The array must not be touched until the promise settles.
  */
 static napi_value js_allreduce(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
-  napi_value argv[8];
+  size_t argc = 9;
+  napi_value argv[9];
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   Plane *p = get_plane(env, argv[0]);
   if (!p) return NULL;
@@ -446,7 +482,7 @@ static napi_value js_allreduce(napi_env env, napi_callback_info info) {
   }
   int32_t chunk_bytes;
   uint32_t epoch, step, seq;
-  double span_offset = 0, span_total = 0;
+  double span_offset = 0, span_total = 0, bf16 = 0;
   CHECK(env, napi_get_value_int32(env, argv[2], &chunk_bytes));
   CHECK(env, napi_get_value_uint32(env, argv[3], &epoch));
   CHECK(env, napi_get_value_uint32(env, argv[4], &step));
@@ -455,10 +491,12 @@ static napi_value js_allreduce(napi_env env, napi_callback_info info) {
     CHECK(env, napi_get_value_double(env, argv[6], &span_offset));
     CHECK(env, napi_get_value_double(env, argv[7], &span_total));
   }
+  if (argc > 8) CHECK(env, napi_get_value_double(env, argv[8], &bf16));
   if (chunk_bytes < 4 || chunk_bytes % 4 != 0 || len > UINT32_MAX || span_offset < 0 || span_total < 0 ||
-      (span_total > 0 && span_offset + (double)len > span_total) || p->send_fd < 0 || p->recv_fd < 0 ||
-      p->busy) {
-    napi_throw_error(env, NULL, "ring_plane: bad chunk size or span, plane not connected, or an allreduce in flight");
+      (span_total > 0 && span_offset + (double)len > span_total) || !(bf16 >= 0 && bf16 <= (double)len) ||
+      bf16 != (double)(size_t)bf16 || p->send_fd < 0 || p->recv_fd < 0 || p->busy) {
+    napi_throw_error(env, NULL,
+                     "ring_plane: bad chunk size, span or bf16Elements, plane not connected, or an allreduce in flight");
     return NULL;
   }
   Op *o = calloc(1, sizeof *o);
@@ -474,6 +512,7 @@ static napi_value js_allreduce(napi_env env, napi_callback_info info) {
   o->step = step;
   o->span_offset = (size_t)span_offset;
   o->span_total = (size_t)span_total;
+  o->bf16 = (size_t)bf16;
   p->seq = seq;
   napi_value promise, name;
   CHECK(env, napi_create_promise(env, &o->deferred, &promise));

@@ -19,6 +19,7 @@ import type { PeerRef } from './edges.ts';
 import type { FrameSite } from './faults.ts';
 import { type ChunkHeader, type DecodedChunk, dtypeValue } from './frame-codec.ts';
 import {
+  type ChunkRange,
   chunkRange,
   chunksInSegment,
   isReduceStep,
@@ -153,7 +154,7 @@ export class AllreduceOp {
     const { t, chunk } = this.cursor.next;
     const range = this.cursor.range;
     const reduce = isReduceStep(t, ctx.worldSize);
-    const k = this.bf16Count(range.offset, range.length);
+    const k = bf16Count(ctx.dtype, ctx.tag, range);
     checkChunk(ctx, this.n, this.cursor, f, k);
     const split = k * WIRE_BYTES.bf16;
 
@@ -218,7 +219,7 @@ export class AllreduceOp {
     const ctx = this.ctx;
     const segment = sendSegment(ctx.rank, t, ctx.worldSize);
     const range = chunkRange(this.n, ctx.worldSize, segment, c, ctx.chunkElements, ctx.tag.span);
-    const k = this.bf16Count(range.offset, range.length);
+    const k = bf16Count(ctx.dtype, ctx.tag, range);
     const header: ChunkHeader = {
       runId: ctx.runId,
       generation: ctx.generation,
@@ -238,17 +239,18 @@ export class AllreduceOp {
     const values = ctx.data.subarray(range.offset, range.offset + range.length);
     return ctx.sink.send(header, values, k, { sequence: ctx.sequence, frameIndex: this.framesSent, t });
   }
+}
 
-  /**
-   * How many leading elements of the chunk [offset, offset + length) travel as bf16: those inside
-   * the caller's bf16 prefix (`tag.bf16Elements`, the gradients) when the ring compresses; the
-   * rest (loss sums, counts, BatchNorm buffers) rides float32. A chunk with any bf16 element is
-   * marked WIRE_DTYPE_BF16 and carries those first, then the float32 rest.
-   */
-  private bf16Count(offset: number, length: number): number {
-    if (this.ctx.dtype !== 'bf16') return 0;
-    return Math.max(0, Math.min(length, (this.ctx.tag.bf16Elements ?? 0) - offset));
-  }
+/**
+ * How many leading elements of the chunk `range` travel as bf16: those inside the caller's bf16
+ * prefix (`tag.bf16Elements`, the gradients) when the ring compresses (`dtype` 'bf16'); the rest
+ * (loss sums, counts, BatchNorm buffers) rides float32. A chunk with any bf16 element is marked
+ * WIRE_DTYPE_BF16 and carries those first, then the float32 rest. (The native plane computes the
+ * same in native/ring-plane/ring_plane.c bf16_count.)
+ */
+export function bf16Count(dtype: WireDtypeName, tag: AllreduceTag, range: ChunkRange): number {
+  if (dtype !== 'bf16') return 0;
+  return Math.max(0, Math.min(range.length, (tag.bf16Elements ?? 0) - range.offset));
 }
 
 /** What checking a chunk against the schedule needs from its allreduce. */

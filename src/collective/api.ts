@@ -104,10 +104,10 @@ export interface RingAllreduceOptions {
   /**
    * Who moves a tcp ring's chunks: 'native' (socket I/O and the reduce in C on a thread of its
    * own, native/ring-plane: gloo's CPU per byte, docs/performance.md), 'js' (the event loop), or
-   * 'auto' (default): native where it is built and usable (transport 'tcp', compress 'none', a run
-   * id of at most 64 bytes), else js. 'native' where these do not hold is a CollectiveConfigError;
-   * `RingAllreduce.dataPlane` says which plane a ring got. Both planes put the same bytes on the
-   * wire and give bit-identical sums, so ranks may differ.
+   * 'auto' (default): native where it is built and usable (transport 'tcp', a run id of at most
+   * 64 bytes; compress 'none' or 'bf16'), else js. 'native' where these do not hold is a
+   * CollectiveConfigError; `RingAllreduce.dataPlane` says which plane a ring got. Both planes put
+   * the same bytes on the wire and give bit-identical sums (bf16 included), so ranks may differ.
    */
   readonly dataPlane?: DataPlaneChoice;
   /**

@@ -4,7 +4,9 @@
  * own, over the ring's own two data connections, which ring-connect.ts made and this plane
  * borrows (TcpEdge.lend). The JavaScript thread does nothing per byte, which brings the ring's CPU
  * per byte to torch gloo's (docs/performance.md); the wire, the schedule and the sums are those of
- * the JavaScript plane, bit for bit, so the two interoperate.
+ * the JavaScript plane, bit for bit, so the two interoperate. That holds for bf16 on the wire
+ * (compress 'bf16') too: each call's `tag.bf16Elements` prefix travels as bfloat16, encoded,
+ * decoded and rounded as bf16.ts does it (native/ring-plane/bf16.c).
  *
  * The ring (ring-allreduce.ts) keeps everything else: set-up, the gRPC calls (control, aborts,
  * keepalive), the state machine and close. The plane holds the data connections from attach until
@@ -18,7 +20,7 @@
  * replaces.
  */
 import { createRequire } from 'node:module';
-import { checkChunk, describeWait } from './allreduce-op.ts';
+import { bf16Count, checkChunk, describeWait } from './allreduce-op.ts';
 import {
   type AllreduceTag,
   CollectiveError,
@@ -28,6 +30,7 @@ import {
   RingTimeoutError,
   type Span,
 } from './api.ts';
+import type { WireDtypeName } from './bf16.ts';
 import type { PeerRef } from './edges.ts';
 import type { DecodedChunk } from './frame-codec.ts';
 import { fromDownstream, fromUpstream } from './inbound.ts';
@@ -84,6 +87,7 @@ export interface RingPlaneAddon {
     sequence: number,
     spanOffset?: number,
     spanTotal?: number,
+    bf16Elements?: number,
   ): Promise<PlaneCounts>;
   cancel(plane: unknown): boolean;
   close(plane: unknown): void;
@@ -116,7 +120,6 @@ export function ringPlaneAddon(): RingPlaneAddon | string {
 export function nativePlaneFor(cfg: RingConfig, injected: boolean): RingPlaneAddon | string {
   if (cfg.dataPlane === 'js') return "dataPlane is 'js'";
   if (cfg.transport !== 'tcp') return `transport is '${cfg.transport}' (the native plane needs 'tcp')`;
-  if (cfg.dtype !== 'f32') return "compress is 'bf16' (the native plane sends float32 only)";
   if (Buffer.byteLength(cfg.runId) > NATIVE_RUN_ID_MAX_BYTES) {
     return `the run id is longer than ${NATIVE_RUN_ID_MAX_BYTES} bytes`;
   }
@@ -140,6 +143,8 @@ export class NativePlane {
     private readonly plane: unknown,
     private readonly dataIn: TcpDataIn,
     private readonly dataOut: TcpDataOut,
+    /** The ring sends `tag.bf16Elements` as bfloat16 (compress 'bf16'). */
+    private readonly compress: boolean,
   ) {}
 
   /**
@@ -149,7 +154,14 @@ export class NativePlane {
    */
   static borrow(
     addon: RingPlaneAddon,
-    ring: { rank: number; worldSize: number; runId: string; generation: number; timeoutMs: number },
+    ring: {
+      rank: number;
+      worldSize: number;
+      runId: string;
+      generation: number;
+      timeoutMs: number;
+      dtype: WireDtypeName;
+    },
     dataIn: TcpDataIn,
     dataOut: TcpDataOut,
   ): NativePlane | null {
@@ -170,7 +182,7 @@ export class NativePlane {
         describeRank(dataOut.peer.rank, dataOut.peer.address),
       );
       addon.adopt(plane, recvFd, sendFd);
-      return new NativePlane(addon, plane, dataIn, dataOut);
+      return new NativePlane(addon, plane, dataIn, dataOut, ring.dtype === 'bf16');
     } catch {
       // The plane could not be made (no eventfd left): the connections stay JavaScript's.
       dataIn.reclaim();
@@ -181,12 +193,13 @@ export class NativePlane {
 
   /**
    * Sums `data` across the ring (allreduce number `sequence`); rejects with a PlaneError. One at a
-   * time, and never after `release()`.
+   * time, and never after `release()`. On a ring with compress 'bf16' the first
+   * `tag.bf16Elements` elements travel as bfloat16 (allreduce-op.ts bf16Count; 0 without compress).
    */
   allreduce(
     data: Float32Array,
     chunkBytes: number,
-    tag: { epoch: number; step: number; span?: Span },
+    tag: { epoch: number; step: number; span?: Span; bf16Elements?: number },
     sequence: number,
   ): Promise<PlaneCounts> {
     if (this.released) throw new Error('native plane: allreduce after release');
@@ -200,6 +213,7 @@ export class NativePlane {
       sequence,
       span?.offset ?? 0,
       span?.total ?? 0,
+      this.compress ? (tag.bf16Elements ?? 0) : 0,
     );
     const done = run.then(
       () => ({ sendBroken: false, recvBroken: false }),
@@ -270,6 +284,7 @@ export interface FailedAt {
   readonly runId: string;
   readonly generation: number;
   readonly chunkElements: number;
+  readonly dtype: WireDtypeName;
   readonly up: PeerRef;
   readonly down: PeerRef;
   readonly sequence: number;
@@ -292,7 +307,7 @@ function refusedChunk(at: FailedAt, chunk: DecodedChunk, received: number): Coll
         at.up.rank,
         at.up.address,
       );
-    checkChunk(ctx, at.length, cursor, chunk, 0);
+    checkChunk(ctx, at.length, cursor, chunk, bf16Count(at.dtype, at.tag, cursor.range));
   } catch (err) {
     return err as CollectiveError;
   }

@@ -224,8 +224,8 @@ const distributedSchema = z
     /**
      * Who moves the chunks of a `tcp` ring: `native` (C on a thread of its own, native/ring-plane:
      * torch gloo's CPU per byte), `js` (the event loop), or `auto` (default): native where
-     * scripts/setup-native.sh built it and it applies (not with compressBf16), else js. Both give
-     * the same bits and interoperate.
+     * scripts/setup-native.sh built it and it applies (transport `tcp`, compressBf16 or not),
+     * else js. Both give the same bits and interoperate.
      */
     dataPlane: z.enum(DATA_PLANES).default('auto'),
   })

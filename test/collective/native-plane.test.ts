@@ -3,16 +3,23 @@
  * public API. The other ring tests (sums, aborts, timeouts, lost processes, close) run on it too:
  * 'auto' is native where it is built, and the first test here fails if it is not, so that they
  * cannot silently fall back to the JavaScript plane. These tests cover what is particular to it:
- * the same bits as the JavaScript plane (spans and mixed rings included), its own threads, a
- * cancel of an allreduce blocked in C, the connections it borrows, and the choice of plane.
+ * the same bits as the JavaScript plane (spans, mixed rings and bf16 on the wire included), its own
+ * threads, a cancel of an allreduce blocked in C, the connections it borrows, and the choice of
+ * plane.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { type AllreduceTag, CollectiveConfigError, RingAbortedError } from '../../src/collective/index.ts';
+import {
+  decodeResponse,
+  encodeChunkFrame,
+  type FaultInjector,
+  kFaultInjector,
+} from '../../src/collective/internal.ts';
 import { ringPlaneAddon } from '../../src/collective/native-plane.ts';
-import { rankData, ringOrderSum } from './ring-data.ts';
+import { firstBitDifference, rankData, ringOrderSum } from './ring-data.ts';
 import { allreduceAll, type LocalRingOptions, startLocalRing } from './ring-harness.ts';
 
 /** Every rank's output of `tags.length` allreduces of seeded data (piece by piece with spans). */
@@ -51,6 +58,90 @@ async function sums(
   } finally {
     await ring.close();
   }
+}
+
+/** Bit patterns bf16 must carry as bf16.ts does (f32BitsToBf16): ties, overflow, NaNs, zeros, subnormals. */
+const BF16_EDGES = [
+  0x3f808000, // half way between two bf16 values, even below: rounds down
+  0x3f818000, // half way, odd below: rounds up
+  0x7f7fffff, // the largest float32: rounds to +inf
+  0xff7f8000, // rounds to -inf
+  0x7f800000, // +inf
+  0x7fc00001, // a quiet NaN with a payload
+  0x7f800001, // a signalling NaN: quieted, not inf
+  0xffa00000, // a negative signalling NaN
+  0x80000000, // -0
+  0x00000001, // the smallest subnormal
+  0x807fffff, // the largest negative subnormal
+];
+
+/**
+ * Every rank's input for bf16 rings of W ranks: seeded normals with BF16_EDGES at every 97th
+ * element from the rank (so no element is special on two ranks: which NaN two NaNs add to is the
+ * hardware's choice, not the wire's). Callers copy them.
+ */
+function bf16Inputs(W: number, n: number): Float32Array[] {
+  return Array.from({ length: W }, (_, rank) => {
+    const x = rankData(`bf16-${W}-${n}`, rank, n);
+    const bits = new Uint32Array(x.buffer);
+    for (let i = rank; i < n; i += 97) bits[i] = BF16_EDGES[(i + rank) % BF16_EDGES.length];
+    return x;
+  });
+}
+
+/**
+ * Every rank's output of one allreduce per prefix in `prefixes` (fresh inputs each, the first
+ * `prefix` elements as bf16) on one ring with compress 'bf16', piece by piece with spans, each
+ * piece's bf16Elements its share of the prefix (as trainer.ts passes it).
+ */
+async function bf16Sums(
+  inputs: readonly Float32Array[],
+  options: LocalRingOptions,
+  pieces: number,
+  prefixes: readonly number[],
+): Promise<{ outputs: Float32Array[][]; planes: string[]; stats: unknown[] }> {
+  const n = inputs[0].length;
+  const ring = await startLocalRing(inputs.length, { ...options, compress: 'bf16' });
+  try {
+    const outputs: Float32Array[][] = [];
+    for (const [call, prefix] of prefixes.entries()) {
+      const data = inputs.map((x) => Float32Array.from(x));
+      for (let k = 0; k < pieces; k++) {
+        const lo = Math.floor((k * n) / pieces);
+        const hi = Math.floor(((k + 1) * n) / pieces);
+        const tag: AllreduceTag = {
+          epoch: 5,
+          step: call * pieces + k,
+          bf16Elements: Math.max(0, Math.min(hi - lo, prefix - lo)),
+          span: pieces > 1 ? { offset: lo, total: n } : undefined,
+        };
+        const results = await allreduceAll(
+          ring.rings,
+          data.map((x) => x.subarray(lo, hi)),
+          tag,
+        );
+        for (const [r, res] of results.entries())
+          assert.ok(res.ok, `rank ${r}: ${!res.ok && res.error.stack}`);
+      }
+      outputs.push(data);
+    }
+    return {
+      outputs,
+      planes: ring.rings.map((r) => r.dataPlane),
+      stats: ring.rings.map((r) => {
+        const { seconds: _s, lastSeconds: _l, ...counts } = r.stats();
+        return counts;
+      }),
+    };
+  } finally {
+    await ring.close();
+  }
+}
+
+/** Index of the first element whose value differs (NaN equals NaN, -0 differs from 0), or -1. */
+function firstValueDifference(a: Float32Array, b: Float32Array): number {
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return i;
+  return -1;
 }
 
 /** Open descriptors of this process. */
@@ -112,6 +203,140 @@ describe('ring allreduce - the native data plane', () => {
         assert.deepEqual(native.stats, js.stats, `${what}: counters`);
       }
     }
+  });
+
+  it('with bf16 on the wire gives the JavaScript plane`s bits and counters: any bf16 prefix, W=2-4, chunks of 4 KiB and 4 MiB, spans, mixed rings', {
+    timeout: 120_000,
+  }, async () => {
+    for (const W of [2, 3, 4]) {
+      // Prefixes: none, a few elements, ending inside a chunk (4 KiB chunks are 1024 elements;
+      // a default one, 4 MiB, holds a whole segment here), inside a segment, and all.
+      for (const [n, chunkBytes, pieces, prefixes] of [
+        [W + 1, 4096, 1, [0, 1, W + 1]],
+        [100_003, 4096, 1, [0, 3, 1537, 50_001, 100_003]],
+        [100_003, 4096, 5, [3, 50_001, 100_003]],
+        [300_007, undefined, 1, [0, 150_001, 300_007]],
+        [300_007, undefined, 3, [150_001]],
+      ] as const) {
+        const what = `W=${W} n=${n} chunkBytes=${chunkBytes ?? 'default'} pieces=${pieces}`;
+        const inputs = bf16Inputs(W, n);
+        const js = await bf16Sums(inputs, { dataPlane: 'js', chunkBytes }, pieces, prefixes);
+        const native = await bf16Sums(inputs, { dataPlane: 'native', chunkBytes }, pieces, prefixes);
+        const mixed = await bf16Sums(
+          inputs,
+          { chunkBytes, perRank: (rank) => ({ dataPlane: rank % 2 === 0 ? 'js' : 'native' }) },
+          pieces,
+          prefixes,
+        );
+        assert.ok(
+          js.planes.every((p) => p === 'js'),
+          what,
+        );
+        assert.ok(
+          native.planes.every((p) => p === 'native'),
+          what,
+        );
+        const wire = ringOrderSum(inputs, true);
+        const exact = ringOrderSum(inputs, false);
+        for (const [call, prefix] of prefixes.entries()) {
+          // The reference: the prefix rounded at every hop and at the owner, the rest exact.
+          const expected = Float32Array.from(exact, (x, i) => (i < prefix ? wire[i] : x));
+          const jsOut = js.outputs[call][0];
+          const at = firstValueDifference(jsOut, expected);
+          assert.equal(
+            at,
+            -1,
+            `${what} prefix=${prefix}: js element ${at} is ${jsOut[at]}, not ${expected[at]}`,
+          );
+          for (let r = 0; r < W; r++) {
+            for (const [plane, out] of [
+              ['js', js.outputs[call][r]],
+              ['native', native.outputs[call][r]],
+              ['mixed', mixed.outputs[call][r]],
+            ] as const) {
+              const bit = firstBitDifference(out, jsOut);
+              assert.equal(bit, -1, `${what} prefix=${prefix}: ${plane} rank ${r} element ${bit}`);
+            }
+          }
+        }
+        assert.deepEqual(native.stats, js.stats, `${what}: counters native`);
+        assert.deepEqual(mixed.stats, js.stats, `${what}: counters mixed`);
+      }
+    }
+  });
+
+  it('names a bf16 chunk it refused as the JavaScript plane does: the field that differs', {
+    timeout: 20_000,
+  }, async () => {
+    // Rank 0 (JavaScript, with the injector) sends its second frame, a bf16 chunk, 4 bytes short.
+    const short: FaultInjector = {
+      beforeSend: (site, frame) => {
+        if (site.sequence !== 0 || site.frameIndex !== 1) return frame;
+        const msg = decodeResponse(frame);
+        if (msg.kind !== 'chunk') return frame;
+        const { payload, ...header } = msg.chunk;
+        const out = encodeChunkFrame(header, payload.length - 4);
+        out.frame.set(payload.subarray(0, payload.length - 4), out.payloadAt);
+        return out.frame;
+      },
+    };
+    const messages: string[] = [];
+    for (const plane of ['js', 'native'] as const) {
+      const ring = await startLocalRing(2, {
+        compress: 'bf16',
+        chunkBytes: 4096,
+        perRank: (rank) => (rank === 0 ? { [kFaultInjector]: short } : { dataPlane: plane }),
+      });
+      try {
+        assert.equal(ring.rings[1].dataPlane, plane);
+        const data = ring.rings.map(() => new Float32Array(10_000).fill(1));
+        const [, r1] = await allreduceAll(ring.rings, data, { epoch: 0, step: 0, bf16Elements: 6_000 });
+        assert.ok(!r1.ok && r1.error.name === 'ProtocolError', !r1.ok ? r1.error.stack : 'rank 1');
+        messages.push(r1.error.message.replace(/:\d+\)/g, ':PORT)'));
+      } finally {
+        await ring.close();
+      }
+    }
+    assert.match(messages[0], /frame 1 \(ring step 0, chunk 1\) .* has payload bytes 2044, expected 2048/);
+    assert.equal(messages[1], messages[0]);
+  });
+
+  it('takes another encoding of a bf16 chunk (an unknown field appended) and sums it to the JavaScript plane`s bits', {
+    timeout: 20_000,
+  }, async () => {
+    // Rank 0 (JavaScript) appends field 20 (a varint) to every message: rank 1 (native) receives
+    // each chunk of every step (reduce, the owner's rounding, all-gather) through the classifier.
+    const unknownField = Buffer.from([0xa0, 0x01, 0x05]);
+    const longer: FaultInjector = { beforeSend: (_site, frame) => Buffer.concat([frame, unknownField]) };
+    const inputs = bf16Inputs(3, 10_000);
+    const outputs: Float32Array[][] = [];
+    for (const injected of [false, true]) {
+      const ring = await startLocalRing(3, {
+        compress: 'bf16',
+        chunkBytes: 4096,
+        perRank: (rank) =>
+          !injected
+            ? { dataPlane: 'js' }
+            : rank === 0
+              ? { [kFaultInjector]: longer }
+              : { dataPlane: 'native' },
+      });
+      try {
+        const data = inputs.map((x) => Float32Array.from(x));
+        const out = await allreduceAll(ring.rings, data, { epoch: 0, step: 0, bf16Elements: 5_000 });
+        for (const [r, o] of out.entries()) assert.ok(o.ok, `rank ${r}: ${!o.ok && o.error.stack}`);
+        if (injected)
+          assert.deepEqual(
+            ring.rings.map((r) => r.dataPlane),
+            ['js', 'native', 'native'],
+          );
+        outputs.push(data);
+      } finally {
+        await ring.close();
+      }
+    }
+    for (let r = 0; r < 3; r++)
+      assert.equal(firstBitDifference(outputs[1][r], outputs[0][r]), -1, `rank ${r}`);
   });
 
   it('runs each allreduce on a thread of its own: 6 ranks in one process with 2 libuv pool threads', {
@@ -189,26 +414,23 @@ describe('ring allreduce - the native data plane', () => {
     assert.equal(openDescriptors(), before);
   });
 
-  it("'native' where it cannot run is a config error naming the reason; 'auto' falls back; a bad value is refused", {
+  it("'native' where it cannot run is a config error naming the reason; 'auto' falls back (and takes bf16); a bad value is refused", {
     timeout: 30_000,
   }, async () => {
     await assert.rejects(startLocalRing(2, { dataPlane: 'native', transport: 'grpc' }), {
       name: 'CollectiveConfigError',
       message: /dataPlane is 'native' but transport is 'grpc'/,
     });
-    await assert.rejects(startLocalRing(2, { dataPlane: 'native', compress: 'bf16' }), {
-      name: 'CollectiveConfigError',
-      message: /dataPlane is 'native' but compress is 'bf16'/,
-    });
     await assert.rejects(
       startLocalRing(2, { dataPlane: 'bogus' as never }),
       (e: Error) => e instanceof CollectiveConfigError && /dataPlane \("bogus"\) must be/.test(e.message),
     );
+    // bf16 on the wire runs natively too.
     const bf16 = await startLocalRing(2, { compress: 'bf16' });
     try {
       assert.deepEqual(
         bf16.rings.map((r) => r.dataPlane),
-        ['js', 'js'],
+        ['native', 'native'],
       );
     } finally {
       await bf16.close();
