@@ -3,7 +3,7 @@
 # reduce in C on a thread of its own, src/collective/native-plane.ts) into
 # native/ring-plane/build/ring_plane.node. Idempotent: rebuilds only when a source is newer.
 #
-# Why no node-gyp: the addon is five C files with no dependencies; the N-API symbols resolve from
+# Why no node-gyp: the addon is a few C files with no dependencies; the N-API symbols resolve from
 # the node binary when it loads, so gcc and Node's own headers are all it needs.
 #
 # Without a C compiler or Node's headers the build is skipped with one line, and rings use the
@@ -26,10 +26,10 @@ command -v "$cc" >/dev/null || skip "no C compiler ($cc)"
 [ -f "$inc/node_api.h" ] || skip "no Node headers at $inc (node_api.h)"
 mkdir -p "$here/build"
 out="$here/build/ring_plane.node"
-srcs=("$here/ring_plane.c" "$here/poll_loop.c" "$here/bf16.c" "$here/wire.c" "$here/wire_napi.c")
+srcs=("$here"/*.c) # every C file of the addon (bench/peers/native/wire-check-asan.sh builds the same)
 stale=0
 [ -f "$out" ] || stale=1
-for f in "${srcs[@]}" "$here/wire.h" "$here/plane.h" "$0"; do [ "$f" -nt "$out" ] && stale=1; done
+for f in "${srcs[@]}" "$here"/*.h "$0"; do [ "$f" -nt "$out" ] && stale=1; done
 if [ "$stale" = 1 ]; then
   # Plain -O3: the a[i] += b[i] loop vectorises with the baseline SSE2, so no CPU check is needed.
   # Warnings are errors where the build is required (CI), so new ones are seen there first.

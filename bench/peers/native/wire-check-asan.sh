@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs wire-check.ts and wire-interop.ts against a build of the shipped addon (native/ring-plane,
+# Runs wire-check.ts, wire-interop.ts and test/collective/native-plane.test.ts (bf16 included) against a build of the shipped addon (native/ring-plane,
 # the sources scripts/setup-native.sh builds) with AddressSanitizer and UBSan, so that a read of
 # wire.c's classifier outside a message (each one is its own exact-size allocation in
 # wire-check.ts), a bad access of the plane's thread while native and JavaScript ranks share a
@@ -17,7 +17,7 @@ trap 'rm -rf "$tmp"' EXIT
 out="$tmp/ring_plane-asan.node"
 "$cc" -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
   -Wall -Wextra -Werror -shared -fPIC -I"$inc" -DNODE_GYP_MODULE_NAME=ring_plane -o "$out" \
-  "$src/ring_plane.c" "$src/poll_loop.c" "$src/wire.c" "$src/wire_napi.c" -lpthread
+  "$src"/*.c -lpthread
 # Node itself is not instrumented: leaks at exit are V8's, not the addon's.
 export ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 BBN_RING_PLANE_ADDON="$out"
 preload="$("$cc" -print-file-name=libasan.so):$("$cc" -print-file-name=libubsan.so)"
@@ -32,9 +32,9 @@ LD_PRELOAD="$preload" node --import tsx -e "
     process.exit(1);
   }
 "
-for check in wire-check.ts wire-interop.ts; do
-  echo "== $check (ASan + UBSan)"
-  if ! LD_PRELOAD="$preload" node --import tsx "$here/$check" | tail -3; then
+for check in "$here/wire-check.ts" "$here/wire-interop.ts" "$src/../../test/collective/native-plane.test.ts"; do
+  echo "== $(basename "$check") (ASan + UBSan)"
+  if ! LD_PRELOAD="$preload" node --import tsx "$check" | tail -8; then
     echo "$check failed under the sanitizers" >&2
     exit 1
   fi
