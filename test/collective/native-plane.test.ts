@@ -22,44 +22,6 @@ import { ringPlaneAddon } from '../../src/collective/native-plane.ts';
 import { firstBitDifference, rankData, ringOrderSum } from './ring-data.ts';
 import { allreduceAll, type LocalRingOptions, startLocalRing } from './ring-harness.ts';
 
-/** Every rank's output of `tags.length` allreduces of seeded data (piece by piece with spans). */
-async function sums(
-  W: number,
-  n: number,
-  options: LocalRingOptions,
-  pieces: number,
-): Promise<{ outputs: Float32Array[]; planes: string[]; stats: unknown[] }> {
-  const ring = await startLocalRing(W, options);
-  try {
-    const outputs = ring.rings.map((_, r) => rankData(`native-${W}-${n}`, r, n));
-    for (let k = 0; k < pieces; k++) {
-      const lo = Math.floor((k * n) / pieces);
-      const hi = Math.floor(((k + 1) * n) / pieces);
-      const tag: AllreduceTag = {
-        epoch: 3,
-        step: k,
-        span: pieces > 1 ? { offset: lo, total: n } : undefined,
-      };
-      const results = await allreduceAll(
-        ring.rings,
-        outputs.map((x) => x.subarray(lo, hi)),
-        tag,
-      );
-      for (const [r, res] of results.entries()) assert.ok(res.ok, `rank ${r}: ${!res.ok && res.error.stack}`);
-    }
-    return {
-      outputs,
-      planes: ring.rings.map((r) => r.dataPlane),
-      stats: ring.rings.map((r) => {
-        const { seconds: _s, lastSeconds: _l, ...counts } = r.stats();
-        return counts;
-      }),
-    };
-  } finally {
-    await ring.close();
-  }
-}
-
 /** Bit patterns bf16 must carry as bf16.ts does (f32BitsToBf16): ties, overflow, NaNs, zeros, subnormals. */
 const BF16_EDGES = [
   0x3f808000, // half way between two bf16 values, even below: rounds down
@@ -90,18 +52,19 @@ function bf16Inputs(W: number, n: number): Float32Array[] {
 }
 
 /**
- * Every rank's output of one allreduce per prefix in `prefixes` (fresh inputs each, the first
- * `prefix` elements as bf16) on one ring with compress 'bf16', piece by piece with spans, each
- * piece's bf16Elements its share of the prefix (as trainer.ts passes it).
+ * Every rank's output of one allreduce of fresh copies of `inputs` per entry of `prefixes`, piece
+ * by piece with spans. An entry is the number of leading elements sent as bf16 (on a ring with
+ * compress 'bf16'; each piece's bf16Elements its share of it, as trainer.ts passes it), or
+ * undefined for none.
  */
-async function bf16Sums(
+async function pieceSums(
   inputs: readonly Float32Array[],
   options: LocalRingOptions,
   pieces: number,
-  prefixes: readonly number[],
+  prefixes: readonly (number | undefined)[],
 ): Promise<{ outputs: Float32Array[][]; planes: string[]; stats: unknown[] }> {
   const n = inputs[0].length;
-  const ring = await startLocalRing(inputs.length, { ...options, compress: 'bf16' });
+  const ring = await startLocalRing(inputs.length, options);
   try {
     const outputs: Float32Array[][] = [];
     for (const [call, prefix] of prefixes.entries()) {
@@ -112,7 +75,7 @@ async function bf16Sums(
         const tag: AllreduceTag = {
           epoch: 5,
           step: call * pieces + k,
-          bf16Elements: Math.max(0, Math.min(hi - lo, prefix - lo)),
+          bf16Elements: prefix === undefined ? undefined : Math.max(0, Math.min(hi - lo, prefix - lo)),
           span: pieces > 1 ? { offset: lo, total: n } : undefined,
         };
         const results = await allreduceAll(
@@ -176,13 +139,15 @@ describe('ring allreduce - the native data plane', () => {
         [2_000_003, undefined, 3],
       ] as const) {
         const what = `W=${W} n=${n} chunkBytes=${chunkBytes ?? 'default'} pieces=${pieces}`;
-        const js = await sums(W, n, { dataPlane: 'js', chunkBytes }, pieces);
-        const native = await sums(W, n, { dataPlane: 'native', chunkBytes }, pieces);
-        const mixed = await sums(
-          W,
-          n,
+        const inputs = Array.from({ length: W }, (_, r) => rankData(`native-${W}-${n}`, r, n));
+        const once = [undefined];
+        const js = await pieceSums(inputs, { dataPlane: 'js', chunkBytes }, pieces, once);
+        const native = await pieceSums(inputs, { dataPlane: 'native', chunkBytes }, pieces, once);
+        const mixed = await pieceSums(
+          inputs,
           { chunkBytes, perRank: (rank) => ({ dataPlane: rank % 2 === 0 ? 'native' : 'js' }) },
           pieces,
+          once,
         );
         assert.ok(
           js.planes.every((p) => p === 'js'),
@@ -192,13 +157,11 @@ describe('ring allreduce - the native data plane', () => {
           native.planes.every((p) => p === 'native'),
           what,
         );
-        const expected = Buffer.from(
-          ringOrderSum(js.outputs.map((_, r) => rankData(`native-${W}-${n}`, r, n))).buffer,
-        );
+        const expected = Buffer.from(ringOrderSum(inputs).buffer);
         for (let r = 0; r < W; r++) {
-          assert.ok(Buffer.from(js.outputs[r].buffer).equals(expected), `${what}: js rank ${r}`);
-          assert.ok(Buffer.from(native.outputs[r].buffer).equals(expected), `${what}: native rank ${r}`);
-          assert.ok(Buffer.from(mixed.outputs[r].buffer).equals(expected), `${what}: mixed rank ${r}`);
+          assert.ok(Buffer.from(js.outputs[0][r].buffer).equals(expected), `${what}: js rank ${r}`);
+          assert.ok(Buffer.from(native.outputs[0][r].buffer).equals(expected), `${what}: native rank ${r}`);
+          assert.ok(Buffer.from(mixed.outputs[0][r].buffer).equals(expected), `${what}: mixed rank ${r}`);
         }
         assert.deepEqual(native.stats, js.stats, `${what}: counters`);
       }
@@ -220,11 +183,12 @@ describe('ring allreduce - the native data plane', () => {
       ] as const) {
         const what = `W=${W} n=${n} chunkBytes=${chunkBytes ?? 'default'} pieces=${pieces}`;
         const inputs = bf16Inputs(W, n);
-        const js = await bf16Sums(inputs, { dataPlane: 'js', chunkBytes }, pieces, prefixes);
-        const native = await bf16Sums(inputs, { dataPlane: 'native', chunkBytes }, pieces, prefixes);
-        const mixed = await bf16Sums(
+        const bf16 = { compress: 'bf16', chunkBytes } as const;
+        const js = await pieceSums(inputs, { ...bf16, dataPlane: 'js' }, pieces, prefixes);
+        const native = await pieceSums(inputs, { ...bf16, dataPlane: 'native' }, pieces, prefixes);
+        const mixed = await pieceSums(
           inputs,
-          { chunkBytes, perRank: (rank) => ({ dataPlane: rank % 2 === 0 ? 'js' : 'native' }) },
+          { ...bf16, perRank: (rank) => ({ dataPlane: rank % 2 === 0 ? 'js' : 'native' }) },
           pieces,
           prefixes,
         );
