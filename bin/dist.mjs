@@ -18,7 +18,7 @@ export const DIST = join(ROOT, 'dist');
 export const STAMP = join(DIST, '.source-hash');
 
 /** Files besides src/ that change the output: the build itself and the compiler's settings. */
-const BUILD_INPUTS = ['scripts/build-dist.mjs', 'tsconfig.json', 'package-lock.json'];
+export const BUILD_INPUTS = ['scripts/build-dist.mjs', 'tsconfig.json', 'package-lock.json'];
 
 /** Hash of every file under src/ (path and bytes) and of the build inputs; a missing file counts as such. */
 export function sourceHash() {

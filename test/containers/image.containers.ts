@@ -1,9 +1,9 @@
 /**
  * The CPU image as built here (`npm run images`, then `npm run test:containers-image`): it runs
  * as its non-root user on a read-only root file system with no capabilities (the chart's
- * securityContext), cannot change its own code, loads native TensorFlow, carries none of the
- * build machine's private CA certificates or registry credentials, and reports its size and the
- * start time of `bbn --help` against a bare `node -e 0` in the same image.
+ * securityContext), cannot change its own code, loads native TensorFlow and the ring's native data
+ * plane, carries none of the build machine's private CA certificates or registry credentials, and
+ * reports its size and the start time of `bbn --help` against a bare `node -e 0` in the same image.
  */
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -73,6 +73,35 @@ describe(`image ${IMAGE}`, () => {
       `start-up inside the image: node -e 0 ${show(bare)}; bbn --help cold ${show(cold)} ` +
         `(${(cold[0] / bare[0]).toFixed(1)}x node), warm tsx cache ${show(warm)}`,
     );
+  });
+
+  it('moves a ring`s chunks on the native data plane, locked down (the addon the build made)', async () => {
+    // Two ranks of a tcp ring in one process over the container's loopback, dataPlane 'native':
+    // a config error if the image's addon were missing or did not load.
+    const script = `
+      import { CollectiveServer, RingAllreduce } from '/app/src/collective/index.ts';
+      const n = 100003;
+      const servers = await Promise.all([0, 1].map(() => CollectiveServer.listen({ host: '127.0.0.1', port: 0 })));
+      const peers = servers.map((s) => s.address);
+      const rings = await Promise.all(servers.map((server, rank) =>
+        RingAllreduce.create({ runId: 'image', generation: 1, rank, worldSize: 2, peers, server, dataPlane: 'native' })));
+      const data = [1, 2].map((k) => Float32Array.from({ length: n }, (_, i) => (i % 1000) * k));
+      await Promise.all(rings.map((r, i) => r.allreduce(data[i], { epoch: 0, step: 0 })));
+      const wrong = data.map((d) => d.filter((x, i) => x !== (i % 1000) * 3).length);
+      console.log('planes ' + rings.map((r) => r.dataPlane).join(',') + '; wrong sums ' + wrong.join(','));
+      await Promise.all(rings.map((r) => r.close()));
+      await Promise.all(servers.map((s) => s.close()));`;
+    const out = await run([
+      '--entrypoint',
+      'node',
+      IMAGE,
+      '--import',
+      'tsx',
+      '--input-type=module',
+      '-e',
+      script,
+    ]);
+    assert.equal(out.trim().split('\n').at(-1), 'planes native,native; wrong sums 0,0', out);
   });
 
   it('cannot write its own code, even with a writable root', async () => {

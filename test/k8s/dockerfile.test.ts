@@ -4,6 +4,8 @@ import { describe, it } from 'node:test';
 import { execForm, parseDockerfile, type Stage } from './dockerfile.ts';
 
 const ROOT = new URL('../../', import.meta.url);
+/** What the CLI build reads besides src/ (bin/dist.mjs, plain JavaScript without declarations). */
+const { BUILD_INPUTS } = (await import(new URL('bin/dist.mjs', ROOT).href)) as { BUILD_INPUTS: string[] };
 const read = (p: string) => readFileSync(new URL(p, ROOT), 'utf8');
 
 const IMAGES = [
@@ -113,6 +115,24 @@ for (const { file, setup } of IMAGES) {
     it('does not bake in the Temporal CLI or nats-server', () => {
       for (const i of [...all(stages, 'RUN'), ...all(stages, 'COPY')]) {
         assert.doesNotMatch(i.args, /\btemporal\b|nats-server|setup-servers/i, `line ${i.line}: ${i.args}`);
+      }
+    });
+
+    it('copies everything the CLI build reads (bin/dist.mjs BUILD_INPUTS, src/) before it runs it', () => {
+      const build = stages.find((s) =>
+        s.instructions.some((i) => /build-dist\.mjs/.test(i.args) && i.keyword === 'RUN'),
+      );
+      assert.ok(build, 'no stage runs scripts/build-dist.mjs');
+      const at = build.instructions.findIndex((i) => i.keyword === 'RUN' && /build-dist\.mjs/.test(i.args));
+      const copied = build.instructions
+        .slice(0, at)
+        .filter((i) => i.keyword === 'COPY' && !i.args.startsWith('--from'))
+        .flatMap((i) => i.args.split(/\s+/).slice(0, -1));
+      for (const input of [...BUILD_INPUTS, 'src']) {
+        assert.ok(
+          copied.some((c) => input === c.replace(/\/$/, '') || input.startsWith(c.replace(/\/?$/, '/'))),
+          `${input} is not copied before the dist build`,
+        );
       }
     });
 
