@@ -191,6 +191,7 @@ async function hostRun(
       onLost: (v) => reportLoss({ rank: v.rank, cause: v.cause, detail: v.detail, generation: v.generation }),
       onPlan: coordTelemetry?.plan,
       token: runTokenFromEnv(),
+      say,
     });
     cleanups.push(() => coordinator.close());
     if (coordinator.address) say(`run ${runId}: coordinator listening on ${coordinator.address}`);

@@ -134,6 +134,7 @@ async function submitAndServe(
       workflows: true,
       bind: o.localWorker && o.workers === 1 ? null : { host: '127.0.0.1', port: 0 },
       onLost: (v) => out.write(`run ${o.runId}: rank ${v.rank} ${v.detail}\n`),
+      say: (line) => out.write(`${line}\n`),
     });
     const deps = o.localWorker
       ? (await import('../orchestration/local.ts')).createLocalDeps({

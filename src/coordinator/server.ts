@@ -34,7 +34,18 @@ export interface CoordinatorServerOptions {
   readonly token?: RunToken;
   /** Period of the judging timer, ms; 0 disables it (tests call `judge()`). Default 500 ms. */
   readonly tickMs?: number;
+  /**
+   * A rendezvous still waits for `missing` after `waitedMs` (WAIT_NOTICE_MS, then every
+   * WAIT_NOTICE_REPEAT_MS until it completes or times out): for a log line, so that ranks that
+   * cannot reach this coordinator (a wrong address, a network policy) are named while it waits.
+   */
+  readonly onWaiting?: (notice: { generation: number; missing: readonly number[]; waitedMs: number }) => void;
 }
+
+/** When a rendezvous first names the ranks it still waits for; ranks that start answer within ~1 s. */
+export const WAIT_NOTICE_MS = 10_000;
+/** How often it names them again after that. */
+export const WAIT_NOTICE_REPEAT_MS = 60_000;
 
 /** Where to bind; port 0 picks a free one. */
 export interface BindAddress {
@@ -177,10 +188,12 @@ export class CoordinatorServer {
   ): Promise<string[]> {
     return new Promise((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
+      let notice: NodeJS.Timeout | undefined;
       const done = (settle: () => void) => {
         this.waiters.delete(check);
         this.missing = [];
         clearTimeout(timer);
+        clearTimeout(notice);
         signal?.removeEventListener('abort', abort);
         settle();
       };
@@ -204,6 +217,13 @@ export class CoordinatorServer {
       }, timeoutMs);
       signal?.addEventListener('abort', abort, { once: true });
       this.waiters.set(check, (err) => done(() => reject(err)));
+      const started = performance.now();
+      const tell = () => {
+        const waitedMs = performance.now() - started;
+        this.opts.onWaiting?.({ generation, missing: this.missing, waitedMs });
+        notice = setTimeout(tell, WAIT_NOTICE_REPEAT_MS);
+      };
+      if (this.opts.onWaiting) notice = setTimeout(tell, WAIT_NOTICE_MS);
       check();
     });
   }

@@ -7,7 +7,7 @@
 import type { NativeConnection, Worker, WorkflowBundleOption } from '@temporalio/worker';
 import type { RunToken } from '../auth/run-token.ts';
 import type { RankVerdict } from '../coordinator/api.ts';
-import { type BindAddress, CoordinatorServer } from '../coordinator/server.ts';
+import { type BindAddress, CoordinatorServer, type CoordinatorServerOptions } from '../coordinator/server.ts';
 import { coordinatorTaskQueue, type EpochPlanSummary } from './api.ts';
 import { createCoordinatorDeps } from './coordinator.ts';
 import { createTrainingWorker } from './worker.ts';
@@ -23,6 +23,8 @@ export interface CoordinatorHostOptions {
   readonly bind: BindAddress | null;
   /** A rank of the running generation went silent (see `CoordinatorServer`). */
   readonly onLost?: (verdict: RankVerdict) => void;
+  /** Lines for people: a rendezvous that still waits for ranks names them (10 s, then each minute). */
+  readonly say?: (line: string) => void;
   /** Each epoch plan as the coordinator makes it (the α/lr broadcast). */
   readonly onPlan?: (plan: EpochPlanSummary) => void;
   /** The run's token, required of every heartbeat. */
@@ -40,7 +42,18 @@ export interface HostedCoordinator {
 
 /** Starts the heartbeat server (if asked) and creates the coordinator's Temporal worker. */
 export async function hostCoordinator(o: CoordinatorHostOptions): Promise<HostedCoordinator> {
-  const server = o.bind ? new CoordinatorServer({ runId: o.runId, onLost: o.onLost, token: o.token }) : null;
+  const onWaiting: CoordinatorServerOptions['onWaiting'] = ({ generation, missing, waitedMs }) => {
+    if (missing.length === 0) return;
+    const many = missing.length > 1;
+    o.say?.(
+      `run ${o.runId}: generation ${generation} still waits for rank${many ? 's' : ''} ${missing.join(', ')} after ` +
+        `${Math.round(waitedMs / 1000)} s: no heartbeat from ${many ? 'them' : 'it'} at this coordinator; check that ` +
+        `${many ? 'they run and reach' : 'it runs and reaches'} it (its address is each rank's --coordinator)`,
+    );
+  };
+  const server = o.bind
+    ? new CoordinatorServer({ runId: o.runId, onLost: o.onLost, onWaiting, token: o.token })
+    : null;
   const address = o.bind && server ? await server.start(o.bind) : null;
   try {
     const worker = await createTrainingWorker({

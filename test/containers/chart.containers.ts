@@ -33,6 +33,8 @@ import { type Followed, podman, removeTestObjects, runFollowed, TEST_LABEL, volu
 const IMAGE = process.env.BBN_IMAGE ?? 'localhost/bbn:0.1.0-cpu';
 const RUN = 'e2e';
 const NS = 'bbn';
+/** The coordinator's Service name, as the chart gives it to the workers (BBN_COORDINATOR_ADDRESS). */
+const COORDINATOR_SERVICE = `${RUN}-coordinator.${NS}.svc.cluster.local`;
 const EPOCHS = 4;
 /** The shared tiny problem, with epochs long enough (23 steps) that a kill lands inside one. */
 const CONFIG = parseRunConfig(
@@ -66,6 +68,9 @@ class Cluster {
     const ip = (n: number) => `10.89.${net}.${n}`;
     this.hosts.set('temporal', ip(10));
     this.hosts.set('nats', ip(11));
+    // The coordinator's Service: each replacement pod takes the same address (the old one is
+    // removed first), as the Service follows the Deployment's pod.
+    this.hosts.set(COORDINATOR_SERVICE, ip(20));
     for (let r = 0; r < 2; r++)
       this.hosts.set(`${RUN}-worker-${r}.${RUN}-worker.${NS}.svc.cluster.local`, ip(30 + r));
   }
@@ -143,6 +148,8 @@ class Cluster {
       podmanRunArgs(template('Deployment', '-coordinator'), { name, labels: {} }, this.volumes(), [
         '--network',
         this.network,
+        '--ip',
+        this.hosts.get(COORDINATOR_SERVICE) as string,
         ...this.addHosts(),
       ]),
     );
@@ -228,6 +235,8 @@ describe('the chart’s temporal mode in its image: coordinator + 2 rank workers
     assert.ok(coord.args?.includes('--external-workers'));
     assert.deepEqual(worker.args?.slice(0, 3), ['worker', '--rank', '$(BBN_RANK)']);
     assert.ok(worker.args?.includes('--temporal'));
+    const coordinatorAddress = worker.env?.find((e) => e.name === 'BBN_COORDINATOR_ADDRESS')?.value;
+    assert.equal(coordinatorAddress, `${COORDINATOR_SERVICE}:7070`);
   });
 
   it('an uninterrupted run trains to completion', { timeout: 600_000 }, async (t: TestContext) => {
@@ -240,7 +249,7 @@ describe('the chart’s temporal mode in its image: coordinator + 2 rank workers
     const coord = await c.coordinator();
     await waitUntil('the clean run ends', () => ended(coord), 480_000).catch((err) => {
       throw new Error(
-        `${err.message}\ncoordinator:\n${coord.lines.join('\n')}\nrank 0:\n${ranks[0].lines.join('\n')}`,
+        `${err.message}\ncoordinator:\n${coord.lines.join('\n')}\nrank 0:\n${ranks[0].lines.join('\n')}\nrank 1:\n${ranks[1].lines.join('\n')}`,
       );
     });
     t.diagnostic(`clean: pods started to run ended in ${seconds(t1)} s`);
@@ -251,6 +260,13 @@ describe('the chart’s temporal mode in its image: coordinator + 2 rank workers
     // Rank 0's own log is a separate stream: its last line may arrive after the coordinator's.
     await waitUntil('rank 0 reports the last epoch', () => reported(ranks[0], EPOCHS), 30_000);
     for (let e = 1; e <= EPOCHS; e++) assert.ok(reported(ranks[0], e), `rank 0 reported epoch ${e}`);
+    // The image's own addon moved the chunks between the containers.
+    for (const [r, f] of ranks.entries()) {
+      assert.ok(
+        f.lines.some((l) => l.includes('formed, chunks on the native data plane')),
+        `rank ${r}:\n${f.lines.join('\n')}`,
+      );
+    }
     clean = await c.finalParams();
     const codes = await c.stopPods();
     assert.deepEqual(

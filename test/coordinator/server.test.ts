@@ -2,7 +2,8 @@
  * The coordinator's server over real gRPC, on its shipped timings: ranks heartbeat through
  * `startHeartbeats`, the rendezvous hands out their ring addresses, a rank whose heartbeats stop
  * is reported within the 5 s timeout plus one judging tick, bad requests get one clear status and
- * the server keeps serving, and a rendezvous that cannot complete names the missing ranks.
+ * the server keeps serving, and a rendezvous that cannot complete names the missing ranks (while it
+ * waits, too).
  */
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
@@ -11,7 +12,7 @@ import * as grpc from '@grpc/grpc-js';
 import { RunToken } from '../../src/auth/run-token.ts';
 import { DEFAULT_TIMINGS, type RankVerdict, RendezvousTimeoutError } from '../../src/coordinator/api.ts';
 import { startHeartbeats } from '../../src/coordinator/link.ts';
-import { CoordinatorServer } from '../../src/coordinator/server.ts';
+import { CoordinatorServer, WAIT_NOTICE_MS } from '../../src/coordinator/server.ts';
 import type { bbn } from '../../src/generated/bbn.js';
 import { CoordinatorServiceClient } from '../../src/generated/bbn-grpc.ts';
 
@@ -219,6 +220,38 @@ describe('CoordinatorServer', () => {
       await pending;
     } finally {
       link.close();
+      await server.close();
+    }
+  });
+
+  it('a rendezvous that waits names the missing ranks after 10 s (the shipped notice), and forms once they come', {
+    timeout: 30_000,
+  }, async () => {
+    const notices: { generation: number; missing: readonly number[]; waitedMs: number; at: number }[] = [];
+    const server = new CoordinatorServer({
+      runId: 'run-w',
+      tickMs: 0,
+      onWaiting: (n) => notices.push({ ...n, missing: [...n.missing], at: performance.now() }),
+    });
+    const address = await server.start({ host: '127.0.0.1', port: 0 });
+    const links = [startHeartbeats({ address, runId: 'run-w', rank: 0, beat: idle(0) })];
+    try {
+      const t0 = performance.now();
+      const forming = server.formGeneration(2, 7, 120_000);
+      while (notices.length === 0 && performance.now() - t0 < 15_000)
+        await new Promise((r) => setTimeout(r, 50));
+      assert.equal(notices.length, 1, 'one notice by 15 s');
+      const [first] = notices;
+      assert.deepEqual([first.generation, first.missing], [7, [1]]);
+      assert.ok(
+        first.waitedMs >= WAIT_NOTICE_MS - 5 && first.at - t0 < WAIT_NOTICE_MS + 1_000,
+        `${first.waitedMs} ms`,
+      );
+      links.push(startHeartbeats({ address, runId: 'run-w', rank: 1, beat: idle(1) }));
+      assert.deepEqual(await forming, ['127.0.0.1:7100', '127.0.0.1:7101']);
+      assert.equal(notices.length, 1, 'no notice once formed');
+    } finally {
+      for (const l of links) l.close();
       await server.close();
     }
   });
