@@ -101,6 +101,39 @@ async function pieceSums(
   }
 }
 
+/**
+ * pieceSums on a JavaScript-plane ring, a native one and a mixed one (even ranks on `evenRanks`'
+ * plane, odd ones on the other), each checked to have run on the planes it asked for.
+ */
+async function onEachPlane(
+  inputs: readonly Float32Array[],
+  options: LocalRingOptions,
+  pieces: number,
+  prefixes: readonly (number | undefined)[],
+  evenRanks: 'js' | 'native',
+  what: string,
+) {
+  const odd = evenRanks === 'js' ? 'native' : 'js';
+  const js = await pieceSums(inputs, { ...options, dataPlane: 'js' }, pieces, prefixes);
+  const native = await pieceSums(inputs, { ...options, dataPlane: 'native' }, pieces, prefixes);
+  const perRank = (rank: number) => ({ dataPlane: rank % 2 === 0 ? evenRanks : odd });
+  const mixed = await pieceSums(inputs, { ...options, perRank }, pieces, prefixes);
+  assert.ok(
+    js.planes.every((p) => p === 'js'),
+    what,
+  );
+  assert.ok(
+    native.planes.every((p) => p === 'native'),
+    what,
+  );
+  assert.deepEqual(
+    mixed.planes,
+    mixed.planes.map((_, r) => perRank(r).dataPlane),
+    what,
+  );
+  return { js, native, mixed };
+}
+
 /** Index of the first element whose value differs (NaN equals NaN, -0 differs from 0), or -1. */
 function firstValueDifference(a: Float32Array, b: Float32Array): number {
   for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return i;
@@ -140,21 +173,12 @@ describe('ring allreduce - the native data plane', () => {
       ] as const) {
         const what = `W=${W} n=${n} chunkBytes=${chunkBytes ?? 'default'} pieces=${pieces}`;
         const inputs = Array.from({ length: W }, (_, r) => rankData(`native-${W}-${n}`, r, n));
-        const once = [undefined];
-        const js = await pieceSums(inputs, { dataPlane: 'js', chunkBytes }, pieces, once);
-        const native = await pieceSums(inputs, { dataPlane: 'native', chunkBytes }, pieces, once);
-        const mixed = await pieceSums(
+        const { js, native, mixed } = await onEachPlane(
           inputs,
-          { chunkBytes, perRank: (rank) => ({ dataPlane: rank % 2 === 0 ? 'native' : 'js' }) },
+          { chunkBytes },
           pieces,
-          once,
-        );
-        assert.ok(
-          js.planes.every((p) => p === 'js'),
-          what,
-        );
-        assert.ok(
-          native.planes.every((p) => p === 'native'),
+          [undefined],
+          'native',
           what,
         );
         const expected = Buffer.from(ringOrderSum(inputs).buffer);
@@ -184,22 +208,7 @@ describe('ring allreduce - the native data plane', () => {
         const what = `W=${W} n=${n} chunkBytes=${chunkBytes ?? 'default'} pieces=${pieces}`;
         const inputs = bf16Inputs(W, n);
         const bf16 = { compress: 'bf16', chunkBytes } as const;
-        const js = await pieceSums(inputs, { ...bf16, dataPlane: 'js' }, pieces, prefixes);
-        const native = await pieceSums(inputs, { ...bf16, dataPlane: 'native' }, pieces, prefixes);
-        const mixed = await pieceSums(
-          inputs,
-          { ...bf16, perRank: (rank) => ({ dataPlane: rank % 2 === 0 ? 'js' : 'native' }) },
-          pieces,
-          prefixes,
-        );
-        assert.ok(
-          js.planes.every((p) => p === 'js'),
-          what,
-        );
-        assert.ok(
-          native.planes.every((p) => p === 'native'),
-          what,
-        );
+        const { js, native, mixed } = await onEachPlane(inputs, bf16, pieces, prefixes, 'js', what);
         const wire = ringOrderSum(inputs, true);
         const exact = ringOrderSum(inputs, false);
         for (const [call, prefix] of prefixes.entries()) {
