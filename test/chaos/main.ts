@@ -3,7 +3,10 @@
  * (a long loop is followed live, and a failure shows where it was), then the table. Exits 1 when a
  * run hung, failed, or ended with other weights than its uninterrupted reference.
  *
- *   node --import tsx test/chaos/main.ts [--events 100] [--seed 1]
+ *   node --import tsx test/chaos/main.ts [--events 100] [--seed 1] [--set KEY=VALUE ...]
+ *
+ * --set adds a config override to every run, references included (e.g. --set
+ * distributed.compressBf16=true plays the loop with bf16 on the wire).
  */
 import { parseArgs } from 'node:util';
 import { removeTempDirs, writeTinyConfig } from '../distributed/fixtures.ts';
@@ -12,7 +15,11 @@ import { chaosLoop } from './loop.ts';
 import { formatTable, summarise } from './table.ts';
 
 const { values } = parseArgs({
-  options: { events: { type: 'string', default: '100' }, seed: { type: 'string', default: '1' } },
+  options: {
+    events: { type: 'string', default: '100' },
+    seed: { type: 'string', default: '1' },
+    set: { type: 'string', multiple: true, default: [] },
+  },
 });
 const events = Number(values.events);
 const seed = Number(values.seed);
@@ -23,12 +30,18 @@ const say = (line: string) => process.stdout.write(`[${elapsed()}] ${line}\n`);
 
 let code = 0;
 try {
-  const result = await chaosLoop({ seed, events, configPath: writeTinyConfig(), overrides: CHAOS_RUN, say });
+  const result = await chaosLoop({
+    seed,
+    events,
+    configPath: writeTinyConfig(),
+    overrides: [...CHAOS_RUN, ...values.set],
+    say,
+  });
   process.stdout.write(`\n${formatTable(summarise(result.records))}\n`);
   const differ = result.runs.filter((r) => !r.identical);
   const cpu = process.cpuUsage(cpu0);
   say(
-    `${result.records.length} events (seed ${seed}) in ${result.runs.length} runs, ${result.references} reference runs; ` +
+    `${result.records.length} events (seed ${seed}${values.set.length ? `; ${values.set.join(' ')}` : ''}) in ${result.runs.length} runs, ${result.references} reference runs; ` +
       `${result.runs.length - differ.length}/${result.runs.length} runs bit-identical; 0 hangs; ` +
       `this process's CPU ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s`,
   );
