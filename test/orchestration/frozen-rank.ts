@@ -22,9 +22,13 @@ import { finalParams, launch, removeTempDirs, tempDir, writeTinyConfig } from '.
 import { startTestTemporal, type TestServer } from '../helpers/servers.ts';
 
 const ENTRY = join(dirname(fileURLToPath(import.meta.url)), '..', 'distributed', 'worker-entry.ts');
-/** 2 epochs of 600 images: 37 steps an epoch, long enough to freeze a rank in the middle of one. */
-const LONGER = ['dataset.perClass=320', 'train.epochs=2'];
-const STEPS = 37;
+/**
+ * 2 epochs of 1,800 images: 112 steps an epoch (floor(1800 / 16)), 4 s or more even where a step
+ * takes 38 ms, so the status (a rank's step arrives within about a second) sees the rank in the
+ * middle of epoch 2 before it ends. (600 images, 1.4 s an epoch, could be missed.)
+ */
+const LONGER = ['dataset.perClass=960', 'train.epochs=2'];
+const STEPS = 112;
 /** The bounds the issue sets: a frozen rank is named within 5 s; the survivors stop waiting within 5 s of that. */
 const DETECT_BOUND_MS = 5_000;
 const SURVIVORS_BOUND_MS = 5_000;
