@@ -12,14 +12,11 @@ import { describe, it } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
 import { freePort } from '../../src/devservers/index.ts';
 import { runStatus } from '../../src/orchestration/client.ts';
-import { finalParams, launch, tempDir } from '../distributed/fixtures.ts';
+import { finalParams, launch, MID_EPOCH_RUN, MID_EPOCH_STEPS, tempDir } from '../distributed/fixtures.ts';
 import { processSuite } from '../helpers/process-suite.ts';
 import { waitUntil } from '../helpers/servers.ts';
 
 const RUN = 'cluster-liveness';
-/** 2 epochs of 600 images: 37 steps an epoch, long enough to freeze a rank in the middle of one. */
-const LONGER = ['dataset.perClass=320', 'train.epochs=2'];
-const STEPS = 37;
 /** The issue's bound: a lost rank is detected by the coordinator within 5 s. */
 const DETECT_BOUND_MS = 5_000;
 
@@ -34,7 +31,7 @@ describe('a frozen rank where no local supervisor watches (the chart’s layout)
       configPath: suite.configPath,
       outDir: plainDir,
       workers: 2,
-      overrides: LONGER,
+      overrides: MID_EPOCH_RUN,
       temporal: suite.server.address,
     });
     assert.equal(plain.outcome.kind, 'finished');
@@ -71,7 +68,7 @@ describe('a frozen rank where no local supervisor watches (the chart’s layout)
         '--external-workers',
         '--coordinator-port',
         String(coordinatorPort),
-        ...LONGER,
+        ...MID_EPOCH_RUN,
       ],
       (line) => {
         if (times.verdict === undefined && line.includes(`run ${RUN}: rank 1 silent: no heartbeat for`)) {
@@ -128,7 +125,7 @@ describe('a frozen rank where no local supervisor watches (the chart’s layout)
         240_000,
       );
       const { frozen, verdict, status, moved } = times;
-      assert.ok(frozenAt && frozenAt.step < STEPS, 'rank 1 was frozen in the middle of epoch 2');
+      assert.ok(frozenAt && frozenAt.step < MID_EPOCH_STEPS, 'rank 1 was frozen in the middle of epoch 2');
       assert.ok(frozen !== undefined && verdict !== undefined, coordinator.lines.join('\n'));
       assert.ok(status !== undefined && moved !== undefined);
       const s = (x: number) => `${((x - frozen) / 1000).toFixed(1)} s`;

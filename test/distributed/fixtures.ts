@@ -20,6 +20,15 @@ export function tinyConfig(): RunConfig {
 
 const made: string[] = [];
 
+/**
+ * Overrides of the tiny config for a fault injected in the middle of epoch 2: 2 epochs of 1,800
+ * images, MID_EPOCH_STEPS steps each (floor(1800 / 16)), 4 s or more even where a step takes
+ * 38 ms, so a watcher of the run's status (a rank's step arrives within about a second) sees a
+ * rank inside epoch 2 before it ends. (600 images, 1.4 s an epoch, could be missed.)
+ */
+export const MID_EPOCH_RUN: readonly string[] = ['dataset.perClass=960', 'train.epochs=2'];
+export const MID_EPOCH_STEPS = 112;
+
 /** A fresh temporary directory, removed by `removeTempDirs`. */
 export function tempDir(prefix = 'bbn-dist-'): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));

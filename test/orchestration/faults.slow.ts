@@ -19,14 +19,19 @@ import { runStatus, startRun } from '../../src/orchestration/client.ts';
 import { createLocalDeps } from '../../src/orchestration/local.ts';
 import { trainingWorkflowBundle } from '../../src/orchestration/worker.ts';
 import { runTraining } from '../../src/worker/run.ts';
-import { finalParams, launch, removeTempDirs, tempDir, writeTinyConfig } from '../distributed/fixtures.ts';
+import {
+  finalParams,
+  launch,
+  MID_EPOCH_RUN,
+  MID_EPOCH_STEPS,
+  removeTempDirs,
+  tempDir,
+  writeTinyConfig,
+} from '../distributed/fixtures.ts';
 import { startTestTemporal, type TestServer } from '../helpers/servers.ts';
 import { serveRun, TEST_TIMEOUTS, tinyConfig } from './fixtures.ts';
 
 const ENTRY = join(dirname(fileURLToPath(import.meta.url)), '..', 'distributed', 'worker-entry.ts');
-/** 2 epochs of 600 images: 37 steps an epoch, long enough to be killed in the middle of one. */
-const LONGER = ['dataset.perClass=320', 'train.epochs=2'];
-const STEPS = 37;
 
 let server: TestServer;
 let configPath: string;
@@ -51,7 +56,7 @@ describe('durable runs survive crashes (real processes, real Temporal server)', 
       configPath,
       outDir: plainDir,
       workers: 2,
-      overrides: LONGER,
+      overrides: MID_EPOCH_RUN,
       temporal: server.address,
     });
     assert.equal(plain.outcome.kind, 'finished');
@@ -81,7 +86,7 @@ describe('durable runs survive crashes (real processes, real Temporal server)', 
     })();
     try {
       const result = await trainDurably({
-        cfg: loadRunConfig(configPath, [...LONGER, 'distributed.workers=2']),
+        cfg: loadRunConfig(configPath, [...MID_EPOCH_RUN, 'distributed.workers=2']),
         outDir,
         workers: 2,
         resume: false,
@@ -95,7 +100,7 @@ describe('durable runs survive crashes (real processes, real Temporal server)', 
         say: () => {},
       });
       assert.equal(result.state, 'completed');
-      assert.ok(killedAt && killedAt.step < STEPS, 'rank 1 was killed in the middle of epoch 2');
+      assert.ok(killedAt && killedAt.step < MID_EPOCH_STEPS, 'rank 1 was killed in the middle of epoch 2');
       assert.equal(rank1.length, 2, 'rank 1 was replaced once');
       assert.ok(result.generation >= 1, 'the epoch restarted as a new generation');
       assert.deepEqual(finalParams(outDir), finalParams(plainDir), 'bit-identical to the uninterrupted run');

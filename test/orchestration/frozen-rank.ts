@@ -18,17 +18,18 @@ import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { loadRunConfig } from '../../src/cli/config-file.ts';
 import { trainDurably } from '../../src/cli/durable-train.ts';
 import { runStatus } from '../../src/orchestration/client.ts';
-import { finalParams, launch, removeTempDirs, tempDir, writeTinyConfig } from '../distributed/fixtures.ts';
+import {
+  finalParams,
+  launch,
+  MID_EPOCH_RUN,
+  MID_EPOCH_STEPS,
+  removeTempDirs,
+  tempDir,
+  writeTinyConfig,
+} from '../distributed/fixtures.ts';
 import { startTestTemporal, type TestServer } from '../helpers/servers.ts';
 
 const ENTRY = join(dirname(fileURLToPath(import.meta.url)), '..', 'distributed', 'worker-entry.ts');
-/**
- * 2 epochs of 1,800 images: 112 steps an epoch (floor(1800 / 16)), 4 s or more even where a step
- * takes 38 ms, so the status (a rank's step arrives within about a second) sees the rank in the
- * middle of epoch 2 before it ends. (600 images, 1.4 s an epoch, could be missed.)
- */
-const LONGER = ['dataset.perClass=960', 'train.epochs=2'];
-const STEPS = 112;
 /** The bounds the issue sets: a frozen rank is named within 5 s; the survivors stop waiting within 5 s of that. */
 const DETECT_BOUND_MS = 5_000;
 const SURVIVORS_BOUND_MS = 5_000;
@@ -44,7 +45,7 @@ async function freezeOneRank(workers: number, t: { diagnostic(m: string): void }
     configPath,
     outDir: plainDir,
     workers,
-    overrides: LONGER,
+    overrides: MID_EPOCH_RUN,
     temporal: server.address,
   });
   assert.equal(plain.outcome.kind, 'finished');
@@ -88,7 +89,7 @@ async function freezeOneRank(workers: number, t: { diagnostic(m: string): void }
   const lines: string[] = [];
   try {
     const result = await trainDurably({
-      cfg: loadRunConfig(configPath, [...LONGER, `distributed.workers=${workers}`]),
+      cfg: loadRunConfig(configPath, [...MID_EPOCH_RUN, `distributed.workers=${workers}`]),
       outDir,
       workers,
       resume: false,
@@ -106,7 +107,7 @@ async function freezeOneRank(workers: number, t: { diagnostic(m: string): void }
       },
     });
     assert.equal(result.state, 'completed');
-    assert.ok(frozenAt && frozenAt.step < STEPS, 'the rank was frozen in the middle of epoch 2');
+    assert.ok(frozenAt && frozenAt.step < MID_EPOCH_STEPS, 'the rank was frozen in the middle of epoch 2');
     assert.equal(spawned.length, 2, 'the frozen rank was replaced once');
     assert.ok(!isAlive(spawned[0]), 'the frozen process was killed');
     assert.equal(spawned[0].signalCode, 'SIGKILL');
