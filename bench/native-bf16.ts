@@ -14,7 +14,8 @@
  */
 import { parseArgs } from 'node:util';
 import type { DataPlaneChoice } from '../src/collective/api.ts';
-import { CollectiveServer, RingAllreduce, type WireCompression } from '../src/collective/index.ts';
+import type { WireCompression } from '../src/collective/index.ts';
+import { startLocalRing } from '../test/collective/ring-harness.ts';
 
 const { values } = parseArgs({
   options: {
@@ -41,34 +42,13 @@ const PEERS: readonly Peer[] = [
 ];
 
 /** W ring members in this process, each with its own server on 127.0.0.1:0. */
-async function ringOf(W: number, peer: Peer): Promise<{ rings: RingAllreduce[]; close(): Promise<void> }> {
-  const servers = await Promise.all(
-    Array.from({ length: W }, () => CollectiveServer.listen({ host: '127.0.0.1', port: 0 })),
-  );
-  const peers = servers.map((s) => s.address);
-  const rings = await Promise.all(
-    servers.map((server, rank) =>
-      RingAllreduce.create({
-        runId: 'bench-native-bf16',
-        generation: 1,
-        rank,
-        worldSize: W,
-        peers,
-        server,
-        chunkBytes,
-        compress: peer.compress,
-        dataPlane: peer.dataPlane,
-      }),
-    ),
-  );
-  return {
-    rings,
-    async close() {
-      await Promise.all(rings.map((r) => r.close()));
-      await Promise.all(servers.map((s) => s.close()));
-    },
-  };
-}
+const ringOf = (W: number, peer: Peer) =>
+  startLocalRing(W, {
+    runId: 'bench-native-bf16',
+    chunkBytes,
+    compress: peer.compress,
+    dataPlane: peer.dataPlane,
+  });
 
 function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);

@@ -19,7 +19,7 @@ import {
   kFaultInjector,
 } from '../../src/collective/internal.ts';
 import { ringPlaneAddon } from '../../src/collective/native-plane.ts';
-import { firstBitDifference, rankData, ringOrderSum } from './ring-data.ts';
+import { firstBitDifference, firstValueDifference, rankData, ringOrderSum } from './ring-data.ts';
 import { allreduceAll, type LocalRingOptions, startLocalRing } from './ring-harness.ts';
 
 /** Bit patterns bf16 must carry as bf16.ts does (f32BitsToBf16): ties, overflow, NaNs, zeros, subnormals. */
@@ -132,12 +132,6 @@ async function onEachPlane(
     what,
   );
   return { js, native, mixed };
-}
-
-/** Index of the first element whose value differs (NaN equals NaN, -0 differs from 0), or -1. */
-function firstValueDifference(a: Float32Array, b: Float32Array): number {
-  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return i;
-  return -1;
 }
 
 /** Open descriptors of this process. */

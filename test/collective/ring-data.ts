@@ -64,6 +64,16 @@ export function float64Sum(inputs: readonly Float32Array[]): { sum: Float64Array
   return { sum, abs };
 }
 
+/**
+ * Index of the first element whose value differs (NaN equals NaN, -0 differs from 0), or -1; the
+ * shorter length when the lengths differ.
+ */
+export function firstValueDifference(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) return Math.min(a.length, b.length);
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return i;
+  return -1;
+}
+
 /** Index of the first element whose bits differ, or -1 (NaN-safe, -0 vs 0 distinguished). */
 export function firstBitDifference(a: Float32Array, b: Float32Array): number {
   if (a.length !== b.length) return Math.min(a.length, b.length);

@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { readMetrics } from '../../src/worker/run-dir.ts';
+import { firstValueDifference } from '../collective/ring-data.ts';
 import { finalParams, launch, removeTempDirs, tempDir, writeTinyConfig } from './fixtures.ts';
 
 let configPath = '';
@@ -32,13 +33,6 @@ async function trainRun(workers: number, overrides: string[]) {
   return { params: finalParams(dir), metrics, seconds: run.outcome.seconds, lines: run.lines };
 }
 
-/** The index of the first weight whose bits differ, or -1. */
-function firstDifference(a: Float32Array, b: Float32Array): number {
-  assert.equal(a.length, b.length);
-  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return i;
-  return -1;
-}
-
 describe('overlap with backward (real worker processes, tcp ring)', () => {
   it('W=3: reducing the gradient by segments during the backward pass gives the same run, bit for bit', async (t) => {
     // 2 KiB segments: the tiny model's gradient goes in several pieces per step.
@@ -46,7 +40,7 @@ describe('overlap with backward (real worker processes, tcp ring)', () => {
     const overlap = await trainRun(3, ['distributed.overlapSegmentBytes=2048']);
     assert.equal(whole.metrics.length, 1);
     assert.deepEqual(overlap.metrics, whole.metrics);
-    const first = firstDifference(overlap.params, whole.params);
+    const first = firstValueDifference(overlap.params, whole.params);
     assert.equal(
       first,
       -1,
@@ -85,7 +79,7 @@ describe('overlap with backward (real worker processes, tcp ring)', () => {
     }
     for (const name of ['nativeOverlap', 'jsOverlap'] as const) {
       assert.deepEqual(runs[name].metrics, runs.nativeWhole.metrics, name);
-      const first = firstDifference(runs[name].params, runs.nativeWhole.params);
+      const first = firstValueDifference(runs[name].params, runs.nativeWhole.params);
       assert.equal(
         first,
         -1,
@@ -93,7 +87,7 @@ describe('overlap with backward (real worker processes, tcp ring)', () => {
       );
     }
     // bf16 did travel: the gradients were rounded, so float32's run ends elsewhere.
-    assert.notEqual(firstDifference(runs.float32.params, runs.nativeWhole.params), -1);
+    assert.notEqual(firstValueDifference(runs.float32.params, runs.nativeWhole.params), -1);
     t.diagnostic(
       `${runs.nativeWhole.params.length} weights identical in 3 bf16 runs; wall ${Object.entries(runs)
         .map(([k, r]) => `${k} ${r.seconds.toFixed(1)} s`)

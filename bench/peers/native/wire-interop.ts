@@ -15,9 +15,9 @@
  * build with AddressSanitizer and UBSan.
  */
 import type { AllreduceTag, DataPlaneChoice } from '../../../src/collective/api.ts';
-import { CollectiveServer, RingAllreduce } from '../../../src/collective/index.ts';
 import { ringPlaneAddon } from '../../../src/collective/native-plane.ts';
 import { Rng } from '../../../src/core/rng.ts';
+import { startLocalRing } from '../../../test/collective/ring-harness.ts';
 
 const missing = ringPlaneAddon();
 if (typeof missing === 'string') {
@@ -79,25 +79,13 @@ interface Outcome {
 /** Runs every case on a ring of these planes. */
 async function runRing(planes: Plane[], chunkBytes: number): Promise<Outcome | null> {
   const W = planes.length;
-  const servers = await Promise.all(
-    planes.map(() => CollectiveServer.listen({ host: '127.0.0.1', port: 0 })),
-  );
-  const peers = servers.map((s) => s.address);
-  const rings = await Promise.all(
-    planes.map((dataPlane, rank) =>
-      RingAllreduce.create({
-        runId: 'interop-ü',
-        generation: 7,
-        rank,
-        worldSize: W,
-        peers,
-        server: servers[rank],
-        chunkBytes,
-        transport: 'tcp',
-        dataPlane,
-      }),
-    ),
-  );
+  const { rings, close } = await startLocalRing(W, {
+    runId: 'interop-ü',
+    generation: 7,
+    chunkBytes,
+    transport: 'tcp',
+    perRank: (rank) => ({ dataPlane: planes[rank] }),
+  });
   const label = `${planes.join(',')} chunk ${chunkBytes} B`;
   try {
     const got = rings.map((r) => r.dataPlane);
@@ -124,8 +112,7 @@ async function runRing(planes: Plane[], chunkBytes: number): Promise<Outcome | n
     });
     return { results, counters };
   } finally {
-    await Promise.all(rings.map((r) => r.close()));
-    await Promise.all(servers.map((s) => s.close()));
+    await close();
   }
 }
 
